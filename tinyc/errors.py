@@ -1,0 +1,41 @@
+"""Errors raised by tinyc: one class per kind, each message names the file, the node and the reason."""
+
+
+class TinycError(Exception):
+    """Base class: `str(err)` is the one-line diagnostic `<file>: <node>: <what and why>`."""
+
+    def __init__(self, reason: str, *, file: str | None = None, node: str | None = None):
+        self.reason = reason
+        self.file = file
+        self.node = node
+        super().__init__(reason)
+
+    def __str__(self) -> str:
+        parts = [p for p in (self.file, self.node) if p]
+        return ": ".join(parts + [self.reason])
+
+    def located(self, file: str | None = None, node: str | None = None) -> "TinycError":
+        """Fill in the location where the raiser did not know it (keeps what it did know)."""
+        self.file = self.file or file
+        self.node = self.node or node
+        return self
+
+
+class BadModelError(TinycError):
+    """The input is not a valid ONNX model (not protobuf, truncated, fails the checker, bad graph)."""
+
+
+class UnsupportedError(TinycError):
+    """A valid model uses an op, attribute, dtype or shape that tinyc does not implement."""
+
+
+class DoesNotFitError(TinycError):
+    """The model or a layer does not fit the target's memories."""
+
+
+class ToolchainError(TinycError):
+    """A C compiler, emulator or simulator failed or is missing."""
+
+
+class VerifyError(TinycError):
+    """An IR invariant was broken: a bug in tinyc, never the user's model."""
