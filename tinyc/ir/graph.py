@@ -1,0 +1,170 @@
+"""The IR: a networkx.DiGraph of op nodes plus a table of typed values.
+
+A node is keyed by its unique name and carries `op` (a name in tinyc.ir.ops.OPS), `inputs` and
+`outputs` (value names, "" for an omitted optional input) and `attrs` (a dict). An edge u -> v means v
+reads a value u writes; edges are derived from inputs/outputs by `connect()`, so passes edit nodes and
+reconnect instead of bookkeeping edges by hand.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field, replace
+
+import networkx as nx
+import numpy as np
+
+DTYPES = ("float32", "int8", "uint8", "int32", "int64")
+
+
+@dataclass
+class Quant:
+    """Affine quantization of a tensor: real = (q - zero_point) * scale, per tensor or per `axis`."""
+    scale: np.ndarray
+    zero_point: np.ndarray
+    axis: int | None = None
+
+    def is_power_of_two(self) -> bool:
+        mantissa, _ = np.frexp(self.scale.astype(np.float64))
+        return bool(np.all(self.scale > 0) and np.all(mantissa == 0.5))
+
+
+@dataclass
+class Value:
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    layout: str = ""
+    quant: Quant | None = None
+    data: np.ndarray | None = None  # set for constants
+
+    @property
+    def is_const(self) -> bool:
+        return self.data is not None
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * np.dtype(self.dtype).itemsize
+
+
+@dataclass
+class Node:
+    """A read-only view of one op node, for passes that only look."""
+    name: str
+    op: str
+    inputs: list[str]
+    outputs: list[str]
+    attrs: dict = field(default_factory=dict)
+
+
+class Graph:
+    def __init__(self, name: str = "model"):
+        self.name = name
+        self.nx = nx.DiGraph()
+        self.values: dict[str, Value] = {}
+        self.inputs: list[str] = []
+        self.outputs: list[str] = []
+        self.source = ""  # the file the graph came from, for error messages
+        self._order = itertools.count()
+
+    # ---- building ----
+    def add_value(self, value: Value) -> Value:
+        self.values[value.name] = value
+        return value
+
+    def add_const(self, name: str, data: np.ndarray, quant: Quant | None = None) -> Value:
+        data = np.ascontiguousarray(data)
+        return self.add_value(Value(self.unique_value_name(name), tuple(data.shape), str(data.dtype),
+                                    quant=quant, data=data))
+
+    def add_node(self, name: str, op: str, inputs: list[str], outputs: list[str], **attrs) -> str:
+        name = self.unique_node_name(name)
+        self.nx.add_node(name, op=op, inputs=list(inputs), outputs=list(outputs), attrs=attrs,
+                         order=next(self._order))
+        return name
+
+    def unique_node_name(self, base: str) -> str:
+        name, i = base, 1
+        while name in self.nx:
+            name, i = f"{base}_{i}", i + 1
+        return name
+
+    def unique_value_name(self, base: str) -> str:
+        name, i = base, 1
+        while name in self.values:
+            name, i = f"{base}_{i}", i + 1
+        return name
+
+    def remove_node(self, name: str) -> None:
+        self.nx.remove_node(name)
+
+    def connect(self) -> "Graph":
+        """Rebuild every edge from the nodes' inputs and outputs."""
+        self.nx.remove_edges_from(list(self.nx.edges))
+        producer = self.producers()
+        for n, data in self.nx.nodes(data=True):
+            for v in data["inputs"]:
+                if v in producer:
+                    self.nx.add_edge(producer[v], n)
+        return self
+
+    # ---- looking ----
+    def node(self, name: str) -> Node:
+        d = self.nx.nodes[name]
+        return Node(name, d["op"], d["inputs"], d["outputs"], d["attrs"])
+
+    def nodes(self) -> list[Node]:
+        """All nodes in a deterministic topological order (ties by creation order)."""
+        order = nx.get_node_attributes(self.nx, "order")
+        return [self.node(n) for n in nx.lexicographical_topological_sort(self.nx, key=order.get)]
+
+    def producers(self) -> dict[str, str]:
+        return {v: n for n, d in self.nx.nodes(data=True) for v in d["outputs"]}
+
+    def consumers(self) -> dict[str, list[str]]:
+        users: dict[str, list[str]] = {}
+        for n in self.nodes():
+            for v in n.inputs:
+                if v:
+                    users.setdefault(v, []).append(n.name)
+        return users
+
+    def set_node(self, name: str, **fields) -> None:
+        """Change a node's op, inputs, outputs or attrs (call connect() after rewiring)."""
+        self.nx.nodes[name].update(fields)
+
+    def replace_uses(self, old: str, new: str) -> None:
+        for _, d in self.nx.nodes(data=True):
+            d["inputs"] = [new if v == old else v for v in d["inputs"]]
+        self.outputs = [new if v == old else v for v in self.outputs]
+
+    def prune(self) -> "Graph":
+        """Drop nodes whose outputs nobody reads, and values nothing refers to."""
+        self.connect()
+        while True:
+            users = self.consumers()
+            dead = [n.name for n in self.nodes()
+                    if not any(v in users or v in self.outputs for v in n.outputs)]
+            if not dead:
+                break
+            self.nx.remove_nodes_from(dead)
+        referenced = set(self.inputs) | set(self.outputs)
+        for _, d in self.nx.nodes(data=True):
+            referenced.update(d["inputs"])
+            referenced.update(d["outputs"])
+        self.values = {k: v for k, v in self.values.items() if k in referenced}
+        return self.connect()
+
+    def copy(self) -> "Graph":
+        g = Graph(self.name)
+        g.source = self.source
+        g.nx = self.nx.copy()
+        for n, d in g.nx.nodes(data=True):
+            d["inputs"], d["outputs"], d["attrs"] = list(d["inputs"]), list(d["outputs"]), dict(d["attrs"])
+        g.values = {k: replace(v) for k, v in self.values.items()}
+        g.inputs, g.outputs = list(self.inputs), list(self.outputs)
+        g._order = itertools.count(max(nx.get_node_attributes(self.nx, "order").values(), default=0) + 1)
+        return g

@@ -1,0 +1,375 @@
+"""Every IR op, defined once: its attributes, its shape rule and its reference semantics (numpy).
+
+The frontend builds these ops, the passes rewrite them, the interpreter runs `compute`, and the C
+backend emits a kernel call per op; all read the definition here. Integer ops follow TFLite's int8
+reference arithmetic (tinyc.ir.quant_math). Spatial ops take NCHW-style tensors with 1..3 spatial
+dimensions; `pads` lists the begins of every spatial dimension, then the ends (ONNX order).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from . import geometry as geo
+from . import quant_math as qm
+from .graph import Graph, Value
+
+Shape = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class OpDef:
+    name: str
+    infer: Callable[[list[Value], dict], list[tuple[Shape, str]]]
+    compute: Callable[[list[np.ndarray], dict], list[np.ndarray]]
+    attrs: tuple[str, ...] = ()
+
+
+OPS: dict[str, OpDef] = {}
+
+
+def op(name: str, attrs: tuple[str, ...] = ()):
+    def register(definition):
+        """Takes (infer, compute), or a function returning them so both can share local helpers."""
+        fns = definition() if callable(definition) else definition
+        OPS[name] = OpDef(name, fns[0], fns[1], attrs)
+        return fns
+    return register
+
+
+def add(g: Graph, op_name: str, inputs: list[str], name: str, **attrs) -> str:
+    """Append a single-output node, inferring its output value; returns the output value's name."""
+    ins = [g.values[v] if v else None for v in inputs]
+    (shape, dtype), = OPS[op_name].infer(ins, attrs)
+    out = g.add_value(Value(g.unique_value_name(name), tuple(int(d) for d in shape), dtype)).name
+    g.add_node(name, op_name, inputs, [out], **attrs)
+    return out
+
+
+# ---------------------------------------------------------------- helpers
+def _broadcast(a: Value, b: Value) -> Shape:
+    return tuple(np.broadcast_shapes(a.shape, b.shape))
+
+
+def _window_shape(x: Value, channels: int, kernel, a) -> Shape:
+    sp = geo.out_spatial(x.shape[2:], kernel, a["strides"], a["pads"], a["dilations"], a.get("ceil_mode", False))
+    return (x.shape[0], channels) + sp
+
+
+def _conv_acc(x: np.ndarray, w: np.ndarray, a: dict, exact_int: bool) -> np.ndarray:
+    """Grouped N-d correlation. Integer inputs go through float64, exact while |acc| < 2**53."""
+    group = a["group"]
+    kernel = w.shape[2:]
+    out_sp = geo.out_spatial(x.shape[2:], kernel, a["strides"], a["pads"], a["dilations"])
+    n, c = x.shape[:2]
+    m = w.shape[0]
+    work = np.float64 if exact_int else np.float32
+    xw = x.astype(work)
+    wg = w.astype(work).reshape((group, m // group, c // group) + kernel)
+    acc = np.zeros((n, group, m // group) + out_sp, work)
+    w3 = wg.reshape(wg.shape[:3] + (1,) * (3 - len(kernel)) + kernel)
+    for (kd, kh, kw), view in geo.windows(xw, kernel, a["strides"], a["pads"], a["dilations"], out_sp, 0):
+        v = view.reshape((n, group, c // group) + out_sp)
+        acc += np.einsum("ngc...,gmc->ngm...", v, w3[:, :, :, kd, kh, kw])
+    acc = acc.reshape((n, m) + out_sp)
+    return np.rint(acc).astype(np.int64) if exact_int else acc
+
+
+def _per_channel(values, channels: int, ndim: int, axis: int = 1) -> np.ndarray:
+    arr = np.asarray(values)
+    if arr.size == 1:
+        return arr.reshape(())
+    shape = [1] * ndim
+    shape[axis] = channels
+    return arr.reshape(shape)
+
+
+def _requant_out(acc: np.ndarray, a: dict, channel_axis: int) -> np.ndarray:
+    if a.get("multiplier") is None:
+        return acc.astype(np.int32)
+    mult = _per_channel(a["multiplier"], acc.shape[channel_axis], acc.ndim, channel_axis)
+    shift = _per_channel(a["shift"], acc.shape[channel_axis], acc.ndim, channel_axis)
+    return qm.requantize(acc, mult, shift, a["out_zp"], a["out_min"], a["out_max"]).astype(np.int8)
+
+
+CONV_ATTRS = ("strides", "pads", "dilations", "group")
+REQUANT_ATTRS = ("multiplier", "shift", "out_zp", "out_min", "out_max")
+POOL_ATTRS = ("kernel", "strides", "pads", "dilations", "ceil_mode")
+
+
+# ---------------------------------------------------------------- float compute
+@op("conv", CONV_ATTRS)
+def _conv():
+    def infer(i, a):
+        return [(_window_shape(i[0], i[1].shape[0], i[1].shape[2:], a), "float32")]
+
+    def compute(i, a):
+        y = _conv_acc(i[0], i[1], a, exact_int=False)
+        if len(i) > 2 and i[2] is not None:
+            y = y + i[2].reshape((1, -1) + (1,) * (y.ndim - 2))
+        return [y.astype(np.float32)]
+    return infer, compute
+
+
+@op("matmul")
+def _matmul():
+    def infer(i, a):
+        return [(np.matmul(np.empty(i[0].shape, np.float32), np.empty(i[1].shape, np.float32)).shape, "float32")]
+
+    def compute(i, a):
+        return [np.matmul(i[0], i[1]).astype(np.float32)]
+    return infer, compute
+
+
+def _binary(fn):
+    def infer(i, a):
+        return [(_broadcast(i[0], i[1]), i[0].dtype)]
+
+    def compute(i, a):
+        return [fn(i[0], i[1]).astype(i[0].dtype)]
+    return infer, compute
+
+
+op("add")(_binary(np.add))
+op("mul")(_binary(np.multiply))
+
+
+def _unary(fn, dtype=None):
+    def infer(i, a):
+        return [(i[0].shape, dtype or i[0].dtype)]
+
+    def compute(i, a):
+        return [np.asarray(fn(i[0], a)).astype(dtype or i[0].dtype)]
+    return infer, compute
+
+
+op("relu")(_unary(lambda x, a: np.maximum(x, np.zeros((), x.dtype))))
+op("clip", ("min", "max"))(_unary(lambda x, a: np.minimum(np.maximum(x, np.float32(a["min"])), np.float32(a["max"]))))
+op("sigmoid")(_unary(lambda x, a: 1.0 / (1.0 + np.exp(-x.astype(np.float32)))))
+
+
+@op("softmax", ("axis",))
+def _softmax():
+    def compute(i, a):
+        x = i[0].astype(np.float32)
+        e = np.exp(x - x.max(axis=a["axis"], keepdims=True))
+        return [(e / e.sum(axis=a["axis"], keepdims=True)).astype(np.float32)]
+    return _unary(None)[0], compute
+
+
+@op("avgpool", POOL_ATTRS + ("count_include_pad",))
+def _avgpool():
+    def infer(i, a):
+        return [(_window_shape(i[0], i[0].shape[1], a["kernel"], a), i[0].dtype)]
+
+    def compute(i, a):
+        x = i[0]
+        out_sp = _window_shape(_value_of(x), x.shape[1], a["kernel"], a)[2:]
+        total = sum(v for _, v in geo.windows(x.astype(np.float32), a["kernel"], a["strides"], a["pads"],
+                                              a["dilations"], out_sp, 0.0))
+        count = geo.valid_counts(x.shape[2:], a["kernel"], a["strides"], a["pads"], a["dilations"], out_sp,
+                                 a["count_include_pad"])
+        return [(total / count.astype(np.float32)).astype(np.float32)]
+    return infer, compute
+
+
+def _value_of(x: np.ndarray) -> Value:
+    return Value("", tuple(x.shape), str(x.dtype))
+
+
+@op("maxpool", POOL_ATTRS)
+def _maxpool():
+    def compute(i, a):
+        x = i[0]
+        out_sp = _window_shape(_value_of(x), x.shape[1], a["kernel"], a)[2:]
+        lowest = -np.inf if x.dtype == np.float32 else np.iinfo(x.dtype).min
+        views = [v for _, v in geo.windows(x, a["kernel"], a["strides"], a["pads"], a["dilations"], out_sp, lowest)]
+        return [np.maximum.reduce(views).astype(x.dtype)]
+    return _avgpool[0], compute
+
+
+# ---------------------------------------------------------------- data movement (any dtype)
+@op("reshape", ("shape",))
+def _reshape():
+    def infer(i, a):
+        return [(tuple(a["shape"]), i[0].dtype)]
+
+    def compute(i, a):
+        return [i[0].reshape(a["shape"])]
+    return infer, compute
+
+
+@op("transpose", ("perm",))
+def _transpose():
+    def infer(i, a):
+        return [(tuple(i[0].shape[p] for p in a["perm"]), i[0].dtype)]
+
+    def compute(i, a):
+        return [np.ascontiguousarray(np.transpose(i[0], a["perm"]))]
+    return infer, compute
+
+
+@op("concat", ("axis",))
+def _concat():
+    def infer(i, a):
+        shape = list(i[0].shape)
+        shape[a["axis"]] = sum(v.shape[a["axis"]] for v in i)
+        return [(tuple(shape), i[0].dtype)]
+
+    def compute(i, a):
+        return [np.concatenate(i, axis=a["axis"])]
+    return infer, compute
+
+
+@op("pad", ("pads", "mode", "value"))
+def _pad():
+    def infer(i, a):
+        n = len(i[0].shape)
+        return [(tuple(d + a["pads"][k] + a["pads"][k + n] for k, d in enumerate(i[0].shape)), i[0].dtype)]
+
+    def compute(i, a):
+        x = i[0]
+        n = x.ndim
+        width = [(a["pads"][k], a["pads"][k + n]) for k in range(n)]
+        if a["mode"] == "constant":
+            return [np.pad(x, width, constant_values=np.asarray(a["value"]).astype(x.dtype))]
+        return [np.pad(x, width, mode={"reflect": "reflect", "edge": "edge"}[a["mode"]])]
+    return infer, compute
+
+
+# ---------------------------------------------------------------- quantization boundary
+def _axis_view(arr, x: np.ndarray, axis):
+    arr = np.asarray(arr)
+    if axis is None or arr.size == 1:
+        return arr.reshape(())
+    return _per_channel(arr, x.shape[axis], x.ndim, axis)
+
+
+@op("quantize", ("scale", "zero_point", "axis", "dtype"))
+def _quantize():
+    def infer(i, a):
+        return [(i[0].shape, a["dtype"])]
+
+    def compute(i, a):
+        x = i[0].astype(np.float32)
+        scale = _axis_view(a["scale"], x, a["axis"]).astype(np.float32)
+        zp = _axis_view(a["zero_point"], x, a["axis"]).astype(np.float32)
+        info = np.iinfo(a["dtype"])
+        q = np.rint(x / scale) + zp
+        return [np.clip(q, info.min, info.max).astype(a["dtype"])]
+    return infer, compute
+
+
+@op("dequantize", ("scale", "zero_point", "axis"))
+def _dequantize():
+    def compute(i, a):
+        x = i[0]
+        scale = _axis_view(a["scale"], x, a["axis"]).astype(np.float32)
+        zp = _axis_view(a["zero_point"], x, a["axis"]).astype(np.int64)
+        return [((x.astype(np.int64) - zp).astype(np.float32) * scale).astype(np.float32)]
+    return _unary(None, "float32")[0], compute
+
+
+@op("flip_sign", ("dtype",))
+def _flip_sign():
+    """uint8 <-> int8 by flipping the top bit: q_u8 - 128 == q_s8, so zero points move by 128."""
+    def infer(i, a):
+        return [(i[0].shape, a["dtype"])]
+
+    def compute(i, a):
+        return [(i[0].view(np.uint8) ^ np.uint8(0x80)).view(a["dtype"])]
+    return infer, compute
+
+
+# ---------------------------------------------------------------- integer ops (int8 in)
+@op("qconv", CONV_ATTRS + ("x_zp", "w_zp") + REQUANT_ATTRS)
+def _qconv():
+    def infer(i, a):
+        dtype = "int32" if a.get("multiplier") is None else "int8"
+        return [(_window_shape(i[0], i[1].shape[0], i[1].shape[2:], a), dtype)]
+
+    def compute(i, a):
+        x = i[0].astype(np.int64) - a["x_zp"]
+        w = i[1].astype(np.int64) - _per_channel(a["w_zp"], i[1].shape[0], i[1].ndim, 0)
+        acc = _conv_acc(x, w, a, exact_int=True)
+        if len(i) > 2 and i[2] is not None:
+            acc = acc + i[2].astype(np.int64).reshape((1, -1) + (1,) * (acc.ndim - 2))
+        return [_requant_out(acc, a, 1)]
+    return infer, compute
+
+
+@op("qmatmul", ("x_zp", "w_zp") + REQUANT_ATTRS)
+def _qmatmul():
+    """x[..., K] @ w[K, N] (+ bias[N]) with per-column requantization."""
+    def infer(i, a):
+        dtype = "int32" if a.get("multiplier") is None else "int8"
+        return [(i[0].shape[:-1] + (i[1].shape[1],), dtype)]
+
+    def compute(i, a):
+        x = i[0].astype(np.float64) - a["x_zp"]
+        w = i[1].astype(np.float64) - np.asarray(a["w_zp"], np.float64).reshape(1, -1)
+        acc = np.rint(np.matmul(x, w)).astype(np.int64)
+        if len(i) > 2 and i[2] is not None:
+            acc = acc + i[2].astype(np.int64)
+        return [_requant_out(acc, a, acc.ndim - 1)]
+    return infer, compute
+
+
+@op("qadd", ("a_zp", "b_zp", "out_zp", "left_shift", "a_multiplier", "a_shift", "b_multiplier", "b_shift",
+             "out_multiplier", "out_shift", "out_min", "out_max"))
+def _qadd():
+    def infer(i, a):
+        return [(_broadcast(i[0], i[1]), "int8")]
+
+    def compute(i, a):
+        sa = (i[0].astype(np.int64) - a["a_zp"]) << a["left_shift"]
+        sb = (i[1].astype(np.int64) - a["b_zp"]) << a["left_shift"]
+        total = (qm.multiply_by_quantized_multiplier(sa, a["a_multiplier"], a["a_shift"])
+                 + qm.multiply_by_quantized_multiplier(sb, a["b_multiplier"], a["b_shift"]))
+        out = qm.multiply_by_quantized_multiplier(total, a["out_multiplier"], a["out_shift"]) + a["out_zp"]
+        return [np.clip(out, a["out_min"], a["out_max"]).astype(np.int8)]
+    return infer, compute
+
+
+@op("qavgpool", POOL_ATTRS + ("count_include_pad", "x_zp", "out_min", "out_max"))
+def _qavgpool():
+    """TFLite's int8 average: input and output share their quantization, so no zero point enters the sum
+    except as the value of counted padding."""
+    def compute(i, a):
+        x = i[0]
+        out_sp = _window_shape(_value_of(x), x.shape[1], a["kernel"], a)[2:]
+        pads_value = a["x_zp"] if a["count_include_pad"] else 0
+        total = sum(v for _, v in geo.windows(x.astype(np.int64), a["kernel"], a["strides"], a["pads"],
+                                              a["dilations"], out_sp, pads_value))
+        count = geo.valid_counts(x.shape[2:], a["kernel"], a["strides"], a["pads"], a["dilations"], out_sp,
+                                 a["count_include_pad"]).astype(np.int64)
+        return [np.clip(qm.rounded_average(total, count), a["out_min"], a["out_max"]).astype(np.int8)]
+    return _avgpool[0], compute
+
+
+@op("lut", ("table",))
+def _lut():
+    """Any int8 -> int8 elementwise map, tabulated at compile time (table[x + 128])."""
+    def compute(i, a):
+        return [np.asarray(a["table"], np.int8)[i[0].astype(np.int64) + 128]]
+    return _unary(None, "int8")[0], compute
+
+
+SOFTMAX_FRAC_BITS = 16
+
+
+@op("qsoftmax", ("axis", "table", "inv_out_scale", "out_zp"))
+def _qsoftmax():
+    """Integer softmax: table[d] ~ exp(-d * in_scale) * 2**20 for d = max - x; each output is
+    round(table[d] * inv_out_scale / (sum * 2**16)) + out_zp, inv_out_scale = round(2**16 / out_scale)."""
+    def compute(i, a):
+        x = i[0].astype(np.int64)
+        d = x.max(axis=a["axis"], keepdims=True) - x
+        e = np.asarray(a["table"], np.int64)[d]
+        den = e.sum(axis=a["axis"], keepdims=True) << SOFTMAX_FRAC_BITS
+        num = e * int(a["inv_out_scale"])
+        q = (2 * num + den) // (2 * den) + a["out_zp"]
+        return [np.clip(q, -128, 127).astype(np.int8)]
+    return _unary(None, "int8")[0], compute
