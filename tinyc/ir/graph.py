@@ -36,6 +36,7 @@ class Value:
     layout: str = ""
     quant: Quant | None = None
     data: np.ndarray | None = None  # set for constants
+    offset: int | None = None  # byte offset in the arena, set by the memory planner
 
     @property
     def is_const(self) -> bool:
@@ -68,6 +69,8 @@ class Graph:
         self.inputs: list[str] = []
         self.outputs: list[str] = []
         self.source = ""  # the file the graph came from, for error messages
+        self.arena_bytes = 0  # set by the memory planner
+        self.arena_lower_bound = 0
         self._order = itertools.count()
 
     # ---- building ----
@@ -161,6 +164,7 @@ class Graph:
     def copy(self) -> "Graph":
         g = Graph(self.name)
         g.source = self.source
+        g.arena_bytes, g.arena_lower_bound = self.arena_bytes, self.arena_lower_bound
         g.nx = self.nx.copy()
         for n, d in g.nx.nodes(data=True):
             d["inputs"], d["outputs"], d["attrs"] = list(d["inputs"]), list(d["outputs"]), dict(d["attrs"])
