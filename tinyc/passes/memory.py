@@ -1,0 +1,82 @@
+"""Static memory planning: every non-constant tensor gets an offset in one arena, from liveness.
+
+Buffers are placed largest first at the lowest offset that overlaps no buffer live at the same time
+(a greedy best-fit that is usually at the lower bound: the largest sum of simultaneously live bytes).
+A reshape's output shares its input's buffer: the bytes are the same, only the shape changes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..ir.graph import Graph
+
+ALIGN = 16
+
+
+@dataclass
+class Buffer:
+    values: list[str]
+    nbytes: int
+    first: int  # step of the first write
+    last: int  # step of the last read
+    offset: int = 0
+
+
+def _align(n: int) -> int:
+    return -(-n // ALIGN) * ALIGN
+
+
+def buffers(g: Graph) -> list[Buffer]:
+    nodes = g.nodes()
+    end = len(nodes)
+    owner: dict[str, Buffer] = {}
+    result: list[Buffer] = []
+
+    def new(name: str, step: int):
+        buf = Buffer([name], g.values[name].nbytes, step, step)
+        owner[name] = buf
+        result.append(buf)
+
+    for name in g.inputs:
+        new(name, -1)
+    for step, n in enumerate(nodes):
+        for v in n.inputs:
+            if v in owner:
+                owner[v].last = max(owner[v].last, step)
+        src = n.inputs[0] if n.inputs else ""
+        if n.op == "reshape" and src in owner and src not in g.outputs:
+            owner[src].values.append(n.outputs[0])
+            owner[n.outputs[0]] = owner[src]
+            continue
+        for v in n.outputs:
+            new(v, step)
+    for v in g.outputs:
+        if v in owner:
+            owner[v].last = end
+    return result
+
+
+def lower_bound(bufs: list[Buffer]) -> int:
+    steps = sorted({b.first for b in bufs})
+    return max((sum(b.nbytes for b in bufs if b.first <= t <= b.last) for t in steps), default=0)
+
+
+def plan_memory(g: Graph) -> Graph:
+    bufs = buffers(g)
+    placed: list[Buffer] = []
+    for buf in sorted(bufs, key=lambda b: (-b.nbytes, b.first, b.values[0])):
+        busy = sorted((p.offset, p.offset + _align(p.nbytes)) for p in placed
+                      if p.first <= buf.last and buf.first <= p.last)
+        offset = 0
+        for start, stop in busy:
+            if offset + buf.nbytes <= start:
+                break
+            offset = max(offset, stop)
+        buf.offset = offset
+        placed.append(buf)
+    for buf in bufs:
+        for name in buf.values:
+            g.values[name].offset = buf.offset
+    g.arena_bytes = _align(max((b.offset + b.nbytes for b in bufs), default=0))
+    g.arena_lower_bound = lower_bound(bufs)
+    return g
