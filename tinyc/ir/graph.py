@@ -79,7 +79,7 @@ class Graph:
         return value
 
     def add_const(self, name: str, data: np.ndarray, quant: Quant | None = None) -> Value:
-        data = np.ascontiguousarray(data)
+        data = np.array(data, order="C")  # ascontiguousarray would make a 0-d array 1-d
         return self.add_value(Value(self.unique_value_name(name), tuple(data.shape), str(data.dtype),
                                     quant=quant, data=data))
 

@@ -116,7 +116,16 @@ def _conv():
 @op("matmul")
 def _matmul():
     def infer(i, a):
-        return [(np.matmul(np.empty(i[0].shape, np.float32), np.empty(i[1].shape, np.float32)).shape, "float32")]
+        sa, sb = i[0].shape, i[1].shape
+        if len(sa) == 1 and len(sb) == 1:
+            return [((), "float32")]
+        if len(sa) == 1:
+            return [(sb[:-2] + sb[-1:], "float32")]
+        if len(sb) == 1:
+            return [(sa[:-1], "float32")]
+        if sa[-1] != sb[-2]:
+            raise ValueError(f"matmul of {list(sa)} and {list(sb)}")
+        return [(tuple(np.broadcast_shapes(sa[:-2], sb[:-2])) + (sa[-2], sb[-1]), "float32")]
 
     def compute(i, a):
         return [np.matmul(i[0], i[1]).astype(np.float32)]

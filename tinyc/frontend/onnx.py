@@ -1,0 +1,133 @@
+"""ONNX -> tinyc Graph. Each ONNX node becomes one or a few IR ops (tinyc/frontend/onnx_ops.py);
+values keep their ONNX names so that errors and reports speak the model's language."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from ..errors import BadModelError, TinycError, UnsupportedError
+from ..ir.graph import Graph, Value
+from ..ir.ops import OPS
+from ..ir.verify import verify
+from .loader import TENSOR_DTYPES, dtype_name, load
+from .onnx_ops import CONVERTERS
+
+
+class Context:
+    """What a converter needs: the graph being built, constants by name, and `emit` to add an op."""
+
+    def __init__(self, graph: Graph, node: onnx.NodeProto, opset: int):
+        self.graph = graph
+        self.node = node
+        self.opset = opset
+
+    def value(self, name: str) -> Value:
+        return self.graph.values[name]
+
+    def const(self, index: int, what: str) -> np.ndarray | None:
+        """The constant data of input `index`, None when omitted; an error when computed at run time."""
+        if index >= len(self.node.input) or not self.node.input[index]:
+            return None
+        v = self.graph.values[self.node.input[index]]
+        if not v.is_const:
+            raise UnsupportedError(f"{what} must be a constant (an initializer), it is computed at run time")
+        return v.data
+
+    def emit(self, op: str, inputs: list[str], out: str | None = None, **attrs) -> str:
+        """Add an IR node; its output is named `out` (an ONNX name) or gets a fresh name."""
+        ins = [self.graph.values[v] if v else None for v in inputs]
+        (shape, dtype), = OPS[op].infer(ins, attrs)
+        if any(d < 0 for d in shape):
+            raise UnsupportedError(f"{op} gives an impossible shape {list(shape)}")
+        name = out if out is not None else self.graph.unique_value_name(f"{self.node.name or self.node.op_type}_{op}")
+        self.graph.add_value(Value(name, tuple(int(d) for d in shape), dtype))
+        self.graph.add_node(f"{self.node.name or self.node.op_type}" + ("" if out else f"/{op}"), op, inputs, [name],
+                            **attrs)
+        return name
+
+    def add_const(self, base: str, data: np.ndarray) -> str:
+        return self.graph.add_const(base, data).name
+
+
+def _tensor_dtype(elem_type: int, what: str) -> str:
+    if elem_type not in TENSOR_DTYPES:
+        raise UnsupportedError(f"{what} has dtype {dtype_name(elem_type)}; tinyc supports "
+                               + ", ".join(TENSOR_DTYPES.values()))
+    return TENSOR_DTYPES[elem_type]
+
+
+def from_onnx(model, source: str | None = None) -> Graph:
+    proto, source = load(model, source)
+    opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
+    g = Graph(_c_name(proto.graph.name or "model"))
+    g.source = source
+    try:
+        _convert(proto, g, opset)
+    except TinycError as e:
+        raise e.located(file=source) from None
+    return verify(g.connect(), after="the ONNX frontend")
+
+
+def _convert(proto: onnx.ModelProto, g: Graph, opset: int) -> None:
+    for init in proto.graph.initializer:
+        _tensor_dtype(init.data_type, f"initializer {init.name!r}")
+        g.add_value(Value(init.name, tuple(init.dims), TENSOR_DTYPES[init.data_type],
+                          data=np.array(numpy_helper.to_array(init), order="C")))
+    for inp in proto.graph.input:
+        if inp.name in g.values:
+            continue
+        try:
+            t = inp.type.tensor_type
+            shape = tuple(d.dim_value for d in t.shape.dim)
+            if any(d <= 0 for d in shape) or np.prod(shape, dtype=np.float64) > 2 ** 31:
+                raise UnsupportedError(f"input shape {list(shape)} is empty or too large for a microcontroller")
+            g.add_value(Value(inp.name, shape, _tensor_dtype(t.elem_type, "the input")))
+        except TinycError as e:
+            raise e.located(node=inp.name) from None
+        g.inputs.append(inp.name)
+    if not g.inputs:
+        raise UnsupportedError("the model has no runtime input")
+    for node in proto.graph.node:
+        where = node.name or f"{node.op_type} -> {', '.join(node.output)}"
+        try:
+            if node.domain not in ("", "ai.onnx"):
+                raise UnsupportedError(f"op {node.domain}.{node.op_type} is not supported (custom domain)")
+            convert = CONVERTERS.get(node.op_type)
+            if convert is None:
+                raise UnsupportedError(f"op {node.op_type} is not supported; tinyc supports "
+                                       + ", ".join(sorted(CONVERTERS)))
+            for name in node.input:
+                if name and name not in g.values:
+                    raise BadModelError(f"input {name!r} is not defined before this node")
+            convert(Context(g, node, opset))
+        except TinycError as e:
+            raise e.located(node=where) from None
+        except (ValueError, IndexError, KeyError, TypeError, ZeroDivisionError) as e:
+            raise UnsupportedError(f"{node.op_type}: cannot convert ({type(e).__name__}: {e})",
+                                   node=where) from None
+    g.outputs = [o.name for o in proto.graph.output]
+    for name in g.outputs:
+        if name not in g.values:
+            raise BadModelError("graph output is never produced", node=name)
+    _outputs_are_produced(g)
+
+
+def _outputs_are_produced(g: Graph) -> None:
+    """Every output gets a buffer of its own: a constant output is copied out of the weights."""
+    producers = g.producers()
+    for name in g.outputs:
+        if name in producers:
+            continue
+        if name in g.inputs:
+            raise UnsupportedError("a graph output that is also a graph input", node=name)
+        v = g.values.pop(name)
+        kept = g.add_const(name + "_const", v.data).name
+        g.replace_uses(name, kept)
+        g.outputs = [name if o == kept else o for o in g.outputs]
+        g.add_value(Value(name, v.shape, v.dtype))
+        g.add_node(f"{name}_copy", "reshape", [kept], [name], shape=v.shape)
+
+
+def _c_name(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name) or "model"

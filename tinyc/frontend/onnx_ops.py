@@ -1,0 +1,433 @@
+"""One converter per ONNX op type: reads the node's attributes and inputs, emits IR ops.
+
+Quantized ONNX ops with uint8 tensors are mapped to int8 (q_u8 - 128 == q_s8, zero point - 128), so
+every integer kernel of tinyc is int8-only; flip_sign converts at the model's edges.
+"""
+from __future__ import annotations
+
+import numpy as np
+from onnx import helper
+
+from ..errors import UnsupportedError
+from ..ir import quant_math as qm
+
+CONVERTERS = {}
+
+
+def converts(*op_types):
+    def register(fn):
+        for t in op_types:
+            CONVERTERS[t] = fn
+        return fn
+    return register
+
+
+def attr(ctx, name, default=None):
+    for a in ctx.node.attribute:
+        if a.name == name:
+            value = helper.get_attribute_value(a)
+            return value.decode() if isinstance(value, bytes) else value
+    return default
+
+
+def inp(ctx, i: int) -> str:
+    return ctx.node.input[i] if i < len(ctx.node.input) else ""
+
+
+def out(ctx, i: int = 0) -> str:
+    return ctx.node.output[i]
+
+
+def one_output(ctx):
+    used = [o for o in ctx.node.output if o]
+    if len(used) != 1:
+        raise UnsupportedError(f"{ctx.node.op_type} with {len(used)} outputs (only the first is supported)")
+
+
+# ---------------------------------------------------------------- windows (conv, pools)
+def window_attrs(ctx, spatial: tuple[int, ...], kernel: tuple[int, ...]) -> dict:
+    n = len(spatial)
+    if n not in (1, 2, 3):
+        raise UnsupportedError(f"{ctx.node.op_type} over {n} spatial dimensions (1 to 3 are supported)")
+    strides = tuple(attr(ctx, "strides", [1] * n))
+    dilations = tuple(attr(ctx, "dilations", [1] * n))
+    pads = tuple(attr(ctx, "pads", [0] * (2 * n)))
+    auto_pad = attr(ctx, "auto_pad", "NOTSET")
+    if len(strides) != n or len(dilations) != n or len(pads) != 2 * n or len(kernel) != n:
+        raise UnsupportedError("kernel, strides, dilations or pads do not match the input's rank")
+    if min(strides + dilations + kernel) < 1:
+        raise UnsupportedError("kernel, strides and dilations must be positive")
+    if min(pads) < 0:
+        raise UnsupportedError(f"negative pads {list(pads)}")
+    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        begins, ends = [], []
+        for i in range(n):
+            out_size = -(-spatial[i] // strides[i])
+            total = max(0, (out_size - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1 - spatial[i])
+            small = total // 2
+            begins.append(small if auto_pad == "SAME_UPPER" else total - small)
+            ends.append(total - begins[-1])
+        pads = tuple(begins + ends)
+    elif auto_pad == "VALID":
+        pads = (0,) * (2 * n)
+    elif auto_pad != "NOTSET":
+        raise UnsupportedError(f"auto_pad {auto_pad!r}")
+    return dict(strides=strides, pads=pads, dilations=dilations)
+
+
+@converts("Conv")
+def conv(ctx):
+    x, w = ctx.value(inp(ctx, 0)), ctx.value(inp(ctx, 1))
+    kernel = tuple(attr(ctx, "kernel_shape", w.shape[2:]))
+    a = window_attrs(ctx, x.shape[2:], kernel)
+    group = attr(ctx, "group", 1)
+    if x.shape[1] != w.shape[1] * group or w.shape[0] % group:
+        raise UnsupportedError(f"{x.shape[1]} input channels do not fit weights {list(w.shape)} in {group} groups")
+    ctx.emit("conv", [inp(ctx, 0), inp(ctx, 1), inp(ctx, 2)], out(ctx), group=group, **a)
+
+
+def _pool(ctx, op: str, **extra):
+    one_output(ctx)
+    x = ctx.value(inp(ctx, 0))
+    kernel = tuple(attr(ctx, "kernel_shape"))
+    a = window_attrs(ctx, x.shape[2:], kernel)
+    ctx.emit(op, [inp(ctx, 0)], out(ctx), kernel=kernel, ceil_mode=bool(attr(ctx, "ceil_mode", 0)), **a, **extra)
+
+
+@converts("AveragePool")
+def average_pool(ctx):
+    _float_only(ctx, inp(ctx, 0))
+    _pool(ctx, "avgpool", count_include_pad=bool(attr(ctx, "count_include_pad", 0)))
+
+
+@converts("MaxPool")
+def max_pool(ctx):
+    if attr(ctx, "storage_order", 0):
+        raise UnsupportedError("MaxPool storage_order=1 (column-major indices)")
+    if ctx.value(inp(ctx, 0)).dtype == "uint8":
+        return _via_int8(ctx, lambda x8: _pool_named(ctx, "maxpool", x8))
+    _pool(ctx, "maxpool")
+
+
+def _pool_named(ctx, op, x8):
+    x = ctx.value(x8)
+    kernel = tuple(attr(ctx, "kernel_shape"))
+    return ctx.emit(op, [x8], None, kernel=kernel, ceil_mode=bool(attr(ctx, "ceil_mode", 0)),
+                    **window_attrs(ctx, x.shape[2:], kernel))
+
+
+@converts("GlobalAveragePool")
+def global_average_pool(ctx):
+    _float_only(ctx, inp(ctx, 0))
+    x = ctx.value(inp(ctx, 0))
+    n = len(x.shape) - 2
+    ctx.emit("avgpool", [inp(ctx, 0)], out(ctx), kernel=tuple(x.shape[2:]), strides=(1,) * n, pads=(0,) * (2 * n),
+             dilations=(1,) * n, ceil_mode=False, count_include_pad=False)
+
+
+# ---------------------------------------------------------------- dense
+@converts("MatMul")
+def matmul(ctx):
+    _float_only(ctx, inp(ctx, 0))
+    ctx.emit("matmul", [inp(ctx, 0), inp(ctx, 1)], out(ctx))
+
+
+@converts("Gemm")
+def gemm(ctx):
+    _float_only(ctx, inp(ctx, 0))
+    a, b = inp(ctx, 0), inp(ctx, 1)
+    if attr(ctx, "transA", 0):
+        a = ctx.emit("transpose", [a], perm=(1, 0))
+    if attr(ctx, "transB", 0):
+        b = ctx.emit("transpose", [b], perm=(1, 0))
+    alpha, beta = attr(ctx, "alpha", 1.0), attr(ctx, "beta", 1.0)
+    has_c = bool(inp(ctx, 2))
+    y = ctx.emit("matmul", [a, b], None if (alpha != 1.0 or has_c) else out(ctx))
+    if alpha != 1.0:
+        y = ctx.emit("mul", [y, ctx.add_const("alpha", np.float32(alpha))], None if has_c else out(ctx))
+    if has_c:
+        c = inp(ctx, 2)
+        if beta != 1.0:
+            c = ctx.emit("mul", [c, ctx.add_const("beta", np.float32(beta))])
+        ctx.emit("add", [y, c], out(ctx))
+
+
+# ---------------------------------------------------------------- elementwise
+def _float_only(ctx, name: str):
+    dtype = ctx.value(name).dtype
+    if dtype != "float32":
+        raise UnsupportedError(f"{ctx.node.op_type} on {dtype} tensors (tinyc runs it on float32; quantized "
+                               "models express it between DequantizeLinear and QuantizeLinear)")
+
+
+@converts("Add", "Mul")
+def binary(ctx):
+    _float_only(ctx, inp(ctx, 0))
+    _float_only(ctx, inp(ctx, 1))
+    ctx.emit(ctx.node.op_type.lower(), [inp(ctx, 0), inp(ctx, 1)], out(ctx))
+
+
+@converts("Relu")
+def relu(ctx):
+    if ctx.value(inp(ctx, 0)).dtype not in ("float32", "int8"):
+        _float_only(ctx, inp(ctx, 0))
+    ctx.emit("relu", [inp(ctx, 0)], out(ctx))
+
+
+@converts("Sigmoid")
+def sigmoid(ctx):
+    _float_only(ctx, inp(ctx, 0))
+    ctx.emit("sigmoid", [inp(ctx, 0)], out(ctx))
+
+
+@converts("Clip")
+def clip(ctx):
+    _float_only(ctx, inp(ctx, 0))
+    lo = ctx.const(1, "Clip min")
+    hi = ctx.const(2, "Clip max")
+    lo = float(lo) if lo is not None else float(attr(ctx, "min", -np.inf))
+    hi = float(hi) if hi is not None else float(attr(ctx, "max", np.inf))
+    ctx.emit("clip", [inp(ctx, 0)], out(ctx), min=lo, max=hi)
+
+
+@converts("Softmax")
+def softmax(ctx):
+    _float_only(ctx, inp(ctx, 0))
+    rank = len(ctx.value(inp(ctx, 0)).shape)
+    ctx.emit("softmax", [inp(ctx, 0)], out(ctx), axis=attr(ctx, "axis", -1) % rank)
+
+
+@converts("Identity")
+def identity(ctx):
+    x = ctx.value(inp(ctx, 0))
+    ctx.emit("reshape", [inp(ctx, 0)], out(ctx), shape=x.shape)
+
+
+# ---------------------------------------------------------------- shapes and data movement
+@converts("Reshape")
+def reshape(ctx):
+    x = ctx.value(inp(ctx, 0))
+    shape = [int(d) for d in ctx.const(1, "Reshape's shape")]
+    if not attr(ctx, "allowzero", 0):
+        shape = [x.shape[i] if d == 0 else d for i, d in enumerate(shape)]
+    if shape.count(-1) > 1 or any(d < -1 for d in shape):
+        raise UnsupportedError(f"Reshape to {shape}")
+    if -1 in shape:
+        known = int(np.prod([d for d in shape if d != -1]))
+        if known == 0 or x.size % known:
+            raise UnsupportedError(f"cannot reshape {list(x.shape)} to {shape}")
+        shape[shape.index(-1)] = x.size // known
+    if int(np.prod(shape)) != x.size:
+        raise UnsupportedError(f"cannot reshape {list(x.shape)} ({x.size} elements) to {shape}")
+    ctx.emit("reshape", [inp(ctx, 0)], out(ctx), shape=tuple(shape))
+
+
+@converts("Flatten")
+def flatten(ctx):
+    x = ctx.value(inp(ctx, 0))
+    axis = attr(ctx, "axis", 1) % (len(x.shape) + 1) if x.shape else 0
+    ctx.emit("reshape", [inp(ctx, 0)], out(ctx),
+             shape=(int(np.prod(x.shape[:axis])), int(np.prod(x.shape[axis:]))))
+
+
+def _axes(ctx, what):
+    axes = ctx.const(1, f"{what} axes") if ctx.opset >= 13 else attr(ctx, "axes")
+    return None if axes is None else [int(a) for a in np.asarray(axes).ravel()]
+
+
+@converts("Squeeze")
+def squeeze(ctx):
+    x = ctx.value(inp(ctx, 0))
+    axes = _axes(ctx, "Squeeze")
+    axes = [i for i, d in enumerate(x.shape) if d == 1] if axes is None else [a % len(x.shape) for a in axes]
+    if any(x.shape[a] != 1 for a in axes):
+        raise UnsupportedError(f"Squeeze of a dimension that is not 1: {list(x.shape)} axes {axes}")
+    ctx.emit("reshape", [inp(ctx, 0)], out(ctx), shape=tuple(d for i, d in enumerate(x.shape) if i not in axes))
+
+
+@converts("Unsqueeze")
+def unsqueeze(ctx):
+    x = ctx.value(inp(ctx, 0))
+    rank = len(x.shape) + len(_axes(ctx, "Unsqueeze"))
+    axes = sorted(a % rank for a in _axes(ctx, "Unsqueeze"))
+    dims = iter(x.shape)
+    ctx.emit("reshape", [inp(ctx, 0)], out(ctx), shape=tuple(1 if i in axes else next(dims) for i in range(rank)))
+
+
+@converts("Transpose")
+def transpose(ctx):
+    rank = len(ctx.value(inp(ctx, 0)).shape)
+    perm = tuple(attr(ctx, "perm", list(range(rank))[::-1]))
+    if sorted(perm) != list(range(rank)):
+        raise UnsupportedError(f"Transpose perm {list(perm)} is not a permutation of {rank} axes")
+    ctx.emit("transpose", [inp(ctx, 0)], out(ctx), perm=perm)
+
+
+@converts("Concat")
+def concat(ctx):
+    names = [n for n in ctx.node.input if n]
+    rank = len(ctx.value(names[0]).shape)
+    axis = attr(ctx, "axis") % rank
+    dtypes = {ctx.value(n).dtype for n in names}
+    for n in names:
+        shape = ctx.value(n).shape
+        if len(shape) != rank or any(shape[i] != ctx.value(names[0]).shape[i] for i in range(rank) if i != axis):
+            raise UnsupportedError("Concat inputs differ outside the concatenation axis")
+    if len(dtypes) != 1:
+        raise UnsupportedError(f"Concat of mixed dtypes {sorted(dtypes)}")
+    ctx.emit("concat", names, out(ctx), axis=axis)
+
+
+@converts("Pad")
+def pad(ctx):
+    x = ctx.value(inp(ctx, 0))
+    rank = len(x.shape)
+    mode = attr(ctx, "mode", "constant")
+    if mode not in ("constant", "reflect", "edge"):
+        raise UnsupportedError(f"Pad mode {mode!r}")
+    pads = [int(p) for p in ctx.const(1, "Pad's pads")]
+    value = ctx.const(2, "Pad's constant value")
+    axes = ctx.const(3, "Pad's axes")
+    if axes is not None:
+        axes = [int(a) % rank for a in axes]
+        full = [0] * (2 * rank)
+        for k, a in enumerate(axes):
+            full[a], full[a + rank] = pads[k], pads[k + len(axes)]
+        pads = full
+    if len(pads) != 2 * rank or min(pads) < 0:
+        raise UnsupportedError(f"Pad pads {pads} (negative or not 2 x rank {rank})")
+    if mode == "reflect" and any(pads[k] >= x.shape[k] or pads[k + rank] >= x.shape[k] for k in range(rank)):
+        raise UnsupportedError("reflect padding wider than the dimension")
+    ctx.emit("pad", [inp(ctx, 0)], out(ctx), pads=tuple(pads), mode=mode,
+             value=float(value) if value is not None and value.size else 0.0)
+
+
+# ---------------------------------------------------------------- quantization
+def _qparams(ctx, scale_i: int, zp_i: int, default_dtype: str = "uint8"):
+    scale = ctx.const(scale_i, "the scale")
+    zp = ctx.const(zp_i, "the zero point")
+    scale = np.asarray(scale, np.float32)
+    if zp is None:
+        zp = np.zeros(scale.shape, default_dtype)
+    if scale.shape != np.asarray(zp).shape:
+        raise UnsupportedError(f"scale shape {list(scale.shape)} and zero point shape {list(zp.shape)} differ")
+    if not np.all(np.isfinite(scale)) or np.any(scale <= 0):
+        raise UnsupportedError("scales must be finite and positive")
+    return scale, np.asarray(zp)
+
+
+def _axis(ctx, x_rank: int, scale: np.ndarray):
+    if scale.size == 1 and scale.ndim <= 1:
+        return None
+    if attr(ctx, "block_size", 0):
+        raise UnsupportedError("blocked quantization")
+    if scale.ndim != 1:
+        raise UnsupportedError(f"scale of shape {list(scale.shape)} (per-tensor or 1-D per-axis only)")
+    return attr(ctx, "axis", 1) % x_rank
+
+
+@converts("QuantizeLinear")
+def quantize_linear(ctx):
+    x = ctx.value(inp(ctx, 0))
+    _float_only(ctx, inp(ctx, 0))
+    scale, zp = _qparams(ctx, 1, 2)
+    dtype = str(zp.dtype)
+    if attr(ctx, "output_dtype", 0):
+        from .loader import TENSOR_DTYPES
+        dtype = TENSOR_DTYPES.get(attr(ctx, "output_dtype"), "unsupported")
+    if dtype not in ("int8", "uint8"):
+        raise UnsupportedError(f"QuantizeLinear to {dtype} (int8 and uint8 are supported)")
+    ctx.emit("quantize", [inp(ctx, 0)], out(ctx), scale=scale.ravel(), zero_point=zp.astype(np.int32).ravel(),
+             axis=_axis(ctx, len(x.shape), scale), dtype=dtype)
+
+
+@converts("DequantizeLinear")
+def dequantize_linear(ctx):
+    x = ctx.value(inp(ctx, 0))
+    if x.dtype not in ("int8", "uint8", "int32"):
+        raise UnsupportedError(f"DequantizeLinear of {x.dtype}")
+    scale, zp = _qparams(ctx, 1, 2, x.dtype)
+    ctx.emit("dequantize", [inp(ctx, 0)], out(ctx), scale=scale.ravel(), zero_point=zp.astype(np.int32).ravel(),
+             axis=_axis(ctx, len(x.shape), scale))
+
+
+def _to_int8(ctx, name: str, zp: np.ndarray) -> tuple[str, np.ndarray]:
+    """An int8 view of a quantized tensor and its zero point (uint8 data moves down by 128)."""
+    v = ctx.value(name)
+    zp = np.asarray(zp if zp is not None else 0).astype(np.int32)
+    if v.dtype == "int8":
+        return name, zp
+    if v.dtype != "uint8":
+        raise UnsupportedError(f"{ctx.node.op_type} input of dtype {v.dtype} (int8 or uint8 expected)")
+    if v.is_const:
+        return ctx.add_const(name + "_s8", (v.data.astype(np.int16) - 128).astype(np.int8)), zp - 128
+    return ctx.emit("flip_sign", [name], dtype="int8"), zp - 128
+
+
+def _via_int8(ctx, body):
+    """Run `body` on an int8 view of a uint8 input and flip its int8 result back to uint8."""
+    x8 = ctx.emit("flip_sign", [inp(ctx, 0)], dtype="int8")
+    ctx.emit("flip_sign", [body(x8)], out(ctx), dtype="uint8")
+
+
+def _finish_requant(ctx, result: str, out_dtype: str):
+    if out_dtype == "uint8":
+        ctx.emit("flip_sign", [result], out(ctx), dtype="uint8")
+
+
+def _requant_attrs(real_multipliers: np.ndarray, out_zp: int) -> dict:
+    pairs = [qm.quantize_multiplier(float(m)) for m in np.ravel(real_multipliers)]
+    return dict(multiplier=np.array([p[0] for p in pairs], np.int32), shift=np.array([p[1] for p in pairs], np.int32),
+                out_zp=int(out_zp), out_min=-128, out_max=127)
+
+
+@converts("QLinearConv", "ConvInteger")
+def quantized_conv(ctx):
+    linear = ctx.node.op_type == "QLinearConv"
+    w_i = 3 if linear else 1
+    x_name, x_zp = _to_int8(ctx, inp(ctx, 0), ctx.const(2, "x zero point"))
+    w_name, w_zp = _to_int8(ctx, inp(ctx, w_i), ctx.const(5 if linear else 3, "w zero point"))
+    x, w = ctx.value(x_name), ctx.value(w_name)
+    kernel = tuple(attr(ctx, "kernel_shape", w.shape[2:]))
+    a = window_attrs(ctx, x.shape[2:], kernel)
+    group = attr(ctx, "group", 1)
+    if x.shape[1] != w.shape[1] * group or w.shape[0] % group:
+        raise UnsupportedError(f"{x.shape[1]} input channels do not fit weights {list(w.shape)} in {group} groups")
+    w_zp = np.broadcast_to(w_zp, (w.shape[0],)).astype(np.int32)
+    if np.ndim(x_zp) and np.size(x_zp) != 1:
+        raise UnsupportedError("per-channel input zero point")
+    requant, out_dtype, bias = {}, "int32", ""
+    if linear:
+        x_scale, w_scale, y_scale = (np.float64(ctx.const(i, "a scale")) for i in (1, 4, 6))
+        y_zp = ctx.const(7, "y zero point")
+        out_dtype = str(y_zp.dtype) if y_zp is not None else "uint8"
+        y_zp = int(np.ravel(y_zp)[0]) if y_zp is not None else 0
+        real = x_scale * np.broadcast_to(w_scale, (w.shape[0],)) / y_scale
+        requant = _requant_attrs(real, y_zp - 128 if out_dtype == "uint8" else y_zp)
+        bias = inp(ctx, 8)
+    result = ctx.emit("qconv", [x_name, w_name, bias], out(ctx) if out_dtype != "uint8" else None, group=group, x_zp=int(np.ravel(x_zp)[0]), w_zp=w_zp, **a, **requant)
+    _finish_requant(ctx, result, out_dtype)
+
+
+@converts("QLinearMatMul", "MatMulInteger")
+def quantized_matmul(ctx):
+    linear = ctx.node.op_type == "QLinearMatMul"
+    x_name, x_zp = _to_int8(ctx, inp(ctx, 0), ctx.const(2, "a zero point"))
+    w_name, w_zp = _to_int8(ctx, inp(ctx, 3 if linear else 1), ctx.const(5 if linear else 3, "b zero point"))
+    w = ctx.value(w_name)
+    if len(w.shape) != 2:
+        raise UnsupportedError(f"{ctx.node.op_type} with a {len(w.shape)}-D right operand (2-D supported)")
+    if np.size(x_zp) != 1:
+        raise UnsupportedError("per-row zero point of the left operand")
+    w_zp = np.broadcast_to(np.ravel(w_zp), (w.shape[1],)).astype(np.int32)
+    requant, out_dtype = {}, "int32"
+    if linear:
+        a_scale, b_scale, y_scale = (np.float64(np.ravel(ctx.const(i, "a scale"))) for i in (1, 4, 6))
+        y_zp = ctx.const(7, "y zero point")
+        out_dtype = str(y_zp.dtype)
+        y_zp = int(np.ravel(y_zp)[0])
+        real = a_scale[0] * np.broadcast_to(b_scale, (w.shape[1],)) / y_scale[0]
+        requant = _requant_attrs(real, y_zp - 128 if out_dtype == "uint8" else y_zp)
+    result = ctx.emit("qmatmul", [x_name, w_name], out(ctx) if out_dtype != "uint8" else None,
+                      x_zp=int(np.ravel(x_zp)[0]), w_zp=w_zp, **requant)
+    _finish_requant(ctx, result, out_dtype)
