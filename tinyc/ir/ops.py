@@ -349,11 +349,14 @@ def _qavgpool():
     def compute(i, a):
         x = i[0]
         out_sp = _window_shape(_value_of(x), x.shape[1], a["kernel"], a)[2:]
-        pads_value = a["x_zp"] if a["count_include_pad"] else 0
         total = sum(v for _, v in geo.windows(x.astype(np.int64), a["kernel"], a["strides"], a["pads"],
-                                              a["dilations"], out_sp, pads_value))
+                                              a["dilations"], out_sp, 0))
         count = geo.valid_counts(x.shape[2:], a["kernel"], a["strides"], a["pads"], a["dilations"], out_sp,
                                  a["count_include_pad"]).astype(np.int64)
+        if a["count_include_pad"]:  # counted padding reads x_zp; the ceil_mode overhang is not counted
+            inside = geo.valid_counts(x.shape[2:], a["kernel"], a["strides"], a["pads"], a["dilations"], out_sp,
+                                      False).astype(np.int64)
+            total = total + a["x_zp"] * (count - inside)
         return [np.clip(qm.rounded_average(total, count), a["out_min"], a["out_max"]).astype(np.int8)]
     return _avgpool[0], compute
 
