@@ -8,6 +8,8 @@ from __future__ import annotations
 import numpy as np
 from onnx import helper
 
+from .loader import TENSOR_DTYPES
+
 from ..errors import UnsupportedError
 from ..ir import quant_math as qm
 
@@ -333,7 +335,6 @@ def quantize_linear(ctx):
     scale, zp = _qparams(ctx, 1, 2)
     dtype = str(zp.dtype)
     if attr(ctx, "output_dtype", 0):
-        from .loader import TENSOR_DTYPES
         dtype = TENSOR_DTYPES.get(attr(ctx, "output_dtype"), "unsupported")
     if dtype not in ("int8", "uint8"):
         raise UnsupportedError(f"QuantizeLinear to {dtype} (int8 and uint8 are supported)")
@@ -375,12 +376,6 @@ def _finish_requant(ctx, result: str, out_dtype: str):
         ctx.emit("flip_sign", [result], out(ctx), dtype="uint8")
 
 
-def _requant_attrs(real_multipliers: np.ndarray, out_zp: int) -> dict:
-    pairs = [qm.quantize_multiplier(float(m)) for m in np.ravel(real_multipliers)]
-    return dict(multiplier=np.array([p[0] for p in pairs], np.int32), shift=np.array([p[1] for p in pairs], np.int32),
-                out_zp=int(out_zp), out_min=-128, out_max=127)
-
-
 @converts("QLinearConv", "ConvInteger")
 def quantized_conv(ctx):
     linear = ctx.node.op_type == "QLinearConv"
@@ -403,7 +398,7 @@ def quantized_conv(ctx):
         out_dtype = str(y_zp.dtype) if y_zp is not None else "uint8"
         y_zp = int(np.ravel(y_zp)[0]) if y_zp is not None else 0
         real = x_scale * np.broadcast_to(w_scale, (w.shape[0],)) / y_scale
-        requant = _requant_attrs(real, y_zp - 128 if out_dtype == "uint8" else y_zp)
+        requant = qm.requant_attrs(real, y_zp - 128 if out_dtype == "uint8" else y_zp, (-128, 127), qm.ROUNDING_OF["qconv"])
         bias = inp(ctx, 8)
     result = ctx.emit("qconv", [x_name, w_name, bias], out(ctx) if out_dtype != "uint8" else None, group=group, x_zp=int(np.ravel(x_zp)[0]), w_zp=w_zp, **a, **requant)
     _finish_requant(ctx, result, out_dtype)
@@ -427,7 +422,7 @@ def quantized_matmul(ctx):
         out_dtype = str(y_zp.dtype)
         y_zp = int(np.ravel(y_zp)[0])
         real = a_scale[0] * np.broadcast_to(b_scale, (w.shape[1],)) / y_scale[0]
-        requant = _requant_attrs(real, y_zp - 128 if out_dtype == "uint8" else y_zp)
+        requant = qm.requant_attrs(real, y_zp - 128 if out_dtype == "uint8" else y_zp, (-128, 127), qm.ROUNDING_OF["qmatmul"])
     result = ctx.emit("qmatmul", [x_name, w_name], out(ctx) if out_dtype != "uint8" else None,
                       x_zp=int(np.ravel(x_zp)[0]), w_zp=w_zp, **requant)
     _finish_requant(ctx, result, out_dtype)

@@ -91,11 +91,11 @@ def _requant_out(acc: np.ndarray, a: dict, channel_axis: int) -> np.ndarray:
         return acc.astype(np.int32)
     mult = _per_channel(a["multiplier"], acc.shape[channel_axis], acc.ndim, channel_axis)
     shift = _per_channel(a["shift"], acc.shape[channel_axis], acc.ndim, channel_axis)
-    return qm.requantize(acc, mult, shift, a["out_zp"], a["out_min"], a["out_max"]).astype(np.int8)
+    return qm.requantize(acc, mult, shift, a["out_zp"], a["out_min"], a["out_max"], a["rounding"]).astype(np.int8)
 
 
 CONV_ATTRS = ("strides", "pads", "dilations", "group")
-REQUANT_ATTRS = ("multiplier", "shift", "out_zp", "out_min", "out_max")
+REQUANT_ATTRS = ("multiplier", "shift", "out_zp", "out_min", "out_max", "rounding")
 POOL_ATTRS = ("kernel", "strides", "pads", "dilations", "ceil_mode")
 
 

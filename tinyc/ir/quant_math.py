@@ -60,8 +60,20 @@ def multiply_by_quantized_multiplier(x: np.ndarray, multiplier, shift) -> np.nda
     return rounding_divide_by_pot(rounding_doubling_high_mul(np.asarray(x, np.int64) << left, multiplier), right)
 
 
-def requantize(acc: np.ndarray, multiplier, shift, zero_point: int, lo: int, hi: int) -> np.ndarray:
-    out = multiply_by_quantized_multiplier(acc, multiplier, shift) + zero_point
+def multiply_by_quantized_multiplier_single(x: np.ndarray, multiplier, shift) -> np.ndarray:
+    """The same product rounded once, half up: (x * multiplier + 2**(30 - shift)) >> (31 - shift)."""
+    total = 31 - np.asarray(shift, np.int64)
+    return (np.asarray(x, np.int64) * np.asarray(multiplier, np.int64) + (np.int64(1) << (total - 1))) >> total
+
+
+ROUNDINGS = {"double": multiply_by_quantized_multiplier, "single": multiply_by_quantized_multiplier_single}
+
+
+def requantize(acc: np.ndarray, multiplier, shift, zero_point: int, lo: int, hi: int,
+               rounding: str = "double") -> np.ndarray:
+    """TFLite rounds a conv's product twice (high mul, then shift) and a fully connected layer's once
+    (its int8 path runs through ruy): both measured bit-exact against the TFLite interpreter."""
+    out = ROUNDINGS[rounding](acc, multiplier, shift) + zero_point
     return np.clip(out, lo, hi)
 
 
@@ -81,3 +93,13 @@ def rounded_average(total: np.ndarray, count: np.ndarray) -> np.ndarray:
     count = np.asarray(count, np.int64)
     num = np.where(total > 0, total + count // 2, total - count // 2)
     return np.where(num >= 0, num // count, -((-num) // count))
+
+
+ROUNDING_OF = {"qconv": "double", "qmatmul": "single"}  # as TFLite's Conv and FullyConnected int8 kernels
+
+
+def requant_attrs(real: np.ndarray, zp: int, bounds: tuple[int, int], rounding: str) -> dict:
+    """The requantization attributes of qconv/qmatmul for per-channel real multipliers."""
+    pairs = [quantize_multiplier(float(m)) for m in np.ravel(real)]
+    return dict(multiplier=np.array([p[0] for p in pairs], np.int32), shift=np.array([p[1] for p in pairs], np.int32),
+                out_zp=int(zp), out_min=int(bounds[0]), out_max=int(bounds[1]), rounding=rounding)
