@@ -29,6 +29,10 @@ class UnsupportedError(TinycError):
     """A valid model uses an op, attribute, dtype or shape that tinyc does not implement."""
 
 
+class InputError(TinycError):
+    """A request does not match the model: a missing or mistyped input, an unknown option."""
+
+
 class DoesNotFitError(TinycError):
     """The model or a layer does not fit the target's memories."""
 

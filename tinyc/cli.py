@@ -1,0 +1,154 @@
+"""The `tinyc` command: compile, run, report, quantize, bench, targets.
+
+Errors print one line, `tinyc: error: <file>: <node>: <what and why>`, and exit with status 2."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from . import targets
+from .errors import InputError, TinycError
+
+EXIT_ERROR = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tinyc", description="Compile quantized ONNX models for TinyML chips.")
+    p.add_argument("--version", action="version", version=f"tinyc {_version()}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def model_command(name: str, help_text: str):
+        c = sub.add_parser(name, help=help_text, description=help_text)
+        c.add_argument("model", help="an ONNX model file")
+        c.add_argument("--target", default="cpu", help="target chip (see `tinyc targets`; default cpu)")
+        c.add_argument("--config", help="which of the target's cores to use (default: all it has)")
+        return c
+
+    c = model_command("compile", "compile a model into a self-contained C project")
+    c.add_argument("-o", "--output", required=True, help="the project directory to write")
+    c = model_command("run", "compile, build with the host C compiler, run on inputs")
+    c.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy",
+                   help="an input tensor (repeat per input); random inputs when none is given")
+    c.add_argument("-o", "--output", help="write the outputs to this .npz file (else print a summary)")
+    c = model_command("report", "print what runs where, MACs, buffers, memory")
+    c.add_argument("--json", action="store_true", help="print the report as JSON")
+    c = sub.add_parser("quantize", help="post-training static quantization of a float model to int8 QDQ")
+    c.add_argument("model")
+    c.add_argument("--calib", required=True, metavar="DATA.npy", help="calibration inputs, (N, *input shape)")
+    c.add_argument("--pow2", action="store_true", help="round every scale to a power of two (DIANA)")
+    c.add_argument("--percentile", type=float, help="clip ranges at this percentile instead of min/max")
+    c.add_argument("-o", "--output", required=True)
+    sub.add_parser("targets", help="list the targets and their configurations")
+    return p
+
+
+def _version() -> str:
+    from . import __version__
+    return __version__
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args) or 0
+    except TinycError as e:
+        print(f"tinyc: error: {e}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("tinyc: error: interrupted", file=sys.stderr)
+    except OSError as e:
+        print(f"tinyc: error: {e.filename or ''}: {e.strerror}", file=sys.stderr)
+    return EXIT_ERROR
+
+
+def _compile(args):
+    from .compiler import compile
+    return compile(args.model, target=args.target, config=args.config, name=Path(args.model).stem)
+
+
+def cmd_compile(args):
+    cm = _compile(args)
+    out = cm.write(args.output)
+    t = cm.report["totals"]
+    print(f"wrote {out}/ ({len(cm.sources)} files): {t['layers']} layers, {t['macs']} MACs, "
+          f"arena {t['arena_bytes']} B, weights {t['weights_bytes']} B")
+
+
+def _load_inputs(cm, specs: list[str]) -> dict:
+    inputs = {}
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        if not sep:
+            raise InputError(f"--input {spec!r}: expected NAME=FILE.npy")
+        try:
+            inputs[name] = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise InputError(f"cannot read {path}: {e}", file=path) from None
+    if not specs:
+        rng = np.random.default_rng(0)
+        for name in cm.graph.inputs:
+            v = cm.graph.values[name]
+            if v.dtype == "float32":
+                inputs[name] = rng.standard_normal(v.shape).astype(np.float32)
+            else:
+                info = np.iinfo(v.dtype)
+                inputs[name] = rng.integers(info.min, info.max + 1, v.shape).astype(v.dtype)
+    return inputs
+
+
+def cmd_run(args):
+    cm = _compile(args)
+    outputs = cm.run(_load_inputs(cm, args.input))
+    if args.output:
+        np.savez(args.output, **outputs)
+        print(f"wrote {args.output}: " + ", ".join(f"{k} {v.dtype}{list(v.shape)}" for k, v in outputs.items()))
+        return
+    for name, value in outputs.items():
+        flat = value.ravel()
+        print(f"{name}: {value.dtype}{list(value.shape)} argmax={int(flat.argmax())} "
+              f"{np.array2string(flat[:16], separator=' ')}{' ...' if flat.size > 16 else ''}")
+
+
+def cmd_report(args):
+    report = _compile(args).report
+    if args.json:
+        print(json.dumps(report, indent=1))
+        return
+    print(format_report(report))
+
+
+def format_report(report: dict) -> str:
+    rows = [f"{report['model']} for {report['target']} ({report['config']})",
+            f"{'layer':<40} {'op':<10} {'core':<8} {'output':<18} {'MACs':>10}"]
+    for layer in report["layers"]:
+        shape = "x".join(map(str, layer["shapes"]["outputs"][0]))
+        rows.append(f"{layer['name'][-40:]:<40} {layer['op']:<10} {layer['core']:<8} {shape:<18} {layer['macs']:>10}")
+    t = report["totals"]
+    rows.append(f"total: {t['layers']} layers, {t['macs']} MACs, weights {t['weights_bytes']} B, "
+                f"arena {t['arena_bytes']} B (liveness lower bound {t['arena_lower_bound_bytes']} B), "
+                f"code {t['code_size']['text']} B text")
+    return "\n".join(rows)
+
+
+def cmd_quantize(args):
+    from .quantizer import quantize_file
+    quantize_file(args.model, args.calib, args.output, power_of_two=args.pow2, percentile=args.percentile)
+    print(f"wrote {args.output}")
+
+
+def cmd_targets(args):
+    for name in targets.names():
+        t = targets.get(name)
+        print(f"{t.name:<8} {t.description}")
+        print(f"{'':<8} configs: {', '.join(t.configs)}; cores: {', '.join(c.name for c in t.cores)}; "
+              f"{t.main_memory.name} {t.main_memory.size_bytes} B")
+
+
+COMMANDS = {"compile": cmd_compile, "run": cmd_run, "report": cmd_report, "quantize": cmd_quantize,
+            "targets": cmd_targets}
+
+if __name__ == "__main__":
+    sys.exit(main())

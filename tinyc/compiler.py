@@ -1,0 +1,124 @@
+"""The compile driver: ONNX -> passes -> C, and the CompiledModel a user writes, runs and inspects."""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from . import targets
+from .backends.c import emit_c
+from .errors import DoesNotFitError, InputError, TinycError
+from .frontend.onnx import from_onnx
+from .ir.graph import Graph
+from .ir.verify import verify
+from .passes.canonicalize import canonicalize
+from .passes.memory import plan_memory
+from .report import build_report
+
+
+def compile(model, target: str = "cpu", config: str | None = None, name: str = "model") -> "CompiledModel":
+    """Compile an ONNX model (a path, bytes or onnx.ModelProto) for `target`."""
+    tgt = targets.get(target)
+    config = config or tgt.configs[-1]
+    if config not in tgt.configs:
+        raise InputError(f"target {tgt.name} has configurations {', '.join(tgt.configs)}, not {config!r}")
+    graph = from_onnx(model)
+    try:
+        for step in (canonicalize, plan_memory):
+            graph = verify(step(graph), after=step.__name__)
+        _check_fits(graph, tgt)
+    except TinycError as e:
+        raise e.located(file=graph.source) from None
+    return CompiledModel(graph, tgt, config, _c_identifier(name))
+
+
+def _check_fits(g: Graph, target) -> None:
+    weights = sum(v.nbytes for v in g.values.values() if v.is_const)
+    need = weights + g.arena_bytes
+    budget = target.main_memory
+    if need > budget.size_bytes:
+        raise DoesNotFitError(
+            f"needs {need} B of {budget.name} ({weights} B of weights + {g.arena_bytes} B of activations), "
+            f"{target.name} has {budget.size_bytes} B", node=g.name)
+
+
+def _c_identifier(name: str) -> str:
+    ident = "".join(c if c.isalnum() else "_" for c in name)
+    return ident if ident and not ident[0].isdigit() else "m_" + ident
+
+
+class CompiledModel:
+    def __init__(self, graph: Graph, target, config: str, prefix: str):
+        self.graph = graph
+        self.target = target
+        self.config = config
+        self.prefix = prefix
+        self.sources = emit_c(graph, prefix)
+        self._report = build_report(graph, target, config)
+        self._workdir: tempfile.TemporaryDirectory | None = None
+        self._executables: dict[bool, str] = {}
+
+    # ---- the C project ----
+    def write(self, directory) -> Path:
+        """Write the self-contained C project; the directory appears whole or not at all."""
+        final = Path(directory)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+        try:
+            for fname, text in self.sources.items():
+                (staging / fname).write_text(text)
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(staging, final)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return final
+
+    # ---- running ----
+    def executable(self, sanitize: bool = False) -> str:
+        from .toolchain import build
+        if sanitize not in self._executables:
+            if self._workdir is None:
+                self._workdir = tempfile.TemporaryDirectory(prefix="tinyc-")
+            work = Path(self._workdir.name) / ("asan" if sanitize else "host")
+            self._executables[sanitize] = str(build(self.sources, work, sanitize=sanitize))
+        return self._executables[sanitize]
+
+    def run(self, inputs: dict, sanitize: bool = False) -> dict[str, np.ndarray]:
+        """Build the emitted C with the host compiler, run it, return the outputs by ONNX name."""
+        from .toolchain import run_executable
+        arrays = [self._input_array(name, inputs) for name in self.graph.inputs]
+        outs = [(self.graph.values[o].shape, self.graph.values[o].dtype) for o in self.graph.outputs]
+        results = run_executable(self.executable(sanitize), arrays, outs)
+        return dict(zip(self.graph.outputs, results))
+
+    def _input_array(self, name: str, inputs: dict) -> np.ndarray:
+        if name not in inputs:
+            raise InputError(f"missing input {name!r}; the model's inputs are {', '.join(self.graph.inputs)}")
+        v = self.graph.values[name]
+        arr = np.asarray(inputs[name])
+        if arr.dtype != np.dtype(v.dtype) or arr.size != v.size:
+            raise InputError(f"input {name!r} must be {v.dtype}{list(v.shape)}, got {arr.dtype}{list(arr.shape)}")
+        return np.ascontiguousarray(arr).reshape(v.shape)
+
+    def interpret(self, inputs: dict) -> dict[str, np.ndarray]:
+        """The same model on tinyc's reference interpreter (the IR's spec)."""
+        from .ir.interpret import interpret
+        return interpret(self.graph, {n: self._input_array(n, inputs) for n in self.graph.inputs})
+
+    # ---- inspecting ----
+    @property
+    def report(self) -> dict:
+        if "code_size" not in self._report["totals"]:
+            from .toolchain import code_size
+            self._report["totals"]["code_size"] = code_size(self.sources)
+        return self._report
+
+    def __repr__(self) -> str:
+        t = self._report["totals"]
+        return (f"<CompiledModel {self.graph.name} for {self.target.name}/{self.config}: {t['layers']} layers, "
+                f"{t['macs']} MACs, arena {t['arena_bytes']} B>")
