@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 
 from . import targets
-from .backends.c import emit_c
 from .errors import DoesNotFitError, InputError, TinycError
 from .frontend.onnx import from_onnx
 from .ir.graph import Graph
@@ -56,6 +55,7 @@ class CompiledModel:
         self.target = target
         self.config = config
         self.prefix = prefix
+        from .backends.c import emit_c
         self.sources = emit_c(graph, prefix)
         self._report = build_report(graph, target, config)
         self._workdir: tempfile.TemporaryDirectory | None = None
