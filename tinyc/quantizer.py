@@ -50,8 +50,7 @@ def quantize(model, calibration, per_channel=True, power_of_two=False, ternary=N
     proto, file = _load(model)
     try:
         q = _Quantizer(proto, per_channel, power_of_two, ternary)
-        samples = _samples(calibration, q.inputs)
-        ranges = _calibrate(q.emit(), q.activations, samples, method, percentile)
+        ranges = _calibrate(q.emit(), q.activations, _samples(calibration, q.inputs), method, percentile)
         return q.emit(q.qparams(ranges), io)
     except TinycError as err:
         raise err.located(file=file)
@@ -64,8 +63,8 @@ def quantize_file(model_path, calib_npy_path, out_path, power_of_two=False, perc
     except (OSError, ValueError) as err:
         raise TinycError(f"cannot read calibration data: {err}", file=str(calib_npy_path)) from None
     calibration = dict(data) if isinstance(data, np.lib.npyio.NpzFile) else data
-    method = "minmax" if percentile is None else "percentile"
-    model = quantize(model_path, calibration, power_of_two=power_of_two, method=method,
+    model = quantize(model_path, calibration, power_of_two=power_of_two,
+                     method="minmax" if percentile is None else "percentile",
                      percentile=99.99 if percentile is None else percentile)
     onnx.save(model, out_path)
 
@@ -76,10 +75,8 @@ def _load(model):
         if isinstance(model, onnx.ModelProto):
             proto = onnx.ModelProto()
             proto.CopyFrom(model)
-        elif file is None:
-            proto = onnx.load_from_string(bytes(model))
         else:
-            proto = onnx.load(file)
+            proto = onnx.load(file) if file else onnx.load_from_string(bytes(model))
         onnx.checker.check_model(proto)
     except OSError as err:
         raise BadModelError(f"cannot read the model: {err.strerror or err}", file=file) from None
@@ -87,10 +84,13 @@ def _load(model):
         raise BadModelError(f"fails the ONNX checker: {str(err).splitlines()[0]}", file=file) from None
     except Exception as err:  # protobuf's DecodeError and friends: whatever it was, it is not ONNX
         raise BadModelError(f"not an ONNX model ({type(err).__name__})", file=file) from None
-    opset = max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=0)
-    if opset < 13:  # per-channel DequantizeLinear and input-style Clip/Squeeze need opset 13
+    if _opset(proto) < 13:  # per-channel DequantizeLinear and input-style Clip/Squeeze need opset 13
         proto = onnx.version_converter.convert_version(proto, 17)
     return proto, file
+
+
+def _opset(model):
+    return max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
 
 
 def _attr(node, name, default):
@@ -102,38 +102,36 @@ def _pow2_ceil(x):
     return np.ldexp(1.0, np.where(mant == 0.5, exp - 1, exp))
 
 
-def _channel_shape(ndim, axis, per_channel):
-    """Broadcast shape of a scale vector over a weight tensor, and the axes it reduces."""
+def _channels(w, axis, per_channel):
+    """The axes a weight scale reduces over, and the shape that broadcasts the scale back over w."""
     if not per_channel:
-        return (1,) * ndim, tuple(range(ndim))
-    return tuple(-1 if i == axis else 1 for i in range(ndim)), tuple(i for i in range(ndim) if i != axis)
+        return tuple(range(w.ndim)), (1,) * w.ndim
+    return tuple(i for i in range(w.ndim) if i != axis), tuple(-1 if i == axis else 1 for i in range(w.ndim))
 
 
 def _int8_weights(w, axis, per_channel, power_of_two):
-    shape, red = _channel_shape(w.ndim, axis, per_channel)
+    red, shape = _channels(w, axis, per_channel)
     amax = np.abs(w).max(axis=red)
     scale = np.where(amax > 0, amax, 1.0) / 127  # an all-zero channel quantizes to 0 at any scale
-    if power_of_two:
-        scale = _pow2_ceil(scale)
-    scale = scale.astype(np.float32)
+    scale = (_pow2_ceil(scale) if power_of_two else scale).astype(np.float32)
     return np.clip(np.round(w / scale.reshape(shape)), -127, 127).astype(np.int8), scale
 
 
 def _ternarize(w, axis, per_channel, power_of_two):
-    """TWN: keep the weights above 0.7 mean|w| as +-1, scale by the mean magnitude of those kept."""
-    shape, red = _channel_shape(w.ndim, axis, per_channel)
+    """TWN: the weights above 0.7 mean|w| become +-1, scaled by the mean magnitude of those kept."""
+    red, _ = _channels(w, axis, per_channel)
     mag = np.abs(w)
     kept = mag > 0.7 * mag.mean(axis=red, keepdims=True)
     alpha = (mag * kept).sum(axis=red) / np.maximum(kept.sum(axis=red), 1)
     alpha = np.where(alpha > 0, alpha, 1.0)
-    if power_of_two:  # a ternary scale clips nothing, so the nearest power of two is the best one
+    if power_of_two:  # a ternary scale clips nothing, so the nearest power of two beats rounding up
         alpha = np.exp2(np.round(np.log2(alpha)))
     return (np.sign(w) * kept).astype(np.int8), alpha.astype(np.float32)
 
 
 class _Quantizer:
-    """The float graph, its layers normalized (Gemm -> MatMul + Add), and its two emissions:
-    float (what calibration runs) and QDQ."""
+    """The float graph read as layers (Gemm and MatMul + Add become one dense kind), activation
+    tensors grouped by shared quantization, and the two emissions: float (calibrated) and QDQ."""
 
     def __init__(self, model, per_channel, power_of_two, ternary):
         self.model, self.per_channel, self.power_of_two = model, per_channel, power_of_two
@@ -158,20 +156,20 @@ class _Quantizer:
         for n in self.nodes:
             for t in n.input:
                 self.consumers[t].append(n)
-        self.w, self.b, self.bias_add, self.tern = {}, {}, {}, {}
-        self.fused, self.chain, self.out, self.result = set(), {}, {}, {}
+        # Per layer: weight, bias, output before activations (w, b, out); bias Adds folded in (bias_add).
+        # Per quantized node: the Relu/Clip it owns (chain) and the tensor its Q reads (result).
+        self.w, self.b, self.out, self.bias_add, self.tern = {}, {}, {}, {}, {}
+        self.fused, self.chain, self.result, self.parent = set(), {}, {}, {}
         for n in self.nodes:
             if n.op_type in LAYER_OPS:
                 self._layer(n)
             elif n.op_type == "Add" and n.name not in self.fused and any(t in self.consts for t in n.input):
                 raise UnsupportedError("Add of a constant that is not a dense layer's bias", node=n.name)
-        self.parent = {}
-        self.activations = list(self.inputs)
-        self.softmax_out, self.relu_out = set(), set()
+        self.activations, self.softmax_out, self.relu_out = list(self.inputs), set(), set()
         for n in self.nodes:
             if n.name not in self.fused:
                 self._activation(n)
-        self.ternary_inputs = {n.input[0] for n in self.nodes if n.name in self._ternary_set(ternary)}
+        self.ternary_inputs = {n.input[0] for n in self.nodes if n.name in self._make_ternary(ternary)}
 
     def _dims(self, v):
         t = v.type.tensor_type
@@ -184,29 +182,26 @@ class _Quantizer:
         return dims
 
     def _const(self, n, i):
-        if i >= len(n.input) or n.input[i] not in self.consts:
+        if n.input[i] not in self.consts:
             raise UnsupportedError(f"input {i} of {n.op_type} must be a constant (an initializer)", node=n.name)
         return self.consts[n.input[i]].astype(np.float32)
 
     def _layer(self, n):
-        """Normalize weights to conv [O, I/g, kh, kw] or dense [K, N], and find the bias."""
-        bias, out = None, n.output[0]
-        if n.op_type == "Conv":
-            w = self._const(n, 1)
-            if len(n.input) > 2 and n.input[2]:
-                bias = self._const(n, 2)
+        """Weights as conv [O, I/g, kh, kw] or dense [K, N], and the bias if any."""
+        w, bias, out = self._const(n, 1), None, n.output[0]
+        has_c = len(n.input) > 2 and n.input[2]
+        if n.op_type == "Conv" and has_c:
+            bias = self._const(n, 2)
         elif n.op_type == "Gemm":
             if _attr(n, "transA", 0):
                 raise UnsupportedError("Gemm with transA=1", node=n.name)
-            w = self._const(n, 1)
             w = (w.T if _attr(n, "transB", 0) else w) * _attr(n, "alpha", 1.0)
-            if len(n.input) > 2 and n.input[2]:
+            if has_c:
                 c = self._const(n, 2) * _attr(n, "beta", 1.0)
                 if c.size not in (1, w.shape[1]):
                     raise UnsupportedError(f"Gemm bias of shape {c.shape}", node=n.name)
                 bias = np.broadcast_to(c.reshape(-1), (w.shape[1],)).copy()
-        else:
-            w = self._const(n, 1)
+        elif n.op_type == "MatMul":
             if w.ndim != 2:
                 raise UnsupportedError(f"MatMul weight of rank {w.ndim} (need a dense [K, N])", node=n.name)
             users = self.consumers[out]
@@ -219,22 +214,28 @@ class _Quantizer:
                     self.fused.add(add.name)
         self.w[n.name], self.b[n.name], self.out[n.name] = w, bias, out
 
+    def _owns(self, t):
+        """The Relu/Clip (constant bounds) that alone reads t, if any: it runs before t's Q."""
+        users = self.consumers[t]
+        if t in self.outputs or len(users) != 1 or users[0].op_type not in ACT_OPS:
+            return None
+        return users[0] if all(not i or i in self.consts for i in users[0].input[1:]) else None
+
     def _activation(self, n):
-        """Record where n's output gets quantized: after the Relu/Clip chain it owns, if any."""
+        """Record where n's output gets quantized, and which tensors share a quantization."""
         if n.input[0] in self.consts:
             raise UnsupportedError(f"{n.op_type} of a constant: fold constants first", node=n.name)
         if n.op_type in SHAPE_OPS:
-            self._union(n.input[0], n.output[0])
+            self.parent[self.find(n.output[0])] = self.find(n.input[0])
             self.activations.append(n.output[0])
             return
         out, chain = self.out.get(n.name, n.output[0]), []
-        while n.op_type != "Softmax" and out not in self.outputs and len(self.consumers[out]) == 1 \
-                and self.consumers[out][0].op_type in ACT_OPS:
-            chain.append(self.consumers[out][0])
-            self.fused.add(chain[-1].name)
-            out = chain[-1].output[0]
-        if n.op_type in POOL_OPS:
-            self._union(n.input[0], out)
+        while n.op_type != "Softmax" and (act := self._owns(out)):
+            chain.append(act)
+            self.fused.add(act.name)
+            out = act.output[0]
+        if n.op_type in POOL_OPS:  # pools requantize nothing: their output keeps the input's scale
+            self.parent[self.find(out)] = self.find(n.input[0])
         if n.op_type == "Softmax":
             self.softmax_out.add(out)
         if (chain[-1] if chain else n).op_type == "Relu":
@@ -242,15 +243,14 @@ class _Quantizer:
         self.chain[n.name], self.result[n.name] = chain, out
         self.activations.append(out)
 
-    def _find(self, t):
+    def find(self, t):
+        """The representative of the tensors that share t's quantization (through pools and reshapes)."""
         while self.parent.get(t, t) != t:
             t = self.parent[t]
         return t
 
-    def _union(self, a, b):
-        self.parent[self._find(b)] = self._find(a)
-
-    def _ternary_set(self, ternary):
+    def _make_ternary(self, ternary):
+        """Make the chosen layers' weights ternary; the float emission then runs the ternary network."""
         layers = [n for n in self.nodes if n.op_type in LAYER_OPS]
         if ternary is None:
             return set()
@@ -262,19 +262,18 @@ class _Quantizer:
             if unknown:
                 raise TinycError(f"ternary: no Conv/MatMul/Gemm node named {', '.join(sorted(unknown))}")
         for n in layers:
-            if n.name in names:
-                axis = 0 if n.op_type == "Conv" else 1
-                self.tern[n.name] = _ternarize(self.w[n.name], axis, self.per_channel, self.power_of_two)
-                t, alpha = self.tern[n.name]
-                shape, _ = _channel_shape(t.ndim, axis, self.per_channel)
-                self.w[n.name] = t * alpha.reshape(shape)  # calibrate the network that will run
+            if n.name not in names:
+                continue
+            name, w, axis = n.name, self.w[n.name], 0 if n.op_type == "Conv" else 1
+            t, alpha = self.tern[name] = _ternarize(w, axis, self.per_channel, self.power_of_two)
+            self.w[name] = t * alpha.reshape(_channels(w, axis, self.per_channel)[1])
         return names
 
     def qparams(self, ranges):
         """(scale, zero point, bits) of every group of tensors that share a quantization."""
         groups = defaultdict(list)
         for t in self.activations:
-            groups[self._find(t)].append(t)
+            groups[self.find(t)].append(t)
         q = {}
         for root, members in groups.items():
             bits = 7 if any(m in self.ternary_inputs for m in members) else 8
@@ -282,8 +281,8 @@ class _Quantizer:
                 q[root] = (*SOFTMAX_QPARAMS, bits)
                 continue
             qmin, qmax = -2 ** (bits - 1), 2 ** (bits - 1) - 1
-            lo = min(0.0, min(ranges[m][0] for m in members))
-            hi = max(0.0, max(ranges[m][1] for m in members))
+            lo = min(0.0, *(ranges[m][0] for m in members))
+            hi = max(0.0, *(ranges[m][1] for m in members))
             if self.power_of_two:
                 q[root] = (float(_pow2_ceil(max(-lo, hi, 1e-30) / qmax)), 0, bits)
             else:
@@ -293,16 +292,18 @@ class _Quantizer:
 
     def emit(self, q=None, io="float"):
         """The float graph (q None) or the QDQ graph with the quantization parameters q."""
-        return _Emitter(self, q, io).model()
+        return _Emitter(self, q, io == "int8").model()
 
 
 class _Emitter:
-    def __init__(self, src, q, io):
-        self.src, self.q, self.int8_io = src, q, io == "int8"
+    # Tensor names in the QDQ graph: `t` float as its producer wrote it (`t_prequant` for a graph
+    # output, whose name goes to its last Q or DQ), `t_q` the int8 tensor, `t_dq` its float view.
+    def __init__(self, src, q, int8_io):
+        self.src, self.q, self.int8_io = src, q, int8_io
         self.nodes, self.inits, self.done = [], {}, set()
 
     def model(self):
-        s = self.src
+        s, g = self.src, self.src.model.graph
         if self.q and not self.int8_io:
             for x in s.inputs:
                 self._quant(x, x)
@@ -312,25 +313,17 @@ class _Emitter:
         if self.q and not self.int8_io:
             for o in s.outputs:
                 self._dq(o, out=o)
-        g = s.model.graph
-        io_type = TensorProto.INT8 if self.q and self.int8_io else None
-        graph = helper.make_graph(
-            self.nodes, g.name,
-            [self._value(v, io_type) for v in g.input if v.name in s.inputs],
-            [self._value(v, io_type) for v in g.output], initializer=list(self.inits.values()))
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", max(
-            o.version for o in s.model.opset_import if o.domain in ("", "ai.onnx")))],
-            producer_name="tinyc", ir_version=max(s.model.ir_version, 7))
+        inputs, outputs = [v for v in g.input if v.name in s.inputs], list(g.output)
+        io = [[onnx.ValueInfoProto() for _ in vs] for vs in (inputs, outputs)]
+        for new, old in zip(io[0] + io[1], inputs + outputs):
+            new.CopyFrom(old)
+            if self.q and self.int8_io:
+                new.type.tensor_type.elem_type = TensorProto.INT8
+        graph = helper.make_graph(self.nodes, g.name, io[0], io[1], initializer=list(self.inits.values()))
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", _opset(s.model))],
+                                  producer_name="tinyc", ir_version=max(s.model.ir_version, 7))
         onnx.checker.check_model(model)
         return model
-
-    @staticmethod
-    def _value(v, elem_type):
-        out = onnx.ValueInfoProto()
-        out.CopyFrom(v)
-        if elem_type is not None:
-            out.type.tensor_type.elem_type = elem_type
-        return out
 
     def _init(self, name, value):
         if name not in self.inits:
@@ -339,30 +332,24 @@ class _Emitter:
 
     def _add(self, op, inputs, output, name, like=None, **attrs):
         node = helper.make_node(op, inputs, [output], name=name, **attrs)
-        if like is not None:
-            node.attribute.extend(like.attribute)
+        node.attribute.extend(like.attribute if like is not None else [])
         self.nodes.append(node)
         return output
 
     def _inputs(self, n):
-        """n's inputs with every constant one (Reshape shapes, Clip bounds) brought along."""
+        """n's inputs, its constant ones (Reshape shapes, Clip bounds) brought along as initializers."""
         return [self._init(t, self.src.consts[t]) if t in self.src.consts else t for t in n.input]
 
-    # Tensor names in the QDQ graph: `t` float as the producer wrote it (`t_prequant` for a graph
-    # output, whose name goes to its final Q or DQ), `t_q` int8, `t_dq` its dequantized view.
     def _f(self, t):
         return t + "_prequant" if self.q and t in self.src.outputs else t
 
     def _qn(self, t):
-        if self.int8_io and (t in self.src.outputs or t in self.src.inputs):
-            return t
-        return t + "_q"
+        return t if self.int8_io and (t in self.src.outputs or t in self.src.inputs) else t + "_q"
 
     def _qinit(self, t):
-        root = self.src._find(t)
+        root = self.src.find(t)
         scale, zp, _ = self.q[root]
-        return (self._init(root + "_scale", np.float32(scale)),
-                self._init(root + "_zero_point", np.int8(zp)))
+        return self._init(root + "_scale", np.float32(scale)), self._init(root + "_zero_point", np.int8(zp))
 
     def _dq(self, t, out=None):
         if self.q is None:
@@ -374,8 +361,8 @@ class _Emitter:
         return out
 
     def _quant(self, t, x):
-        """Quantize float tensor x (the value of t), through the 7-bit clamp where t feeds a ternary layer."""
-        scale, zp, bits = self.q[self.src._find(t)]
+        """Quantize x (the float value of t), through the 7-bit clamp where t feeds a ternary layer."""
+        scale, zp, bits = self.q[self.src.find(t)]
         if bits == 7:
             lo = 0.0 if t in self.src.relu_out else scale * (-64 - zp)
             x = self._add("Clip", [x, self._init(t + "_clip_min", np.float32(lo)),
@@ -383,28 +370,25 @@ class _Emitter:
                           t + "_clip", t + "_clip")
         self._add("QuantizeLinear", [x, *self._qinit(t)], self._qn(t), t + "_quantize")
 
+    def _dq_const(self, name, q, scale, axis):
+        zp = np.zeros_like(scale, q.dtype)
+        return self._add("DequantizeLinear", [self._init(name + "_q", q), self._init(name + "_scale", scale),
+                                              self._init(name + "_zero_point", zp)],
+                         name + "_dq", name + "_dequantize", **({"axis": axis} if scale.ndim else {}))
+
     def _weights(self, n):
-        """DQ'd (or float) weight and bias of layer n, and whether it is a dense layer."""
+        """Weight and bias of layer n: float initializers, or int8/int32 ones behind a DequantizeLinear."""
         s, name = self.src, n.name
-        w, b, dense = s.w[name], s.b[name], n.op_type != "Conv"
+        w, b, axis = s.w[name], s.b[name], 0 if n.op_type == "Conv" else 1
         if self.q is None:
-            return self._init(name + ".weight", w), b is not None and self._init(name + ".bias", b), dense
-        axis = 1 if dense else 0
+            return self._init(name + ".weight", w), b is not None and self._init(name + ".bias", b)
         qw, ws = s.tern.get(name) or _int8_weights(w, axis, s.per_channel, s.power_of_two)
-        attrs = {"axis": axis} if ws.ndim else {}
-        wdq = self._add("DequantizeLinear", [self._init(name + ".weight_q", qw),
-                                             self._init(name + ".weight_scale", ws),
-                                             self._init(name + ".weight_zero_point", np.zeros_like(ws, np.int8))],
-                        name + ".weight_dq", name + ".weight_dequantize", **attrs)
+        wdq = self._dq_const(name + ".weight", qw, ws, axis)
         if b is None:
-            return wdq, None, dense
-        bs = (np.float32(self.q[s._find(n.input[0])][0]) * ws).astype(np.float32)
+            return wdq, None
+        bs = (np.float32(self.q[s.find(n.input[0])][0]) * ws).astype(np.float32)  # exact for powers of two
         qb = np.clip(np.round(b / bs), INT32.min, INT32.max).astype(np.int32)
-        bdq = self._add("DequantizeLinear", [self._init(name + ".bias_q", qb),
-                                             self._init(name + ".bias_scale", bs),
-                                             self._init(name + ".bias_zero_point", np.zeros_like(bs, np.int32))],
-                        name + ".bias_dq", name + ".bias_dequantize", **({"axis": 0} if bs.ndim else {}))
-        return wdq, bdq, dense
+        return wdq, self._dq_const(name + ".bias", qb, bs, 0)
 
     def _node(self, n):
         s, op = self.src, n.op_type
@@ -415,9 +399,9 @@ class _Emitter:
             self._add(op, ins, self._qn(n.output[0]) if self.q else n.output[0], n.name, like=n)
             return
         if op in LAYER_OPS:
-            w, b, dense = self._weights(n)
+            w, b = self._weights(n)
             x, out = self._dq(n.input[0]), s.out[n.name]
-            if not dense:
+            if op == "Conv":
                 y = self._add("Conv", [x, w] + ([b] if b else []), self._f(out), n.name, like=n)
             elif not b:
                 y = self._add("MatMul", [x, w], self._f(out), n.name)
@@ -429,8 +413,7 @@ class _Emitter:
             ins = [self._dq(t) if t and t not in s.consts else t for t in self._inputs(n)]
             y = self._add(op, ins, self._f(n.output[0]), n.name, like=n)
         for act in s.chain[n.name]:
-            ins = self._inputs(act)
-            y = self._add(act.op_type, [y] + ins[1:], self._f(act.output[0]), act.name, like=act)
+            y = self._add(act.op_type, [y] + self._inputs(act)[1:], self._f(act.output[0]), act.name, like=act)
         if self.q:
             self._quant(s.result[n.name], y)
 
@@ -445,14 +428,12 @@ def _samples(calibration, inputs):
     for name, dims in inputs.items():
         if name not in calibration:
             raise TinycError(f"no calibration data for input {name!r}")
-        a = np.asarray(calibration[name], dtype=np.float32)
-        one = tuple(dims[1:])
-        if a.shape[1:] == one:
-            a = a[:, None]
-        elif a.shape[1:] != (1,) + one:
+        a, one = np.asarray(calibration[name], dtype=np.float32), tuple(dims[1:])
+        if a.shape[1:] not in (one, (1, *one)):
+            shape = ", ".join(map(str, one))
             raise TinycError(f"calibration data for input {name!r} has shape {a.shape}; expected "
-                             f"(N, {', '.join(map(str, one))}) or (N, 1, {', '.join(map(str, one))})")
-        arrays[name] = a
+                             f"(N, {shape}) or (N, 1, {shape})")
+        arrays[name] = a.reshape(len(a), 1, *one)
     counts = {len(a) for a in arrays.values()}
     if len(counts) != 1 or 0 in counts:
         raise TinycError(f"calibration arrays hold different or zero sample counts: {sorted(counts)}")
@@ -471,13 +452,10 @@ def _calibrate(model, tensors, samples, method, percentile):
     opts.intra_op_num_threads = 1  # one thread: the same ranges, hence the same bytes, every run
     opts.log_severity_level = 3
     sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    keep = (lambda v: v.ravel()) if method == "percentile" else (lambda v: np.array([v.min(), v.max()]))
     values = defaultdict(list)
     for feed in samples:
-        for name, v in zip(probe, sess.run(probe, feed)):
-            values[name].append(v.ravel() if method == "percentile" else np.array([v.min(), v.max()]))
-        for name, v in feed.items():
-            values[name].append(v.ravel() if method == "percentile" else np.array([v.min(), v.max()]))
-    if method == "minmax":
-        return {t: (float(min(v.min() for v in vs)), float(max(v.max() for v in vs))) for t, vs in values.items()}
-    return {t: (float(np.percentile(np.concatenate(vs), 100 - percentile)),
-                float(np.percentile(np.concatenate(vs), percentile))) for t, vs in values.items()}
+        for name, v in [*zip(probe, sess.run(probe, feed)), *feed.items()]:
+            values[name].append(keep(v))
+    lo, hi = (0, 100) if method == "minmax" else (100 - percentile, percentile)
+    return {t: tuple(float(np.percentile(np.concatenate(vs), p)) for p in (lo, hi)) for t, vs in values.items()}
