@@ -33,6 +33,14 @@ class InputError(TinycError):
     """A request does not match the model: a missing or mistyped input, an unknown option."""
 
 
+class NeedsConstantError(UnsupportedError):
+    """A value the compiler must know (a shape, pads, a scale) is a run-time input of the model."""
+
+    def __init__(self, reason: str, value: str, **where):
+        super().__init__(reason, **where)
+        self.value = value
+
+
 class DoesNotFitError(TinycError):
     """The model or a layer does not fit the target's memories."""
 

@@ -6,7 +6,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from ..errors import BadModelError, TinycError, UnsupportedError
+from ..errors import BadModelError, NeedsConstantError, TinycError, UnsupportedError
 from ..ir.graph import Graph, Value
 from ..ir.ops import OPS
 from ..ir.verify import verify
@@ -31,7 +31,8 @@ class Context:
             return None
         v = self.graph.values[self.node.input[index]]
         if not v.is_const:
-            raise UnsupportedError(f"{what} must be a constant (an initializer), it is computed at run time")
+            raise NeedsConstantError(f"{what} must be a constant (an initializer), it is computed at run time",
+                                     value=v.name)
         return v.data
 
     def emit(self, op: str, inputs: list[str], out: str | None = None, **attrs) -> str:

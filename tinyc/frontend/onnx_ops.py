@@ -227,7 +227,8 @@ def reshape(ctx):
 @converts("Flatten")
 def flatten(ctx):
     x = ctx.value(inp(ctx, 0))
-    axis = attr(ctx, "axis", 1) % (len(x.shape) + 1) if x.shape else 0
+    axis = attr(ctx, "axis", 1)
+    axis = axis + len(x.shape) if axis < 0 else axis
     ctx.emit("reshape", [inp(ctx, 0)], out(ctx),
              shape=(int(np.prod(x.shape[:axis])), int(np.prod(x.shape[axis:]))))
 
