@@ -141,7 +141,8 @@ class _Quantizer:
         for i, n in enumerate(g.node):
             n.name = n.name or f"{n.op_type}_{i}"
             if n.domain not in ("", "ai.onnx") or n.op_type not in SUPPORTED:
-                hint = " (the model is already quantized)" if "quant" in n.op_type.lower() else ""
+                quantized = any(k in n.op_type.lower() for k in ("quantize", "qlinear", "integer"))
+                hint = " (the model is already quantized)" if quantized else ""
                 raise UnsupportedError(f"op {n.domain + '.' if n.domain else ''}{n.op_type} is not "
                                        f"supported by the quantizer{hint}", node=n.name)
             if n.op_type == "Constant":
