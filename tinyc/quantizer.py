@@ -170,7 +170,8 @@ class _Quantizer:
         for n in self.nodes:
             if n.name not in self.fused:
                 self._activation(n)
-        self.ternary_inputs = {n.input[0] for n in self.nodes if n.name in self._make_ternary(ternary)}
+        ternary_layers = self._make_ternary(ternary)
+        self.ternary_inputs = {n.input[0] for n in self.nodes if n.name in ternary_layers}
 
     def _dims(self, v):
         t = v.type.tensor_type
@@ -261,7 +262,8 @@ class _Quantizer:
             names = {ternary} if isinstance(ternary, str) else set(ternary)
             unknown = names - {n.name for n in layers}
             if unknown:
-                raise TinycError(f"ternary: no Conv/MatMul/Gemm node named {', '.join(sorted(unknown))}")
+                raise TinycError(f"ternary: no Conv/MatMul/Gemm node named {', '.join(sorted(unknown))} "
+                                 f"(the layers: {', '.join(n.name for n in layers)})")
         for n in layers:
             if n.name not in names:
                 continue
