@@ -1,0 +1,367 @@
+"""One function per IR op: a node -> the C statements that run it with the runtime kernels.
+
+Each function checks what its kernel supports (raising UnsupportedError, which the emitter locates at
+the node), declares the node's static descriptors through the Emitter and returns the call.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ...errors import UnsupportedError
+from ...ir import geometry as geo
+from .cdata import CTYPES, c_literals
+
+MAX_DIMS = 6
+INT32 = (-2 ** 31, 2 ** 31 - 1)
+SUFFIX = {"float32": "f32", "int8": "s8", "uint8": "u8", "int32": "s32"}
+
+
+def need(ok, why: str) -> None:
+    if not ok:
+        raise UnsupportedError(why)
+
+
+def dtypes(e, node, *allowed) -> list[str]:
+    """The input dtypes, each checked against its tuple of allowed dtypes."""
+    found = [e.g.values[v].dtype for v in node.inputs if v]
+    for i, (dt, ok) in enumerate(zip(found, allowed)):
+        need(dt in ok, f"{node.op} input {i} is {dt}; the C kernel takes {'/'.join(ok)}")
+    return found
+
+
+def out(e, node):
+    return e.g.values[node.outputs[0]]
+
+
+def arg(e, node, i) -> str:
+    return e.ptr(node.inputs[i] if i < len(node.inputs) else "")
+
+
+def int32s(values, what: str, lo: int = INT32[0], hi: int = INT32[1]) -> np.ndarray:
+    arr = np.asarray(values, np.int64).reshape(-1)
+    need(arr.size == 0 or (arr.min() >= lo and arr.max() <= hi), f"{what} must lie in [{lo}, {hi}]")
+    return arr
+
+
+def size(shape) -> int:
+    return int(np.prod(shape, dtype=np.int64))
+
+
+def per_channel(e, base: str, values, channels: int, ctype: str, what: str):
+    """(array name, step): step 1 indexes per channel, 0 repeats one value."""
+    arr = np.asarray(values).reshape(-1)
+    need(arr.size in (1, channels), f"{what} has {arr.size} values for {channels} channels")
+    if ctype == "int32_t":
+        arr = int32s(arr, what)
+    return e.array(base, ctype, arr), int(arr.size != 1)
+
+
+# ---------------------------------------------------------------- descriptors
+def window(e, node, kernel, m: int, groups: int) -> str:
+    x, y = e.g.values[node.inputs[0]], out(e, node)
+    need(1 <= len(x.shape) - 2 <= 3, f"{node.op} takes 1 to 3 spatial dims, got shape {list(x.shape)}")
+    a = node.attrs
+    k3, s3, p3, d3 = geo.geometry_3d(kernel, a["strides"], a["pads"], a["dilations"])
+    fill = (1,) * (5 - len(x.shape))
+    return "&" + e.struct(node.name + "_window", "tinyc_window",
+                          [x.shape[0], x.shape[1], m, groups, fill + x.shape[2:], fill + y.shape[2:],
+                           k3, s3, d3, p3[:3], p3[3:]])
+
+
+def strides_of(shape) -> list[int]:
+    out_strides, acc = [], 1
+    for d in reversed(shape):
+        out_strides.insert(0, acc)
+        acc *= d
+    return out_strides
+
+
+def broadcast_strides(out_shape, shape) -> list[int]:
+    shape = (1,) * (len(out_shape) - len(shape)) + tuple(shape)
+    return [0 if d == 1 and o != 1 else s for d, o, s in zip(shape, out_shape, strides_of(shape))]
+
+
+def merge(shape, *strides):
+    """Drop unit dims and fuse neighbours every operand walks contiguously: fewer, longer loops."""
+    dims = [(d, [s[i] for s in strides]) for i, d in enumerate(shape) if d != 1]
+    merged: list = []
+    for d, st in dims:
+        if merged and all(ps == s * d for ps, s in zip(merged[-1][1], st)):
+            merged[-1] = (merged[-1][0] * d, st)
+        else:
+            merged.append((d, st))
+    return [d for d, _ in merged], [[st[k] for _, st in merged] for k in range(len(strides))]
+
+
+def bcast(e, node, out_shape, a_shape, b_shape, scale_a: int = 1, scale_b: int = 1, keep_empty=False) -> str:
+    shape, (sa, sb) = merge(out_shape, broadcast_strides(out_shape, a_shape), broadcast_strides(out_shape, b_shape))
+    if not shape and not keep_empty:
+        shape, sa, sb = [1], [0], [0]
+    need(len(shape) <= MAX_DIMS, f"{node.op} broadcasts over {len(shape)} dims; the kernels take {MAX_DIMS}")
+    pad = [0] * (MAX_DIMS - len(shape))
+    return "&" + e.struct(node.name + "_bcast", "tinyc_bcast",
+                          [len(shape), shape + pad, [s * scale_a for s in sa] + pad, [s * scale_b for s in sb] + pad])
+
+
+def requant(e, node, channels: int) -> str:
+    a = node.attrs
+    if a.get("multiplier") is None:
+        need(out(e, node).dtype == "int32", "without a multiplier the output is the int32 accumulator")
+        return "NULL"
+    mult = np.asarray(a["multiplier"]).reshape(-1)
+    shift = np.asarray(a["shift"]).reshape(-1)
+    if mult.size != shift.size:
+        mult, shift = np.broadcast_to(mult, (channels,)), np.broadcast_to(shift, (channels,))
+    m, step = per_channel(e, node.name + "_multiplier", mult, channels, "int32_t", "multiplier")
+    s, _ = per_channel(e, node.name + "_shift", int32s(shift, "shift", -63, 63), channels, "int32_t", "shift")
+    bounds = int32s([a["out_zp"], a["out_min"], a["out_max"]], "out_zp/out_min/out_max")
+    return "&" + e.struct(node.name + "_requant", "tinyc_requant", [m, s, step] + bounds.tolist())
+
+
+# ---------------------------------------------------------------- float ops
+def conv(e, node):
+    dtypes(e, node, ("float32",), ("float32",), ("float32",))
+    w = e.g.values[node.inputs[1]]
+    g = window(e, node, w.shape[2:], w.shape[0], node.attrs["group"])
+    return [f"tinyc_conv_f32({g}, {arg(e, node, 0)}, {arg(e, node, 1)}, {arg(e, node, 2)}, {e.ptr(node.outputs[0])});"]
+
+
+def matmul(e, node):
+    dtypes(e, node, ("float32",), ("float32",))
+    a, b = (e.g.values[v].shape for v in node.inputs)
+    a2 = (1,) + a if len(a) == 1 else a
+    b2 = b + (1,) if len(b) == 1 else b
+    m, k, n = a2[-2], a2[-1], b2[-1]
+    batch = tuple(np.broadcast_shapes(a2[:-2], b2[:-2]))
+    desc = bcast(e, node, batch, a2[:-2], b2[:-2], m * k, k * n, keep_empty=True)
+    return [f"tinyc_matmul_f32({desc}, {arg(e, node, 0)}, {arg(e, node, 1)}, {e.ptr(node.outputs[0])}, {m}, {k}, {n});"]
+
+
+def binary(kernel):
+    def emit(e, node):
+        dtypes(e, node, ("float32",), ("float32",))
+        a, b = (e.g.values[v].shape for v in node.inputs)
+        desc = bcast(e, node, out(e, node).shape, a, b)
+        return [f"{kernel}({desc}, {arg(e, node, 0)}, {arg(e, node, 1)}, {e.ptr(node.outputs[0])});"]
+    return emit
+
+
+def relu(e, node):
+    dt, = dtypes(e, node, ("float32", "int8", "uint8"))
+    y = out(e, node)
+    if dt == "uint8":
+        return [f"memcpy({e.ptr(node.outputs[0])}, {arg(e, node, 0)}, {y.nbytes});"]
+    return [f"tinyc_relu_{SUFFIX[dt]}({arg(e, node, 0)}, {e.ptr(node.outputs[0])}, {y.size});"]
+
+
+def clip(e, node):
+    dtypes(e, node, ("float32",))
+    lo, hi = c_literals([node.attrs["min"], node.attrs["max"]], "float")
+    return [f"tinyc_clip_f32({arg(e, node, 0)}, {e.ptr(node.outputs[0])}, {out(e, node).size}, {lo}, {hi});"]
+
+
+def sigmoid(e, node):
+    dtypes(e, node, ("float32",))
+    return [f"tinyc_sigmoid_f32({arg(e, node, 0)}, {e.ptr(node.outputs[0])}, {out(e, node).size});"]
+
+
+def axis_split(shape, axis: int):
+    axis %= max(len(shape), 1)
+    return size(shape[:axis]), shape[axis], size(shape[axis + 1:])
+
+
+def softmax(e, node):
+    dtypes(e, node, ("float32",))
+    outer, length, inner = axis_split(out(e, node).shape, node.attrs["axis"])
+    return [f"tinyc_softmax_f32({arg(e, node, 0)}, {e.ptr(node.outputs[0])}, {outer}, {length}, {inner});"]
+
+
+def avgpool(e, node):
+    dtypes(e, node, ("float32",))
+    c = out(e, node).shape[1]
+    g = window(e, node, node.attrs["kernel"], c, c)
+    return [f"tinyc_avgpool_f32({g}, {arg(e, node, 0)}, {e.ptr(node.outputs[0])}, "
+            f"{int(bool(node.attrs['count_include_pad']))});"]
+
+
+def maxpool(e, node):
+    dt, = dtypes(e, node, ("float32", "int8", "uint8"))
+    c = out(e, node).shape[1]
+    g = window(e, node, node.attrs["kernel"], c, c)
+    return [f"tinyc_maxpool_{SUFFIX[dt]}({g}, {arg(e, node, 0)}, {e.ptr(node.outputs[0])});"]
+
+
+# ---------------------------------------------------------------- data movement
+def reshape(e, node):
+    src, dst = arg(e, node, 0), e.ptr(node.outputs[0])
+    if src == dst:
+        return ["/* shares its input's buffer */"]
+    return [f"memcpy({dst}, {src}, {out(e, node).nbytes});"]
+
+
+def transpose(e, node):
+    x, y = e.g.values[node.inputs[0]], out(e, node)
+    in_strides = strides_of(x.shape)
+    shape, (strides,) = merge(y.shape, [in_strides[p] for p in node.attrs["perm"]])
+    if len(shape) <= 1 and strides in ([], [1]):
+        return [f"memcpy({e.ptr(node.outputs[0])}, {arg(e, node, 0)}, {y.nbytes});"]
+    need(len(shape) <= MAX_DIMS, f"transpose moves {len(shape)} separate dims; the kernel takes {MAX_DIMS}")
+    s = e.array(node.name + "_shape", "int32_t", shape)
+    st = e.array(node.name + "_stride", "int32_t", strides)
+    item = np.dtype(y.dtype).itemsize
+    return [f"tinyc_transpose({arg(e, node, 0)}, {e.ptr(node.outputs[0])}, {item}, {len(shape)}, {s}, {st});"]
+
+
+def concat(e, node):
+    y = out(e, node)
+    axis = node.attrs["axis"] % len(y.shape)
+    item = np.dtype(y.dtype).itemsize
+    inner = size(y.shape[axis + 1:]) * item
+    rows = size(y.shape[:axis])
+    lines, at = [], 0
+    for v in node.inputs:
+        need(e.g.values[v].dtype == y.dtype, "concat inputs must share one dtype")
+        width = e.g.values[v].shape[axis] * inner
+        if width and rows:
+            lines.append(f"tinyc_copy_rows({e.ptr(v)}, {e.ptr(node.outputs[0], at)}, {rows}, {width}, "
+                         f"{y.shape[axis] * inner});")
+        at += width
+    return lines
+
+
+PAD_MODES = {"constant": "TINYC_PAD_CONSTANT", "reflect": "TINYC_PAD_REFLECT", "edge": "TINYC_PAD_EDGE"}
+
+
+def pad(e, node):
+    x, y = e.g.values[node.inputs[0]], out(e, node)
+    a = node.attrs
+    need(a["mode"] in PAD_MODES, f"pad mode {a['mode']!r} is not constant, reflect or edge")
+    need(min(a["pads"], default=0) >= 0, "negative pads (cropping) are not supported")
+    if not x.shape:
+        return [f"memcpy({e.ptr(node.outputs[0])}, {arg(e, node, 0)}, {y.nbytes});"]
+    need(len(x.shape) <= MAX_DIMS, f"pad takes up to {MAX_DIMS} dims")
+    need(a["mode"] == "constant" or x.size > 0, f"{a['mode']} padding of an empty tensor")
+    fill = a["value"] if a.get("value") is not None else 0
+    value = e.array(node.name + "_value", CTYPES[y.dtype], np.asarray(fill).astype(y.dtype).reshape(1))
+    ins = e.array(node.name + "_in_shape", "int32_t", x.shape)
+    outs = e.array(node.name + "_out_shape", "int32_t", y.shape)
+    begin = e.array(node.name + "_pad_begin", "int32_t", a["pads"][:len(x.shape)])
+    return [f"tinyc_pad({arg(e, node, 0)}, {e.ptr(node.outputs[0])}, {np.dtype(y.dtype).itemsize}, "
+            f"{len(x.shape)}, {ins}, {outs}, {begin}, {PAD_MODES[a['mode']]}, {value});"]
+
+
+# ---------------------------------------------------------------- quantization boundary
+def channel_params(e, node, shape):
+    """outer, channels, inner, scale array, zero point array, step of a (de)quantize."""
+    a = node.attrs
+    scale = np.asarray(a["scale"], np.float32).reshape(-1)
+    zp = np.asarray(a["zero_point"]).reshape(-1)
+    if a["axis"] is None or (scale.size == 1 and zp.size == 1):
+        outer, channels, inner = 1, 1, size(shape)
+    else:
+        outer, channels, inner = axis_split(shape, a["axis"])
+        scale, zp = (np.broadcast_to(v, (channels,)) if v.size == 1 else v for v in (scale, zp))
+    s, step = per_channel(e, node.name + "_scale", scale, channels, "float", "scale")
+    z, _ = per_channel(e, node.name + "_zero_point", zp, channels, "int32_t", "zero_point")
+    return f"{outer}, {channels}, {inner}, {s}, {z}, {step}"
+
+
+def quantize(e, node):
+    dtypes(e, node, ("float32",))
+    y = out(e, node)
+    need(y.dtype in ("int8", "uint8"), f"quantize to {y.dtype}: the kernel gives int8 or uint8")
+    return [f"tinyc_quantize_{SUFFIX[y.dtype]}({arg(e, node, 0)}, {e.ptr(node.outputs[0])}, "
+            f"{channel_params(e, node, y.shape)});"]
+
+
+def dequantize(e, node):
+    dt, = dtypes(e, node, ("int8", "uint8", "int32"))
+    return [f"tinyc_dequantize_{SUFFIX[dt]}({arg(e, node, 0)}, {e.ptr(node.outputs[0])}, "
+            f"{channel_params(e, node, out(e, node).shape)});"]
+
+
+def flip_sign(e, node):
+    dtypes(e, node, ("int8", "uint8"))
+    return [f"tinyc_flip_sign({arg(e, node, 0)}, {e.ptr(node.outputs[0])}, {out(e, node).size});"]
+
+
+# ---------------------------------------------------------------- integer ops
+def qconv(e, node):
+    dtypes(e, node, ("int8",), ("int8",), ("int32",))
+    w = e.g.values[node.inputs[1]]
+    a = node.attrs
+    g = window(e, node, w.shape[2:], w.shape[0], a["group"])
+    wzp, step = per_channel(e, node.name + "_w_zp", a["w_zp"], w.shape[0], "int32_t", "w_zp")
+    x_zp, = int32s([a["x_zp"]], "x_zp")
+    return [f"tinyc_qconv_s8({g}, {arg(e, node, 0)}, {x_zp}, {arg(e, node, 1)}, {wzp}, {step}, {arg(e, node, 2)}, "
+            f"{requant(e, node, w.shape[0])}, {e.ptr(node.outputs[0])});"]
+
+
+def qmatmul(e, node):
+    dtypes(e, node, ("int8",), ("int8",), ("int32",))
+    x, w = e.g.values[node.inputs[0]], e.g.values[node.inputs[1]]
+    need(len(w.shape) == 2, "qmatmul weights must be [K, N]")
+    k, n = w.shape
+    a = node.attrs
+    wzp, step = per_channel(e, node.name + "_w_zp", a["w_zp"], n, "int32_t", "w_zp")
+    x_zp, = int32s([a["x_zp"]], "x_zp")
+    return [f"tinyc_qmatmul_s8({arg(e, node, 0)}, {x_zp}, {arg(e, node, 1)}, {wzp}, {step}, {arg(e, node, 2)}, "
+            f"{requant(e, node, n)}, {e.ptr(node.outputs[0])}, {x.size // max(k, 1)}, {k}, {n});"]
+
+
+QADD_FIELDS = ("left_shift", "a_zp", "a_multiplier", "a_shift", "b_zp", "b_multiplier", "b_shift", "out_zp",
+               "out_multiplier", "out_shift", "out_min", "out_max")
+
+
+def qadd(e, node):
+    dtypes(e, node, ("int8",), ("int8",))
+    a = node.attrs
+    shifts = int32s([a["left_shift"], a["a_shift"], a["b_shift"], a["out_shift"]], "qadd shifts", -63, 63)
+    need(shifts[0] >= 0, "left_shift must not be negative")
+    params = e.struct(node.name + "_params", "tinyc_qadd_params",
+                      int32s([a[f] for f in QADD_FIELDS], "qadd parameters").tolist())
+    x0, x1 = (e.g.values[v].shape for v in node.inputs)
+    desc = bcast(e, node, out(e, node).shape, x0, x1)
+    return [f"tinyc_qadd_s8({desc}, &{params}, {arg(e, node, 0)}, {arg(e, node, 1)}, {e.ptr(node.outputs[0])});"]
+
+
+def qavgpool(e, node):
+    dtypes(e, node, ("int8",))
+    a = node.attrs
+    c = out(e, node).shape[1]
+    g = window(e, node, a["kernel"], c, c)
+    zp, lo, hi = int32s([a["x_zp"], a["out_min"], a["out_max"]], "x_zp/out_min/out_max")
+    return [f"tinyc_qavgpool_s8({g}, {arg(e, node, 0)}, {e.ptr(node.outputs[0])}, "
+            f"{int(bool(a['count_include_pad']))}, {zp}, {lo}, {hi});"]
+
+
+def lut(e, node):
+    dtypes(e, node, ("int8",))
+    table = np.asarray(node.attrs["table"]).reshape(-1)
+    need(table.size == 256, f"lut needs 256 entries, got {table.size}")
+    t = e.array(node.name + "_table", "int8_t", table.astype(np.int8))
+    return [f"tinyc_lut_s8({arg(e, node, 0)}, {e.ptr(node.outputs[0])}, {out(e, node).size}, {t});"]
+
+
+def qsoftmax(e, node):
+    dtypes(e, node, ("int8",))
+    a = node.attrs
+    table = int32s(a["table"], "qsoftmax table", 0, 2 ** 31 - 1)
+    need(table.size == 256, f"qsoftmax needs 256 table entries, got {table.size}")
+    outer, length, inner = axis_split(out(e, node).shape, a["axis"])
+    top = int(table.max()) * max(length, 1)
+    need(0 <= int(a["inv_out_scale"]) and top * max(int(a["inv_out_scale"]), 1 << 17) < 2 ** 62,
+         "qsoftmax table and inv_out_scale overflow int64")
+    t = e.array(node.name + "_table", "int32_t", table)
+    zp, = int32s([a["out_zp"]], "out_zp")
+    return [f"tinyc_qsoftmax_s8({arg(e, node, 0)}, {e.ptr(node.outputs[0])}, {outer}, {length}, {inner}, {t}, "
+            f"{int(a['inv_out_scale'])}LL, {zp});"]
+
+
+EMITTERS = {
+    "conv": conv, "matmul": matmul, "add": binary("tinyc_add_f32"), "mul": binary("tinyc_mul_f32"),
+    "relu": relu, "clip": clip, "sigmoid": sigmoid, "softmax": softmax, "avgpool": avgpool,
+    "maxpool": maxpool, "reshape": reshape, "transpose": transpose, "concat": concat, "pad": pad,
+    "quantize": quantize, "dequantize": dequantize, "flip_sign": flip_sign, "qconv": qconv,
+    "qmatmul": qmatmul, "qadd": qadd, "qavgpool": qavgpool, "lut": lut, "qsoftmax": qsoftmax,
+}

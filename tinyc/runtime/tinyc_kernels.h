@@ -1,0 +1,155 @@
+/* tinyc portable C99 kernels: the host-CPU implementation of every IR op (tinyc/ir/ops.py).
+ *
+ * Tensors are dense, row-major; spatial ops see (N, C, D, H, W), with 1-D and 2-D ops passing unit
+ * leading spatial dims. Integer kernels match tinyc.ir.interpret bit for bit; no kernel allocates.
+ */
+#ifndef TINYC_KERNELS_H
+#define TINYC_KERNELS_H
+
+#include <stdint.h>
+
+#define TINYC_MAX_DIMS 6
+/* Output rows are processed in chunks of this many elements, accumulated on the stack. */
+#define TINYC_CHUNK 64
+
+/* A sliding window over (N, C, D, H, W): conv uses c, m and groups; pools use c only. */
+typedef struct {
+    int32_t n, c, m, groups;
+    int32_t in[3], out[3], kernel[3], stride[3], dilation[3];
+    int32_t pad[3], pad_end[3];
+} tinyc_window;
+
+/* Elementwise broadcast of two operands: element strides per output dim (0 where broadcast). */
+typedef struct {
+    int32_t ndim;
+    int32_t shape[TINYC_MAX_DIMS];
+    int32_t stride_a[TINYC_MAX_DIMS];
+    int32_t stride_b[TINYC_MAX_DIMS];
+} tinyc_bcast;
+
+/* Fixed-point requantization to int8: per channel when step is 1, per tensor when 0. */
+typedef struct {
+    const int32_t *multiplier;
+    const int32_t *shift;
+    int32_t step;
+    int32_t out_zp, out_min, out_max;
+} tinyc_requant;
+
+typedef struct {
+    int32_t left_shift;
+    int32_t a_zp, a_multiplier, a_shift;
+    int32_t b_zp, b_multiplier, b_shift;
+    int32_t out_zp, out_multiplier, out_shift, out_min, out_max;
+} tinyc_qadd_params;
+
+enum { TINYC_PAD_CONSTANT, TINYC_PAD_REFLECT, TINYC_PAD_EDGE };
+
+/* ---- TFLite fixed-point arithmetic (tinyc/ir/quant_math.py), in int64 without undefined behavior:
+ * wrapping products go through uint64 and right shifts of negative values are written as floors. */
+static inline int64_t tinyc_asr(int64_t x, int32_t e)
+{
+    return x >= 0 ? x >> e : ~(~x >> e);
+}
+
+static inline int64_t tinyc_shl(int64_t x, int32_t e)
+{
+    return (int64_t)((uint64_t)x << e);
+}
+
+static inline int64_t tinyc_rounding_doubling_high_mul(int64_t a, int32_t b)
+{
+    int64_t ab, total;
+    if (a == b && b == INT32_MIN)
+        return INT32_MAX;
+    ab = (int64_t)((uint64_t)a * (uint64_t)(int64_t)b);
+    total = (int64_t)((uint64_t)ab + (uint64_t)(ab >= 0 ? (1 << 30) : 1 - (1 << 30)));
+    return total / ((int64_t)1 << 31); /* C division truncates toward zero, as TFLite relies on */
+}
+
+static inline int64_t tinyc_rounding_divide_by_pot(int64_t x, int32_t e)
+{
+    const int64_t mask = (int64_t)(((uint64_t)1 << e) - 1);
+    const int64_t threshold = (mask >> 1) + (x < 0);
+    return tinyc_asr(x, e) + ((x & mask) > threshold);
+}
+
+static inline int64_t tinyc_multiply_by_quantized_multiplier(int64_t x, int32_t multiplier, int32_t shift)
+{
+    return tinyc_rounding_divide_by_pot(
+        tinyc_rounding_doubling_high_mul(tinyc_shl(x, shift > 0 ? shift : 0), multiplier),
+        shift > 0 ? 0 : -shift);
+}
+
+static inline int32_t tinyc_clamp(int64_t x, int32_t lo, int32_t hi)
+{
+    return (int32_t)(x < lo ? lo : x > hi ? hi : x);
+}
+
+/* Advances a multi-index over dims [0, ndim) in row-major order, tracking two operands' offsets. */
+static inline void tinyc_bcast_step(const tinyc_bcast *b, int32_t ndim, int32_t *idx, int32_t *off_a,
+                                    int32_t *off_b)
+{
+    int32_t d;
+    for (d = ndim - 1; d >= 0; d--) {
+        *off_a += b->stride_a[d];
+        *off_b += b->stride_b[d];
+        if (++idx[d] < b->shape[d])
+            return;
+        *off_a -= b->stride_a[d] * b->shape[d];
+        *off_b -= b->stride_b[d] * b->shape[d];
+        idx[d] = 0;
+    }
+}
+
+/* ---- float32 (tinyc_kernels_float.c) */
+void tinyc_conv_f32(const tinyc_window *g, const float *x, const float *w, const float *bias, float *y);
+/* y[batch][M][N] = a[batch][M][K] @ b[batch][K][N]; the bcast walks the batch dims, strides in elements. */
+void tinyc_matmul_f32(const tinyc_bcast *batch, const float *a, const float *b, float *y, int32_t m, int32_t k,
+                      int32_t n);
+void tinyc_add_f32(const tinyc_bcast *b, const float *x0, const float *x1, float *y);
+void tinyc_mul_f32(const tinyc_bcast *b, const float *x0, const float *x1, float *y);
+void tinyc_relu_f32(const float *x, float *y, int32_t size);
+void tinyc_clip_f32(const float *x, float *y, int32_t size, float lo, float hi);
+void tinyc_sigmoid_f32(const float *x, float *y, int32_t size);
+void tinyc_softmax_f32(const float *x, float *y, int32_t outer, int32_t axis, int32_t inner);
+void tinyc_avgpool_f32(const tinyc_window *g, const float *x, float *y, int32_t count_include_pad);
+void tinyc_maxpool_f32(const tinyc_window *g, const float *x, float *y);
+
+/* ---- quantization boundary and integer ops (tinyc_kernels_int.c) */
+void tinyc_quantize_s8(const float *x, int8_t *y, int32_t outer, int32_t channels, int32_t inner,
+                       const float *scale, const int32_t *zero_point, int32_t step);
+void tinyc_quantize_u8(const float *x, uint8_t *y, int32_t outer, int32_t channels, int32_t inner,
+                       const float *scale, const int32_t *zero_point, int32_t step);
+void tinyc_dequantize_s8(const int8_t *x, float *y, int32_t outer, int32_t channels, int32_t inner,
+                         const float *scale, const int32_t *zero_point, int32_t step);
+void tinyc_dequantize_u8(const uint8_t *x, float *y, int32_t outer, int32_t channels, int32_t inner,
+                         const float *scale, const int32_t *zero_point, int32_t step);
+void tinyc_dequantize_s32(const int32_t *x, float *y, int32_t outer, int32_t channels, int32_t inner,
+                          const float *scale, const int32_t *zero_point, int32_t step);
+void tinyc_flip_sign(const void *x, void *y, int32_t size);
+void tinyc_relu_s8(const int8_t *x, int8_t *y, int32_t size);
+void tinyc_maxpool_s8(const tinyc_window *g, const int8_t *x, int8_t *y);
+void tinyc_maxpool_u8(const tinyc_window *g, const uint8_t *x, uint8_t *y);
+/* rq NULL: y is the int32 accumulator (plus bias); otherwise int8. w_zp_step as tinyc_requant.step. */
+void tinyc_qconv_s8(const tinyc_window *g, const int8_t *x, int32_t x_zp, const int8_t *w, const int32_t *w_zp,
+                    int32_t w_zp_step, const int32_t *bias, const tinyc_requant *rq, void *y);
+/* x[rows][K] @ w[K][N], requantized per column. */
+void tinyc_qmatmul_s8(const int8_t *x, int32_t x_zp, const int8_t *w, const int32_t *w_zp, int32_t w_zp_step,
+                      const int32_t *bias, const tinyc_requant *rq, void *y, int32_t rows, int32_t k, int32_t n);
+void tinyc_qadd_s8(const tinyc_bcast *b, const tinyc_qadd_params *p, const int8_t *x0, const int8_t *x1, int8_t *y);
+void tinyc_qavgpool_s8(const tinyc_window *g, const int8_t *x, int8_t *y, int32_t count_include_pad, int32_t x_zp,
+                       int32_t out_min, int32_t out_max);
+void tinyc_lut_s8(const int8_t *x, int8_t *y, int32_t size, const int8_t *table);
+void tinyc_qsoftmax_s8(const int8_t *x, int8_t *y, int32_t outer, int32_t axis, int32_t inner,
+                       const int32_t *table, int64_t inv_out_scale, int32_t out_zp);
+
+/* ---- data movement, any dtype (tinyc_kernels_data.c) */
+/* y[i...] = x[sum(i[d] * in_stride[d])] over the output shape: any permutation or strided view. */
+void tinyc_transpose(const void *x, void *y, int32_t elem_size, int32_t ndim, const int32_t *out_shape,
+                     const int32_t *in_stride);
+/* rows blocks of row_bytes from x (contiguous) into y, one block every y_stride bytes: a concat input. */
+void tinyc_copy_rows(const void *x, void *y, int32_t rows, int32_t row_bytes, int32_t y_stride);
+void tinyc_pad(const void *x, void *y, int32_t elem_size, int32_t ndim, const int32_t *in_shape,
+               const int32_t *out_shape, const int32_t *pad_begin, int32_t mode, const void *value);
+
+#endif

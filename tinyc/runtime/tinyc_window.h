@@ -1,0 +1,71 @@
+/* Sliding-window helpers private to the kernels (tinyc_window from tinyc_kernels.h). */
+#ifndef TINYC_WINDOW_H
+#define TINYC_WINDOW_H
+
+#include "tinyc_kernels.h"
+
+static inline int32_t tinyc_min(int32_t a, int32_t b)
+{
+    return a < b ? a : b;
+}
+
+/* Input coordinate along spatial dim `d` read by output `o` at kernel offset `k`. */
+static inline int32_t tinyc_window_pos(const tinyc_window *g, int32_t d, int32_t o, int32_t k)
+{
+    return o * g->stride[d] - g->pad[d] + k * g->dilation[d];
+}
+
+static inline int32_t tinyc_in_input(const tinyc_window *g, int32_t d, int32_t p)
+{
+    return p >= 0 && p < g->in[d];
+}
+
+/* Inside the declared padding: the positions count_include_pad counts (not the ceil_mode overhang). */
+static inline int32_t tinyc_in_padding(const tinyc_window *g, int32_t d, int32_t p)
+{
+    return p >= -g->pad[d] && p < g->in[d] + g->pad_end[d];
+}
+
+/* Outputs [*lo, *hi) within [o0, o0 + len) whose innermost input o * stride + off lies inside the row:
+ * the bounds are hoisted out of the inner loop so that it runs without checks. */
+static inline void tinyc_row_range(const tinyc_window *g, int32_t off, int32_t o0, int32_t len, int32_t *lo,
+                                   int32_t *hi)
+{
+    const int32_t s = g->stride[2], w = g->in[2];
+    *lo = o0;
+    *hi = o0 + len;
+    if (o0 * s + off < 0)
+        *lo = (-off + s - 1) / s;
+    if ((*hi - 1) * s + off >= w)
+        *hi = w - off > 0 ? (w - off + s - 1) / s : 0;
+}
+
+/* Shared by the float and integer max pools: padding never wins, as the reference pads with LOWEST. */
+#define TINYC_MAXPOOL_BODY(T, LOWEST)                                                                 \
+    int32_t plane, od, oh, ow, kd, kh, kw;                                                            \
+    for (plane = 0; plane < g->n * g->c; plane++) {                                                   \
+        const T *xp = x + plane * g->in[0] * g->in[1] * g->in[2];                                     \
+        for (od = 0; od < g->out[0]; od++)                                                            \
+            for (oh = 0; oh < g->out[1]; oh++)                                                        \
+                for (ow = 0; ow < g->out[2]; ow++) {                                                  \
+                    T best = LOWEST;                                                                  \
+                    for (kd = 0; kd < g->kernel[0]; kd++) {                                           \
+                        const int32_t id = tinyc_window_pos(g, 0, od, kd);                            \
+                        if (!tinyc_in_input(g, 0, id))                                                \
+                            continue;                                                                 \
+                        for (kh = 0; kh < g->kernel[1]; kh++) {                                       \
+                            const int32_t ih = tinyc_window_pos(g, 1, oh, kh);                        \
+                            if (!tinyc_in_input(g, 1, ih))                                            \
+                                continue;                                                             \
+                            for (kw = 0; kw < g->kernel[2]; kw++) {                                   \
+                                const int32_t iw = tinyc_window_pos(g, 2, ow, kw);                    \
+                                if (tinyc_in_input(g, 2, iw) && xp[(id * g->in[1] + ih) * g->in[2] + iw] > best) \
+                                    best = xp[(id * g->in[1] + ih) * g->in[2] + iw];                  \
+                            }                                                                         \
+                        }                                                                             \
+                    }                                                                                 \
+                    *y++ = best;                                                                      \
+                }                                                                                     \
+    }
+
+#endif

@@ -1,0 +1,129 @@
+"""Building and running emitted C projects with the host C compiler.
+
+The runtime sources (tinyc_*.c, the same for every model) are compiled once per compiler, flags and
+source text into objects cached under $TINYC_CACHE_DIR, else $XDG_CACHE_HOME/tinyc, else
+~/.cache/tinyc; a build then compiles only the model's own sources and links. Cache entries are
+written to a private directory and renamed into place, so concurrent builds never see half an entry.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ToolchainError
+
+CFLAGS = ("-O2", "-std=c99", "-Wall", "-Wextra", "-Werror")
+SANITIZE = ("-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-g")
+RUNTIME_PREFIX = "tinyc_"
+EXE = "model"
+
+
+def cache_dir() -> Path:
+    if os.environ.get("TINYC_CACHE_DIR"):
+        return Path(os.environ["TINYC_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "tinyc"
+
+
+def _first_error(text: str) -> str:
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if "error" in ln.lower()]
+    return (errors or lines or ["(no diagnostic)"])[0]
+
+
+def _run(cmd: list[str], cwd: Path, what: str, timeout: float | None = None) -> subprocess.CompletedProcess:
+    try:
+        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                              env={"ASAN_OPTIONS": "detect_leaks=0", **os.environ})
+    except FileNotFoundError:
+        raise ToolchainError(f"{what}: {cmd[0]} not found") from None
+    except subprocess.TimeoutExpired:
+        raise ToolchainError(f"{what}: {Path(cmd[0]).name} did not finish in {timeout} s") from None
+    if proc.returncode != 0:
+        raise ToolchainError(f"{what} failed (exit {proc.returncode}): {_first_error(proc.stderr + proc.stdout)}")
+    return proc
+
+
+@functools.lru_cache(maxsize=None)
+def _compiler_id(cc: str) -> str:
+    return _run([cc, "--version"], Path.cwd(), "C compiler check").stdout.splitlines()[0]
+
+
+def _runtime_objects(files: dict[str, str], cc: str, flags: tuple[str, ...]) -> list[Path]:
+    runtime = {n: t for n, t in sorted(files.items()) if n.startswith(RUNTIME_PREFIX) and n.endswith((".c", ".h"))}
+    sources = [n for n in runtime if n.endswith(".c")]
+    key = hashlib.sha256("\0".join([cc, _compiler_id(cc), *flags] + [f"{n}\0{t}" for n, t in runtime.items()])
+                         .encode()).hexdigest()[:24]
+    entry = cache_dir() / key
+    objects = [entry / (Path(n).stem + ".o") for n in sources]
+    if all(o.exists() for o in objects):
+        return objects
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=cache_dir()))
+    try:
+        for name, text in runtime.items():
+            (tmp / name).write_text(text)
+        _run([cc, *flags, "-c", *sources], tmp, "compiling the tinyc runtime")
+        for name in runtime:
+            (tmp / name).unlink()
+        try:
+            os.rename(tmp, entry)
+        except OSError:
+            if not all(o.exists() for o in objects):  # else another build published the same entry first
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return objects
+
+
+def _project_files(project: dict[str, str] | str | os.PathLike) -> dict[str, str]:
+    if isinstance(project, dict):
+        return project
+    root = Path(project)
+    return {p.name: p.read_text() for p in sorted(root.iterdir()) if p.is_file() and p.suffix in (".c", ".h")}
+
+
+def build(project: dict[str, str] | str | os.PathLike, workdir: str | os.PathLike, sanitize: bool = False,
+          cc: str | None = None) -> Path:
+    """Writes the project into workdir (unless it is already there) and builds it; returns the executable."""
+    files = _project_files(project)
+    work = Path(workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        path = work / name
+        if not path.exists() or path.read_text() != text:
+            path.write_text(text)
+    cc = cc or os.environ.get("CC") or "gcc"
+    flags = CFLAGS + (SANITIZE if sanitize else ())
+    objects = _runtime_objects(files, cc, flags)
+    own = [n for n in sorted(files) if n.endswith(".c") and not n.startswith(RUNTIME_PREFIX)]
+    exe = work / EXE
+    _run([cc, *flags, "-I", str(work), "-o", str(exe), *own, *map(str, objects), "-lm"], work, "building the model")
+    return exe
+
+
+def run_executable(exe: str | os.PathLike, inputs: list[np.ndarray], outputs: list[tuple[tuple[int, ...], str]],
+                   timeout: float = 600) -> list[np.ndarray]:
+    """Runs a built harness on the inputs (any shape, the graph's dtypes) and returns its outputs."""
+    exe = Path(exe).resolve()
+    with tempfile.TemporaryDirectory(prefix="tinyc-run-") as tmp:
+        ins = [Path(tmp) / f"in{i}.bin" for i in range(len(inputs))]
+        outs = [Path(tmp) / f"out{i}.bin" for i in range(len(outputs))]
+        for arr, path in zip(inputs, ins):
+            arr = np.asarray(arr)
+            arr.astype(arr.dtype.newbyteorder("<"), copy=False).tofile(path)
+        _run([str(exe), *map(str, ins), "--", *map(str, outs)], Path(tmp), f"running {exe.name}", timeout)
+        results = []
+        for (shape, dtype), path in zip(outputs, outs):
+            data = np.fromfile(path, np.dtype(dtype).newbyteorder("<"))
+            if data.size != int(np.prod(shape, dtype=np.int64)):
+                raise ToolchainError(f"{exe.name} wrote {data.size} elements to {path.name}, expected shape {shape}")
+            results.append(data.astype(dtype).reshape(shape))
+        return results
