@@ -27,12 +27,16 @@ typedef struct {
     int32_t stride_b[TINYC_MAX_DIMS];
 } tinyc_bcast;
 
-/* Fixed-point requantization to int8: per channel when step is 1, per tensor when 0. */
+enum { TINYC_ROUND_DOUBLE, TINYC_ROUND_SINGLE };
+
+/* Fixed-point requantization to int8: per channel when step is 1, per tensor when 0; rounding is
+ * TINYC_ROUND_DOUBLE (TFLite's conv: high mul, then shift) or TINYC_ROUND_SINGLE (its fully connected). */
 typedef struct {
     const int32_t *multiplier;
     const int32_t *shift;
     int32_t step;
     int32_t out_zp, out_min, out_max;
+    int32_t rounding;
 } tinyc_requant;
 
 typedef struct {
@@ -78,6 +82,14 @@ static inline int64_t tinyc_multiply_by_quantized_multiplier(int64_t x, int32_t 
     return tinyc_rounding_divide_by_pot(
         tinyc_rounding_doubling_high_mul(tinyc_shl(x, shift > 0 ? shift : 0), multiplier),
         shift > 0 ? 0 : -shift);
+}
+
+/* x * multiplier * 2**(shift - 31) rounded once, half up; shift <= 30. */
+static inline int64_t tinyc_multiply_by_quantized_multiplier_single(int64_t x, int32_t multiplier, int32_t shift)
+{
+    const int32_t total = 31 - shift;
+    const uint64_t half = (uint64_t)1 << (total - 1);
+    return tinyc_asr((int64_t)((uint64_t)x * (uint64_t)(int64_t)multiplier + half), total);
 }
 
 static inline int32_t tinyc_clamp(int64_t x, int32_t lo, int32_t hi)

@@ -77,8 +77,10 @@ void tinyc_maxpool_u8(const tinyc_window *g, const uint8_t *x, uint8_t *y)
 static void store(const tinyc_requant *rq, void *y, int32_t index, int32_t channel, int64_t acc)
 {
     if (rq) {
-        const int64_t v = tinyc_multiply_by_quantized_multiplier(acc, rq->multiplier[channel * rq->step],
-                                                                  rq->shift[channel * rq->step]);
+        const int32_t multiplier = rq->multiplier[channel * rq->step], shift = rq->shift[channel * rq->step];
+        const int64_t v = rq->rounding == TINYC_ROUND_SINGLE
+                              ? tinyc_multiply_by_quantized_multiplier_single(acc, multiplier, shift)
+                              : tinyc_multiply_by_quantized_multiplier(acc, multiplier, shift);
         ((int8_t *)y)[index] = (int8_t)tinyc_clamp(v + rq->out_zp, rq->out_min, rq->out_max);
     } else {
         ((int32_t *)y)[index] = (int32_t)(uint32_t)(uint64_t)acc;

@@ -13,6 +13,7 @@ from .cdata import CTYPES, c_literals
 
 MAX_DIMS = 6
 INT32 = (-2 ** 31, 2 ** 31 - 1)
+ROUNDINGS = {"double": "TINYC_ROUND_DOUBLE", "single": "TINYC_ROUND_SINGLE"}
 SUFFIX = {"float32": "f32", "int8": "s8", "uint8": "u8", "int32": "s32"}
 
 
@@ -112,10 +113,15 @@ def requant(e, node, channels: int) -> str:
     shift = np.asarray(a["shift"]).reshape(-1)
     if mult.size != shift.size:
         mult, shift = np.broadcast_to(mult, (channels,)), np.broadcast_to(shift, (channels,))
+    rounding = a.get("rounding")
+    need(rounding in ROUNDINGS, f"rounding {rounding!r} is not one of {'/'.join(ROUNDINGS)}")
     m, step = per_channel(e, node.name + "_multiplier", mult, channels, "int32_t", "multiplier")
-    s, _ = per_channel(e, node.name + "_shift", int32s(shift, "shift", -63, 63), channels, "int32_t", "shift")
+    # single rounding adds 2**(30 - shift): the shift must leave that a valid int64 shift
+    lo, hi = (-32, 30) if rounding == "single" else (-63, 63)
+    s, _ = per_channel(e, node.name + "_shift", int32s(shift, "shift", lo, hi), channels, "int32_t", "shift")
     bounds = int32s([a["out_zp"], a["out_min"], a["out_max"]], "out_zp/out_min/out_max")
-    return "&" + e.struct(node.name + "_requant", "tinyc_requant", [m, s, step] + bounds.tolist())
+    return "&" + e.struct(node.name + "_requant", "tinyc_requant", [m, s, step] + bounds.tolist()
+                          + [ROUNDINGS[rounding]])
 
 
 # ---------------------------------------------------------------- float ops
