@@ -23,10 +23,10 @@ def need(ok, why: str) -> None:
 
 
 def dtypes(e, node, *allowed) -> list[str]:
-    """The input dtypes, each checked against its tuple of allowed dtypes."""
-    found = [e.g.values[v].dtype for v in node.inputs if v]
+    """The input dtypes (None for an omitted input), each checked against its tuple of allowed dtypes."""
+    found = [e.g.values[v].dtype if v else None for v in node.inputs]
     for i, (dt, ok) in enumerate(zip(found, allowed)):
-        need(dt in ok, f"{node.op} input {i} is {dt}; the C kernel takes {'/'.join(ok)}")
+        need(dt is None or dt in ok, f"{node.op} input {i} is {dt}; the C kernel takes {'/'.join(ok)}")
     return found
 
 
