@@ -1,6 +1,8 @@
 """The C backend against the reference interpreter: every op, bit-exact for integer ops."""
 from __future__ import annotations
 
+import subprocess
+
 import numpy as np
 import pytest
 
@@ -350,3 +352,20 @@ def test_unsupported_dtype_is_reported():
     plan_memory(g.connect())
     with pytest.raises(UnsupportedError, match="sigmoid input 0 is int32"):
         emit_c(g)
+
+
+def test_missing_compiler_is_a_toolchain_error(tmp_path):
+    with pytest.raises(ToolchainError, match="no-such-cc not found"):
+        toolchain.build({"model.c": "int main(void) { return 0; }\n"}, tmp_path, cc="no-such-cc")
+
+
+def test_project_dict_builds_alone_with_make(tmp_path):
+    g = new_graph(x=((3, 4), "int8"))
+    g.outputs = [ops.add(g, "transpose", ["x"], "t", perm=(1, 0))]
+    plan_memory(g.connect())
+    for name, text in emit_c(g).items():
+        (tmp_path / name).write_text(text)
+    subprocess.run(["make", "-s"], cwd=tmp_path, check=True, capture_output=True)
+    x = rand((3, 4), "int8")
+    y, = toolchain.run_executable(tmp_path / "model", [x], [((4, 3), "int8")])
+    np.testing.assert_array_equal(y, x.T)
