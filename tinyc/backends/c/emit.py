@@ -36,7 +36,7 @@ class Emitter:
 
     def ident(self, base: str) -> str:
         name = re.sub(r"\W", "_", base, flags=re.ASCII)
-        name = name if re.match(r"[A-Za-z_]", name) else "_" + name
+        name = name if re.match(r"[A-Za-z]", name) else "v" + name
         unique, i = name, 1
         while unique in self._taken:
             unique, i = f"{name}_{i}", i + 1
@@ -93,8 +93,8 @@ def _model_h(g: Graph, prefix: str) -> str:
     for kind, names in (("inputs", g.inputs), ("outputs", g.outputs)):
         if names:
             lines.append(f"extern const {prefix}_tensor {prefix}_{kind}[{len(names)}];")
-    lines += ["", "/* Copies inputs[i] (of <prefix>_inputs[i].nbytes) in, runs every layer, copies the outputs "
-              "out; returns 0. */", f"{_signature(prefix)};", "", f"#endif", ""]
+    lines += ["", f"/* Copies inputs[i] ({prefix}_inputs[i].nbytes bytes) in, runs every layer, copies "
+              f"outputs[i] out; returns 0. */", f"{_signature(prefix)};", "", "#endif", ""]
     return "\n".join(lines)
 
 
