@@ -369,3 +369,13 @@ def test_project_dict_builds_alone_with_make(tmp_path):
     x = rand((3, 4), "int8")
     y, = toolchain.run_executable(tmp_path / "model", [x], [((4, 3), "int8")])
     np.testing.assert_array_equal(y, x.T)
+
+
+def test_code_size_counts_weights_and_arena():
+    g = new_graph(x=((1, 64), "int8"))
+    w = g.add_const("w", rand((64, 32), "int8")).name
+    g.outputs = [ops.add(g, "qmatmul", ["x", w], "fc", x_zp=0, w_zp=0, multiplier=None, shift=None, out_zp=0,
+                         out_min=-128, out_max=127, rounding="single")]
+    plan_memory(g.connect())
+    size = toolchain.code_size(emit_c(g))
+    assert size["text"] > 64 * 32 and size["bss"] >= g.arena_bytes

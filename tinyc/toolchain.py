@@ -127,3 +127,24 @@ def run_executable(exe: str | os.PathLike, inputs: list[np.ndarray], outputs: li
                 raise ToolchainError(f"{exe.name} wrote {data.size} elements to {path.name}, expected shape {shape}")
             results.append(data.astype(dtype).reshape(shape))
         return results
+
+
+def code_size(project: dict[str, str] | str | os.PathLike, cc: str | None = None,
+              flags: tuple[str, ...] = CFLAGS) -> dict:
+    """Bytes of the deployable part (model.c and the runtime, not the harness) as binutils' `size`
+    counts them: text (code and const weights), data, bss (the arena)."""
+    files = _project_files(project)
+    cc = cc or os.environ.get("CC") or "gcc"
+    objects = _runtime_objects(files, cc, flags)
+    with tempfile.TemporaryDirectory(prefix="tinyc-size-") as tmp:
+        for name, text in files.items():
+            (Path(tmp) / name).write_text(text)
+        _run([cc, *flags, "-c", "model.c"], Path(tmp), "compiling the model")
+        size_tool = cc[:-3] + "size" if cc.endswith("gcc") else "size"
+        out = _run([size_tool, str(Path(tmp) / "model.o"), *map(str, objects)], Path(tmp), "measuring code size")
+    totals = np.zeros(3, np.int64)
+    for line in out.stdout.splitlines()[1:]:
+        totals += np.array(line.split()[:3], np.int64)
+    return {"text": int(totals[0]), "data": int(totals[1]), "bss": int(totals[2]),
+            "compiler": f"{_compiler_id(cc)} {' '.join(flags)}"}
+
