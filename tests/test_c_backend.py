@@ -379,3 +379,11 @@ def test_code_size_counts_weights_and_arena():
     plan_memory(g.connect())
     size = toolchain.code_size(emit_c(g))
     assert size["text"] > 64 * 32 and size["bss"] >= g.arena_bytes
+
+
+def test_awkward_names_compile(tmp_path):
+    g = new_graph(**{"in/*put?? \"é\\": ((2,), "float32")})
+    g.name = "net */ ??/"
+    g.outputs = [ops.add(g, "relu", g.inputs, "3rd */ out/* ??= é")]
+    check(g, g.outputs, tmp_path)
+    assert '"in/*put\\077\\077 \\042\\303\\251\\134"' in emit_c(g)["model.c"]
