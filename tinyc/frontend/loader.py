@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import os
+import re
 
 import onnx
-from onnx import shape_inference, version_converter
+from onnx import external_data_helper, shape_inference, version_converter
 
 from ..errors import BadModelError, UnsupportedError
 
@@ -20,14 +21,21 @@ def dtype_name(elem_type: int) -> str:
     return onnx.TensorProto.DataType.Name(elem_type).lower() if elem_type else "undefined"
 
 
+def node_label(node: onnx.NodeProto) -> str:
+    """How errors name a node: its name, or its op and outputs when it has none."""
+    return node.name or f"{node.op_type} -> {', '.join(node.output)}"
+
+
 def load(model, source: str | None = None) -> tuple[onnx.ModelProto, str]:
     """Return the model and the name to report it by (its path, or "<bytes>"/"<model>")."""
     if isinstance(model, onnx.ModelProto):
         return _prepare(model, source or "<model>"), source or "<model>"
+    base_dir = None
     if isinstance(model, (bytes, bytearray)):
         source = source or "<bytes>"
         data = bytes(model)
     elif isinstance(model, (str, os.PathLike)):
+        base_dir = os.path.dirname(os.path.abspath(model))
         source = source or os.fspath(model)
         try:
             with open(model, "rb") as f:
@@ -43,28 +51,62 @@ def load(model, source: str | None = None) -> tuple[onnx.ModelProto, str]:
     except Exception:
         raise BadModelError("not an ONNX model (the protobuf does not parse; truncated or another format?)",
                             file=source) from None
+    if base_dir is not None:
+        _load_external_data(proto, base_dir, source)
     return _prepare(proto, source), source
+
+
+def _load_external_data(model: onnx.ModelProto, base_dir: str, source: str) -> None:
+    """Weights stored beside the model are found relative to the model's folder, not the working directory."""
+    if not any(external_data_helper.uses_external_data(t) for t in model.graph.initializer):
+        return
+    try:
+        external_data_helper.load_external_data_for_model(model, base_dir)
+    except Exception as e:
+        raise BadModelError(f"cannot read the weights stored outside the model: {_complaint(e)[0]}",
+                            file=source) from None
 
 
 def _prepare(model: onnx.ModelProto, source: str) -> onnx.ModelProto:
     if not model.HasField("graph") or not model.opset_import:
         raise BadModelError("not an ONNX model (no graph or no opset import)", file=source)
     opset = default_opset(model)
-    if opset < MIN_OPSET:
+    if opset > onnx.defs.onnx_opset_version():  # ops of an unknown opset may mean something else
+        raise UnsupportedError(f"opset {opset} is newer than the newest this onnx package knows "
+                               f"({onnx.defs.onnx_opset_version()})", file=source)
+    if 0 < opset < MIN_OPSET:
         try:
             model = version_converter.convert_version(model, TARGET_OPSET)
         except Exception as e:
-            raise UnsupportedError(f"cannot convert opset {opset} to {TARGET_OPSET}: {_first_line(e)}",
+            raise UnsupportedError(f"cannot convert opset {opset} to {TARGET_OPSET}: {_complaint(e)[0]}",
                                    file=source) from None
     model = _bind_batch(model, source)
+    _check_dataflow(model.graph, source)
     try:
         onnx.checker.check_model(model)
     except Exception as e:
-        raise BadModelError(f"the ONNX checker rejects the model: {_first_line(e)}", file=source) from None
+        reason, node = _complaint(e)
+        raise BadModelError(f"the ONNX checker rejects the model: {reason}", file=source, node=node) from None
     try:
         return shape_inference.infer_shapes(model, strict_mode=True)
     except Exception as e:
-        raise BadModelError(f"shape inference fails: {_first_line(e)}", file=source) from None
+        reason, node = _complaint(e)
+        raise BadModelError(f"shape inference fails: {reason}", file=source, node=node) from None
+
+
+def _check_dataflow(graph: onnx.GraphProto, source: str) -> None:
+    """Every node input is defined before the node. The checker says only "not topologically sorted";
+    this names the node and tells a missing value from a cycle."""
+    defined = {""} | {v.name for v in graph.input} | {t.name for t in graph.initializer} | \
+        {t.values.name for t in graph.sparse_initializer}
+    made_later = {o for n in graph.node for o in n.output}
+    for node in graph.node:
+        for name in node.input:
+            if name not in defined:
+                why = ("made by a later node (the graph has a cycle, or its nodes are out of order)"
+                       if name in made_later else "not defined anywhere in the graph")
+                raise BadModelError(f"input {name!r} is {why}", file=source, node=node_label(node))
+        defined.update(node.output)
 
 
 def default_opset(model: onnx.ModelProto) -> int:
@@ -97,6 +139,15 @@ def _bind_batch(model: onnx.ModelProto, source: str) -> onnx.ModelProto:
     return model_copy
 
 
-def _first_line(e: Exception) -> str:
-    text = str(e).strip().splitlines()
-    return (text[0] if text else type(e).__name__)[:300]
+def _complaint(e: Exception) -> tuple[str, str | None]:
+    """ONNX's checker and shape inference speak in several lines with the node inside: make it one line,
+    and take the node out so that the error's location names it."""
+    text = " ".join(str(e).split()) or type(e).__name__
+    checker = re.search(r"[Nn]ame: ?(\S*?) ?OpType: (\S+)", text)
+    inference = re.search(r"\(op_type:([^,]+), node name: ([^)]*)\)", text)
+    node = ((checker.group(1) or checker.group(2)) if checker else
+            (inference.group(2) or inference.group(1)) if inference else None)
+    text = re.sub(r"\s*==> Context: Bad node spec for node\. Name: ?\S*? ?OpType: \S+", "", text)
+    text = re.sub(r"node: name: ?\S*? ?OpType: \S+", "this node", text)
+    text = re.sub(r"Inference error\(s\): \(op_type:\S+, node name: [^)]*\): |\[\w+Error\] ", "", text)
+    return text[:300], node

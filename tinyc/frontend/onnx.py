@@ -2,16 +2,20 @@
 values keep their ONNX names so that errors and reports speak the model's language."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from ..errors import BadModelError, NeedsConstantError, TinycError, UnsupportedError
+from ..errors import BadModelError, DoesNotFitError, NeedsConstantError, TinycError, UnsupportedError
 from ..ir.graph import Graph, Value
 from ..ir.ops import OPS
 from ..ir.verify import verify
-from .loader import TENSOR_DTYPES, dtype_name, load
+from .loader import TENSOR_DTYPES, dtype_name, load, node_label
 from .onnx_ops import CONVERTERS
+
+MAX_TENSOR_BYTES = 2 ** 32  # no tensor of a 32-bit microcontroller is larger than its address space
 
 
 class Context:
@@ -39,8 +43,7 @@ class Context:
         """Add an IR node; its output is named `out` (an ONNX name) or gets a fresh name."""
         ins = [self.graph.values[v] if v else None for v in inputs]
         (shape, dtype), = OPS[op].infer(ins, attrs)
-        if any(d < 0 for d in shape):
-            raise UnsupportedError(f"{op} gives an impossible shape {list(shape)}")
+        check_shape(tuple(int(d) for d in shape), dtype, f"{op} gives")
         name = out if out is not None else self.graph.unique_value_name(f"{self.node.name or self.node.op_type}_{op}")
         self.graph.add_value(Value(name, tuple(int(d) for d in shape), dtype))
         self.graph.add_node(f"{self.node.name or self.node.op_type}" + ("" if out else f"/{op}"), op, inputs, [name],
@@ -49,6 +52,19 @@ class Context:
 
     def add_const(self, base: str, data: np.ndarray) -> str:
         return self.graph.add_const(base, data).name
+
+
+def check_shape(shape: tuple[int, ...], dtype: str, what: str) -> None:
+    """Static buffers need every tensor non-empty and addressable; sizes in Python ints never overflow."""
+    if any(d < 0 for d in shape):
+        raise BadModelError(f"{what} an impossible shape {list(shape)}")
+    if 0 in shape:
+        raise UnsupportedError(f"{what} an empty tensor of shape {list(shape)}; tinyc does not support "
+                               "zero-size tensors")
+    nbytes = math.prod(shape) * np.dtype(dtype).itemsize
+    if nbytes >= MAX_TENSOR_BYTES:
+        raise DoesNotFitError(f"{what} a {dtype}{list(shape)} tensor of {nbytes} B, more than a 32-bit "
+                              "microcontroller can address")
 
 
 def _tensor_dtype(elem_type: int, what: str) -> str:
@@ -71,6 +87,8 @@ def from_onnx(model, source: str | None = None) -> Graph:
 
 
 def _convert(proto: onnx.ModelProto, g: Graph, opset: int) -> None:
+    if proto.graph.sparse_initializer:
+        raise UnsupportedError("sparse initializers", node=proto.graph.sparse_initializer[0].values.name)
     for init in proto.graph.initializer:
         _tensor_dtype(init.data_type, f"initializer {init.name!r}")
         g.add_value(Value(init.name, tuple(init.dims), TENSOR_DTYPES[init.data_type],
@@ -81,16 +99,16 @@ def _convert(proto: onnx.ModelProto, g: Graph, opset: int) -> None:
         try:
             t = inp.type.tensor_type
             shape = tuple(d.dim_value for d in t.shape.dim)
-            if any(d <= 0 for d in shape) or np.prod(shape, dtype=np.float64) > 2 ** 31:
-                raise UnsupportedError(f"input shape {list(shape)} is empty or too large for a microcontroller")
-            g.add_value(Value(inp.name, shape, _tensor_dtype(t.elem_type, "the input")))
+            dtype = _tensor_dtype(t.elem_type, "the input")
+            check_shape(shape, dtype, "the input is")
+            g.add_value(Value(inp.name, shape, dtype))
         except TinycError as e:
             raise e.located(node=inp.name) from None
         g.inputs.append(inp.name)
     if not g.inputs:
         raise UnsupportedError("the model has no runtime input")
     for node in proto.graph.node:
-        where = node.name or f"{node.op_type} -> {', '.join(node.output)}"
+        where = node_label(node)
         try:
             if node.domain not in ("", "ai.onnx"):
                 raise UnsupportedError(f"op {node.domain}.{node.op_type} is not supported (custom domain)")
@@ -104,7 +122,7 @@ def _convert(proto: onnx.ModelProto, g: Graph, opset: int) -> None:
             convert(Context(g, node, opset))
         except TinycError as e:
             raise e.located(node=where) from None
-        except (ValueError, IndexError, KeyError, TypeError, ZeroDivisionError) as e:
+        except Exception as e:  # a converter tripping on a model nobody foresaw still names the node
             raise UnsupportedError(f"{node.op_type}: cannot convert ({type(e).__name__}: {e})",
                                    node=where) from None
     g.outputs = [o.name for o in proto.graph.output]
