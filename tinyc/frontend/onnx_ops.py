@@ -10,7 +10,7 @@ from onnx import helper
 
 from .loader import TENSOR_DTYPES
 
-from ..errors import UnsupportedError
+from ..errors import BadModelError, UnsupportedError
 from ..ir import quant_math as qm
 
 CONVERTERS = {}
@@ -77,10 +77,18 @@ def window_attrs(ctx, spatial: tuple[int, ...], kernel: tuple[int, ...]) -> dict
     return dict(strides=strides, pads=pads, dilations=dilations)
 
 
+def conv_kernel(ctx, w) -> tuple[int, ...]:
+    """kernel_shape, when given, must be the weights' own: the kernels convolve with the weights' shape."""
+    kernel = tuple(attr(ctx, "kernel_shape", w.shape[2:]))
+    if kernel != tuple(w.shape[2:]):
+        raise BadModelError(f"kernel_shape {list(kernel)} differs from the weights' {list(w.shape[2:])}")
+    return kernel
+
+
 @converts("Conv")
 def conv(ctx):
     x, w = ctx.value(inp(ctx, 0)), ctx.value(inp(ctx, 1))
-    kernel = tuple(attr(ctx, "kernel_shape", w.shape[2:]))
+    kernel = conv_kernel(ctx, w)
     a = window_attrs(ctx, x.shape[2:], kernel)
     group = attr(ctx, "group", 1)
     if x.shape[1] != w.shape[1] * group or w.shape[0] % group:
@@ -213,14 +221,14 @@ def reshape(ctx):
     if not attr(ctx, "allowzero", 0):
         shape = [x.shape[i] if d == 0 else d for i, d in enumerate(shape)]
     if shape.count(-1) > 1 or any(d < -1 for d in shape):
-        raise UnsupportedError(f"Reshape to {shape}")
+        raise BadModelError(f"Reshape to {shape}")
     if -1 in shape:
         known = int(np.prod([d for d in shape if d != -1]))
         if known == 0 or x.size % known:
-            raise UnsupportedError(f"cannot reshape {list(x.shape)} to {shape}")
+            raise BadModelError(f"cannot reshape {list(x.shape)} to {shape}")
         shape[shape.index(-1)] = x.size // known
     if int(np.prod(shape)) != x.size:
-        raise UnsupportedError(f"cannot reshape {list(x.shape)} ({x.size} elements) to {shape}")
+        raise BadModelError(f"cannot reshape {list(x.shape)} ({x.size} elements) to {shape}")
     ctx.emit("reshape", [inp(ctx, 0)], out(ctx), shape=tuple(shape))
 
 
@@ -314,9 +322,24 @@ def _qparams(ctx, scale_i: int, zp_i: int, default_dtype: str = "uint8"):
         zp = np.zeros(scale.shape, default_dtype)
     if scale.shape != np.asarray(zp).shape:
         raise UnsupportedError(f"scale shape {list(scale.shape)} and zero point shape {list(zp.shape)} differ")
-    if not np.all(np.isfinite(scale)) or np.any(scale <= 0):
-        raise UnsupportedError("scales must be finite and positive")
+    _check_scales(scale)
     return scale, np.asarray(zp)
+
+
+def _check_scales(scale: np.ndarray) -> None:
+    if not np.all(np.isfinite(scale)) or np.any(scale == 0):
+        raise BadModelError(f"scales must be finite and nonzero, got {np.ravel(scale)[:8].tolist()}")
+    if np.any(scale < 0):
+        raise UnsupportedError(f"negative scales {np.ravel(scale)[:8].tolist()}")
+
+
+def _linear_scale(ctx, i: int, channels: int = 1) -> np.ndarray:
+    """A QLinear op's scale input as float64: one value, or one per output channel."""
+    scale = np.ravel(np.asarray(ctx.const(i, "a scale"), np.float64))
+    if scale.size not in (1, channels):
+        raise UnsupportedError(f"a scale with {scale.size} values (1 or {channels} per output channel expected)")
+    _check_scales(scale)
+    return scale
 
 
 def _axis(ctx, x_rank: int, scale: np.ndarray):
@@ -326,7 +349,10 @@ def _axis(ctx, x_rank: int, scale: np.ndarray):
         raise UnsupportedError("blocked quantization")
     if scale.ndim != 1:
         raise UnsupportedError(f"scale of shape {list(scale.shape)} (per-tensor or 1-D per-axis only)")
-    return attr(ctx, "axis", 1) % x_rank
+    axis = attr(ctx, "axis", 1)
+    if not -x_rank <= axis < x_rank:
+        raise BadModelError(f"axis {axis} is out of range for a rank-{x_rank} tensor")
+    return axis % x_rank
 
 
 @converts("QuantizeLinear")
@@ -384,7 +410,7 @@ def quantized_conv(ctx):
     x_name, x_zp = _to_int8(ctx, inp(ctx, 0), ctx.const(2, "x zero point"))
     w_name, w_zp = _to_int8(ctx, inp(ctx, w_i), ctx.const(5 if linear else 3, "w zero point"))
     x, w = ctx.value(x_name), ctx.value(w_name)
-    kernel = tuple(attr(ctx, "kernel_shape", w.shape[2:]))
+    kernel = conv_kernel(ctx, w)
     a = window_attrs(ctx, x.shape[2:], kernel)
     group = attr(ctx, "group", 1)
     if x.shape[1] != w.shape[1] * group or w.shape[0] % group:
@@ -394,7 +420,7 @@ def quantized_conv(ctx):
         raise UnsupportedError("per-channel input zero point")
     requant, out_dtype, bias = {}, "int32", ""
     if linear:
-        x_scale, w_scale, y_scale = (np.float64(ctx.const(i, "a scale")) for i in (1, 4, 6))
+        x_scale, w_scale, y_scale = _linear_scale(ctx, 1), _linear_scale(ctx, 4, w.shape[0]), _linear_scale(ctx, 6)
         y_zp = ctx.const(7, "y zero point")
         out_dtype = str(y_zp.dtype) if y_zp is not None else "uint8"
         y_zp = int(np.ravel(y_zp)[0]) if y_zp is not None else 0
@@ -418,7 +444,7 @@ def quantized_matmul(ctx):
     w_zp = np.broadcast_to(np.ravel(w_zp), (w.shape[1],)).astype(np.int32)
     requant, out_dtype = {}, "int32"
     if linear:
-        a_scale, b_scale, y_scale = (np.float64(np.ravel(ctx.const(i, "a scale"))) for i in (1, 4, 6))
+        a_scale, b_scale, y_scale = _linear_scale(ctx, 1), _linear_scale(ctx, 4, w.shape[1]), _linear_scale(ctx, 6)
         y_zp = ctx.const(7, "y zero point")
         out_dtype = str(y_zp.dtype)
         y_zp = int(np.ravel(y_zp)[0])
