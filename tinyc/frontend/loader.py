@@ -58,13 +58,16 @@ def load(model, source: str | None = None) -> tuple[onnx.ModelProto, str]:
 
 def _load_external_data(model: onnx.ModelProto, base_dir: str, source: str) -> None:
     """Weights stored beside the model are found relative to the model's folder, not the working directory."""
-    if not any(external_data_helper.uses_external_data(t) for t in model.graph.initializer):
-        return
-    try:
-        external_data_helper.load_external_data_for_model(model, base_dir)
-    except Exception as e:
-        raise BadModelError(f"cannot read the weights stored outside the model: {_complaint(e)[0]}",
-                            file=source) from None
+    for tensor in model.graph.initializer:
+        if not external_data_helper.uses_external_data(tensor):
+            continue
+        try:
+            external_data_helper.load_external_data_for_tensor(tensor, base_dir)
+        except Exception as e:
+            raise BadModelError(f"cannot read the weights stored outside the model: {_complaint(e)[0]}",
+                                file=source, node=tensor.name) from None
+        tensor.data_location = onnx.TensorProto.DEFAULT  # the data is inside now, as onnx.load leaves it
+        del tensor.external_data[:]
 
 
 def _prepare(model: onnx.ModelProto, source: str) -> onnx.ModelProto:

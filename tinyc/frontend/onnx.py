@@ -90,9 +90,11 @@ def _convert(proto: onnx.ModelProto, g: Graph, opset: int) -> None:
     if proto.graph.sparse_initializer:
         raise UnsupportedError("sparse initializers", node=proto.graph.sparse_initializer[0].values.name)
     for init in proto.graph.initializer:
-        _tensor_dtype(init.data_type, f"initializer {init.name!r}")
-        g.add_value(Value(init.name, tuple(init.dims), TENSOR_DTYPES[init.data_type],
-                          data=np.array(numpy_helper.to_array(init), order="C")))
+        try:
+            dtype = _tensor_dtype(init.data_type, "the initializer")
+        except TinycError as e:
+            raise e.located(node=init.name) from None
+        g.add_value(Value(init.name, tuple(init.dims), dtype, data=np.array(numpy_helper.to_array(init), order="C")))
     for inp in proto.graph.input:
         if inp.name in g.values:
             continue
