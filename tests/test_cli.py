@@ -1,0 +1,137 @@
+"""The `tinyc` command: each subcommand does what the API does, and every error is one line with exit code 2."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime
+import pytest
+
+import tinyc
+from tinyc.cli import main
+from onnx_builders import tiny_cnn
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("cli") / "tiny_cnn.onnx"
+    onnx.save(tiny_cnn(), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def image() -> np.ndarray:
+    return np.random.default_rng(3).standard_normal((1, 1, 8, 8)).astype(np.float32)
+
+
+def one_line_error(capsys, code: int) -> str:
+    out, err = capsys.readouterr()
+    assert code == 2
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tinyc: error: "), err
+    assert "Traceback" not in out + err
+    return lines[0]
+
+
+def test_compile_writes_a_c_project(model_path, tmp_path, capsys):
+    out = tmp_path / "project"
+    assert main(["compile", str(model_path), "-o", str(out)]) == 0
+    assert {"model.c", "model.h", "Makefile"} <= {p.name for p in out.iterdir()}
+    assert f"wrote {out}/" in capsys.readouterr().out
+
+
+def test_compile_as_a_command(model_path, tmp_path):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-m", "tinyc.cli", "compile", str(model_path), "-o", str(tmp_path / "p")],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "p" / "model.c").is_file()
+
+
+def test_run_gives_the_api_outputs_and_onnxruntimes(model_path, image, tmp_path, capsys):
+    np.save(tmp_path / "image.npy", image)
+    assert main(["run", str(model_path), "--input", f"image={tmp_path / 'image.npy'}",
+                 "-o", str(tmp_path / "out.npz")]) == 0
+    got = dict(np.load(tmp_path / "out.npz"))
+    assert list(got) == ["probs"]
+    api = tinyc.compile(str(model_path)).run({"image": image})
+    np.testing.assert_array_equal(got["probs"], api["probs"])
+    want, = onnxruntime.InferenceSession(str(model_path)).run(None, {"image": image})
+    np.testing.assert_allclose(got["probs"], want, rtol=1e-4, atol=1e-6)
+
+
+def test_run_prints_a_summary_without_output_file(model_path, capsys):
+    assert main(["run", str(model_path)]) == 0  # random inputs
+    assert capsys.readouterr().out.startswith("probs: float32[1, 3] argmax=")
+
+
+def test_report_json(model_path, capsys):
+    assert main(["report", str(model_path), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["totals"]["layers"] == len(report["layers"]) > 0
+    assert report["totals"]["macs"] > 0
+    assert report["target"] == "cpu"
+
+
+def test_report_text(model_path, capsys):
+    assert main(["report", str(model_path)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("tiny_cnn for cpu") and "total:" in out
+
+
+def test_targets_lists_cpu(capsys):
+    assert main(["targets"]) == 0
+    assert any(line.split()[0] == "cpu" for line in capsys.readouterr().out.splitlines() if line.strip())
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.strip() == f"tinyc {tinyc.__version__}"
+
+
+def test_unknown_target(model_path, tmp_path, capsys):
+    line = one_line_error(capsys, main(["compile", str(model_path), "--target", "nosuchchip", "-o", str(tmp_path / "p")]))
+    assert "nosuchchip" in line and "cpu" in line  # says what exists
+    assert not (tmp_path / "p").exists()
+
+
+def test_unknown_config(model_path, tmp_path, capsys):
+    line = one_line_error(capsys, main(["compile", str(model_path), "--config", "analog", "-o", str(tmp_path / "p")]))
+    assert "'analog'" in line
+
+
+def test_missing_model_file(tmp_path, capsys):
+    missing = tmp_path / "nothere.onnx"
+    line = one_line_error(capsys, main(["compile", str(missing), "-o", str(tmp_path / "p")]))
+    assert str(missing) in line and "No such file" in line
+    assert not (tmp_path / "p").exists()
+
+
+@pytest.mark.parametrize("spec, words", [
+    ("image", ["'image'", "NAME=FILE.npy"]),
+    ("image={dir}/absent.npy", ["absent.npy"]),
+    ("image={dir}/notnpy.npy", ["notnpy.npy"]),
+    ("image={dir}/wrong_shape.npy", ["'image'", "float32[1, 1, 8, 8]", "[3]"]),
+    ("voice={dir}/wrong_shape.npy", ["missing input 'image'"]),
+])
+def test_bad_input_spec(model_path, tmp_path, capsys, spec, words):
+    (tmp_path / "notnpy.npy").write_text("not numpy")
+    np.save(tmp_path / "wrong_shape.npy", np.zeros(3, np.float32))
+    line = one_line_error(capsys, main(["run", str(model_path), "--input", spec.format(dir=tmp_path)]))
+    assert all(w in line for w in words), line
+
+
+def test_output_under_a_file(model_path, tmp_path, capsys):
+    """An output directory that cannot be made is an error line too, not an OSError traceback."""
+    (tmp_path / "file").write_text("")
+    line = one_line_error(capsys, main(["compile", str(model_path), "-o", str(tmp_path / "file" / "p")]))
+    assert str(tmp_path / "file") in line
