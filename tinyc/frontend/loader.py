@@ -91,10 +91,10 @@ def _prepare(model: onnx.ModelProto, source: str) -> onnx.ModelProto:
         reason, node = _complaint(e)
         raise BadModelError(f"the ONNX checker rejects the model: {reason}", file=source, node=node) from None
     try:
-        return shape_inference.infer_shapes(model, strict_mode=True)
+        return shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
     except Exception as e:
         reason, node = _complaint(e)
-        raise BadModelError(f"shape inference fails: {reason}", file=source, node=node) from None
+        raise BadModelError(f"ONNX type and shape inference fails: {reason}", file=source, node=node) from None
 
 
 def _check_dataflow(graph: onnx.GraphProto, source: str) -> None:
@@ -152,5 +152,5 @@ def _complaint(e: Exception) -> tuple[str, str | None]:
             (inference.group(2) or inference.group(1)) if inference else None)
     text = re.sub(r"\s*==> Context: Bad node spec for node\. Name: ?\S*? ?OpType: \S+", "", text)
     text = re.sub(r"node: name: ?\S*? ?OpType: \S+", "this node", text)
-    text = re.sub(r"Inference error\(s\): \(op_type:\S+, node name: [^)]*\): |\[\w+Error\] ", "", text)
+    text = re.sub(r"Inference error\(s\): |\(op_type:[^,]+, node name: [^)]*\): ?|\[\w+Error\] ", "", text)
     return text[:300], node
