@@ -85,6 +85,14 @@ def conv_kernel(ctx, w) -> tuple[int, ...]:
     return kernel
 
 
+def conv_bias(ctx, index: int, channels: int) -> str:
+    """The optional bias: one value per output channel, exactly what the kernels read."""
+    name = inp(ctx, index)
+    if name and ctx.value(name).shape != (channels,):
+        raise BadModelError(f"bias of shape {list(ctx.value(name).shape)} for {channels} output channels")
+    return name
+
+
 @converts("Conv")
 def conv(ctx):
     x, w = ctx.value(inp(ctx, 0)), ctx.value(inp(ctx, 1))
@@ -93,7 +101,7 @@ def conv(ctx):
     group = attr(ctx, "group", 1)
     if x.shape[1] != w.shape[1] * group or w.shape[0] % group:
         raise UnsupportedError(f"{x.shape[1]} input channels do not fit weights {list(w.shape)} in {group} groups")
-    ctx.emit("conv", [inp(ctx, 0), inp(ctx, 1), inp(ctx, 2)], out(ctx), group=group, **a)
+    ctx.emit("conv", [inp(ctx, 0), inp(ctx, 1), conv_bias(ctx, 2, w.shape[0])], out(ctx), group=group, **a)
 
 
 def _pool(ctx, op: str, **extra):
@@ -342,17 +350,20 @@ def _linear_scale(ctx, i: int, channels: int = 1) -> np.ndarray:
     return scale
 
 
-def _axis(ctx, x_rank: int, scale: np.ndarray):
+def _axis(ctx, shape: tuple[int, ...], scale: np.ndarray):
     if scale.size == 1 and scale.ndim <= 1:
         return None
     if attr(ctx, "block_size", 0):
         raise UnsupportedError("blocked quantization")
     if scale.ndim != 1:
         raise UnsupportedError(f"scale of shape {list(scale.shape)} (per-tensor or 1-D per-axis only)")
+    rank = len(shape)
     axis = attr(ctx, "axis", 1)
-    if not -x_rank <= axis < x_rank:
-        raise BadModelError(f"axis {axis} is out of range for a rank-{x_rank} tensor")
-    return axis % x_rank
+    if not -rank <= axis < rank:
+        raise BadModelError(f"axis {axis} is out of range for a rank-{rank} tensor")
+    if scale.size != shape[axis]:
+        raise BadModelError(f"{scale.size} scales for the {shape[axis]} channels of axis {axis}")
+    return axis % rank
 
 
 @converts("QuantizeLinear")
@@ -366,7 +377,7 @@ def quantize_linear(ctx):
     if dtype not in ("int8", "uint8"):
         raise UnsupportedError(f"QuantizeLinear to {dtype} (int8 and uint8 are supported)")
     ctx.emit("quantize", [inp(ctx, 0)], out(ctx), scale=scale.ravel(), zero_point=zp.astype(np.int32).ravel(),
-             axis=_axis(ctx, len(x.shape), scale), dtype=dtype)
+             axis=_axis(ctx, x.shape, scale), dtype=dtype)
 
 
 @converts("DequantizeLinear")
@@ -376,7 +387,7 @@ def dequantize_linear(ctx):
         raise UnsupportedError(f"DequantizeLinear of {x.dtype}")
     scale, zp = _qparams(ctx, 1, 2, x.dtype)
     ctx.emit("dequantize", [inp(ctx, 0)], out(ctx), scale=scale.ravel(), zero_point=zp.astype(np.int32).ravel(),
-             axis=_axis(ctx, len(x.shape), scale))
+             axis=_axis(ctx, x.shape, scale))
 
 
 def _to_int8(ctx, name: str, zp: np.ndarray) -> tuple[str, np.ndarray]:
@@ -426,7 +437,7 @@ def quantized_conv(ctx):
         y_zp = int(np.ravel(y_zp)[0]) if y_zp is not None else 0
         real = x_scale * np.broadcast_to(w_scale, (w.shape[0],)) / y_scale
         requant = qm.requant_attrs(real, y_zp - 128 if out_dtype == "uint8" else y_zp, (-128, 127), qm.ROUNDING_OF["qconv"])
-        bias = inp(ctx, 8)
+        bias = conv_bias(ctx, 8, w.shape[0])
     result = ctx.emit("qconv", [x_name, w_name, bias], out(ctx) if out_dtype != "uint8" else None, group=group, x_zp=int(np.ravel(x_zp)[0]), w_zp=w_zp, **a, **requant)
     _finish_requant(ctx, result, out_dtype)
 
