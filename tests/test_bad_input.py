@@ -66,6 +66,12 @@ def conv(x_shape, w_shape, out_shape, name="conv", **attrs):
     return with_const("Conv", name, np.ones(w_shape, np.float32), x_shape, out_shape, **attrs)
 
 
+def conv_with_short_bias():
+    inits = [const("w", np.ones((2, 1, 3, 3), np.float32)), const("b", np.ones(3, np.float32))]
+    return model([node("Conv", [X, "w", "b"], ["y"], "conv")], [tensor(X, [1, 1, 6, 6])], [tensor("y", [1, 2, 4, 4])],
+                 inits)
+
+
 def cycle():
     return model([node("Add", [X, "b"], ["a"], "add_1"), node("Relu", ["a"], ["b"], "relu_2")],
                  [tensor(X, [1, 8])], [tensor("b", [1, 8])])
@@ -167,6 +173,12 @@ CASES = {
                               [const("s", np.full(8, 0.1, np.float32)), const("z", np.zeros(8, np.int8))])),
         BadModelError, "quant", "axis 5"),
     # attributes and shapes
+    "per-axis scales unlike the channels": Case(
+        file_of(lambda: model([node("QuantizeLinear", [X, "s", "z"], ["y"], "quant", axis=1)], [tensor(X, [1, 8])],
+                              [tensor("y", [1, 8], T.INT8)],
+                              [const("s", np.full(3, 0.1, np.float32)), const("z", np.zeros(3, np.int8))])),
+        BadModelError, "quant", "3 scales for the 8 channels"),
+    "Conv bias of the wrong size": Case(file_of(conv_with_short_bias), BadModelError, "conv", "bias"),
     "negative Conv pads": Case(file_of(lambda: conv([1, 1, 6, 6], (1, 1, 3, 3), [1, 1, 2, 2], pads=[-1] * 4)),
                                BadModelError, "conv", "negative"),
     "negative Pad pads": Case(file_of(lambda: with_const("Pad", "pad", np.array([0, 0, 0, -2], np.int64),
