@@ -133,7 +133,10 @@ def _bias(r: _Rewriter, name: str, acc_scale: np.ndarray, channels: int) -> np.n
         return None
     if real.size not in (1, channels):
         return None
-    return np.rint(np.broadcast_to(real, (channels,)) / acc_scale).astype(np.int32)
+    bias = np.rint(np.broadcast_to(real, (channels,)) / acc_scale)
+    if np.any(np.abs(bias) > qm.INT32_MAX):
+        return None  # beyond the int32 accumulator (astype would wrap): the layer stays in float
+    return bias.astype(np.int32)
 
 
 def _fold_weighted(r: _Rewriter, q, core, chain, out_scale, out_zp) -> str | None:
