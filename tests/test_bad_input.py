@@ -12,6 +12,7 @@ from typing import Callable
 
 import numpy as np
 import onnx
+import onnxruntime
 import pytest
 from onnx import TensorProto as T
 from onnx import helper
@@ -276,3 +277,27 @@ def test_external_weights_are_read_beside_the_model(tmp_path, monkeypatch):
     monkeypatch.chdir(REPO)
     cm = tinyc.compile(str(tmp_path / "model.onnx"))
     np.testing.assert_array_equal(cm.graph.values["c"].data, np.arange(8, dtype=np.float32).reshape(1, 8))
+
+
+def qdq_conv(bias_scale) -> onnx.ModelProto:
+    """x -> Q/DQ -> Conv with DQ'd int8 weights and int32 bias -> Q/DQ -> y."""
+    inits = [const("xs", np.float32(0.05)), const("z", np.int8(0)), const("w", np.ones((2, 1, 3, 3), np.int8)),
+             const("ws", np.float32(0.01)), const("b", np.array([10, 10], np.int32)),
+             const("bs", np.asarray(bias_scale, np.float32)), const("bz", np.zeros(2, np.int32)),
+             const("ys", np.float32(0.1))]
+    nodes = [node("QuantizeLinear", [X, "xs", "z"], ["xq"], "qx"),
+             node("DequantizeLinear", ["xq", "xs", "z"], ["xd"], "dqx"),
+             node("DequantizeLinear", ["w", "ws", "z"], ["wd"], "dqw"),
+             node("DequantizeLinear", ["b", "bs", "bz"], ["bd"], "dqb", axis=0),
+             node("Conv", ["xd", "wd", "bd"], ["c"], "conv"), node("QuantizeLinear", ["c", "ys", "z"], ["yq"], "qy"),
+             node("DequantizeLinear", ["yq", "ys", "z"], ["y"], "dqy")]
+    return model(nodes, [tensor(X, [1, 1, 4, 4])], [tensor("y", [1, 2, 2, 2])], inits)
+
+
+def test_a_bias_beyond_int32_is_not_wrapped():
+    """Valid but extreme: the second channel's bias is 1e31 in the accumulator's scale. Folded into an int32
+    bias it used to wrap to a large negative number; the result must stay onnxruntime's."""
+    m = qdq_conv([0.0005, 1e30])
+    x = np.random.default_rng(0).standard_normal((1, 1, 4, 4)).astype(np.float32)
+    want, = onnxruntime.InferenceSession(m.SerializeToString()).run(None, {X: x})
+    np.testing.assert_allclose(tinyc.compile(m).run({X: x})["y"], want, atol=0.1 + 1e-6)

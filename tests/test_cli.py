@@ -99,7 +99,8 @@ def test_version(capsys):
 
 
 def test_unknown_target(model_path, tmp_path, capsys):
-    line = one_line_error(capsys, main(["compile", str(model_path), "--target", "nosuchchip", "-o", str(tmp_path / "p")]))
+    code = main(["compile", str(model_path), "--target", "nosuchchip", "-o", str(tmp_path / "p")])
+    line = one_line_error(capsys, code)
     assert "nosuchchip" in line and "cpu" in line  # says what exists
     assert not (tmp_path / "p").exists()
 
