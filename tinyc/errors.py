@@ -12,7 +12,8 @@ class TinycError(Exception):
 
     def __str__(self) -> str:
         parts = [p for p in (self.file, self.node) if p]
-        return ": ".join(parts + [self.reason])
+        text = ": ".join(parts + [self.reason])
+        return text.replace("\r", "\\r").replace("\n", "\\n")  # one line even when a name holds a newline
 
     def located(self, file: str | None = None, node: str | None = None) -> "TinycError":
         """Fill in the location where the raiser did not know it (keeps what it did know)."""
