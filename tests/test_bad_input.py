@@ -132,6 +132,7 @@ CASES = {
                                   "opset 99"),
     # valid ONNX that tinyc does not implement
     "unsupported op": Case(file_of(lambda: unary("Cos", "cosine")), UnsupportedError, "cosine", "Cos"),
+    "a newline in a node name": Case(file_of(lambda: unary("Cos", "cos\nine")), UnsupportedError, "cos\\nine", "Cos"),
     "custom-domain op": Case(file_of(custom_op), UnsupportedError, "stft", "com.acme"),
     "float16": Case(file_of(lambda: unary("Relu", "act", dtype=T.FLOAT16)), UnsupportedError, X, "float16"),
     "double": Case(file_of(lambda: unary("Relu", "act", dtype=T.DOUBLE)), UnsupportedError, X, "double"),
