@@ -85,8 +85,10 @@ def _load_inputs(cm, specs: list[str]) -> dict:
             raise InputError(f"--input {spec!r}: expected NAME=FILE.npy")
         try:
             inputs[name] = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as e:
-            raise InputError(f"cannot read {path}: {e}", file=path) from None
+        except OSError as e:
+            raise InputError(f"cannot read --input {name}: {e.strerror or e}", file=path) from None
+        except ValueError:  # numpy then suggests unpickling, which a text or foreign file does not need
+            raise InputError(f"--input {name} is not a .npy array file", file=path) from None
     if not specs:
         rng = np.random.default_rng(0)
         for name in cm.graph.inputs:
