@@ -119,8 +119,8 @@ def test_missing_model_file(tmp_path, capsys):
 
 @pytest.mark.parametrize("spec, words", [
     ("image", ["'image'", "NAME=FILE.npy"]),
-    ("image={dir}/absent.npy", ["absent.npy"]),
-    ("image={dir}/notnpy.npy", ["notnpy.npy"]),
+    ("image={dir}/absent.npy", ["absent.npy", "No such file"]),
+    ("image={dir}/notnpy.npy", ["notnpy.npy", "not a .npy array"]),
     ("image={dir}/wrong_shape.npy", ["'image'", "float32[1, 1, 8, 8]", "[3]"]),
     ("voice={dir}/wrong_shape.npy", ["missing input 'image'"]),
 ])
