@@ -43,7 +43,7 @@ class Context:
         """Add an IR node; its output is named `out` (an ONNX name) or gets a fresh name."""
         ins = [self.graph.values[v] if v else None for v in inputs]
         (shape, dtype), = OPS[op].infer(ins, attrs)
-        check_shape(tuple(int(d) for d in shape), dtype, f"{op} gives")
+        check_shape(tuple(int(d) for d in shape), dtype, f"the output of {op}")
         name = out if out is not None else self.graph.unique_value_name(f"{self.node.name or self.node.op_type}_{op}")
         self.graph.add_value(Value(name, tuple(int(d) for d in shape), dtype))
         self.graph.add_node(f"{self.node.name or self.node.op_type}" + ("" if out else f"/{op}"), op, inputs, [name],
@@ -57,13 +57,12 @@ class Context:
 def check_shape(shape: tuple[int, ...], dtype: str, what: str) -> None:
     """Static buffers need every tensor non-empty and addressable; sizes in Python ints never overflow."""
     if any(d < 0 for d in shape):
-        raise BadModelError(f"{what} an impossible shape {list(shape)}")
+        raise BadModelError(f"{what} has an impossible shape {list(shape)}")
     if 0 in shape:
-        raise UnsupportedError(f"{what} an empty tensor of shape {list(shape)}; tinyc does not support "
-                               "zero-size tensors")
+        raise UnsupportedError(f"{what} is empty (shape {list(shape)}); tinyc does not support zero-size tensors")
     nbytes = math.prod(shape) * np.dtype(dtype).itemsize
     if nbytes >= MAX_TENSOR_BYTES:
-        raise DoesNotFitError(f"{what} a {dtype}{list(shape)} tensor of {nbytes} B, more than a 32-bit "
+        raise DoesNotFitError(f"{what} is a {dtype}{list(shape)} tensor of {nbytes} B, more than a 32-bit "
                               "microcontroller can address")
 
 
@@ -102,13 +101,15 @@ def _convert(proto: onnx.ModelProto, g: Graph, opset: int) -> None:
             t = inp.type.tensor_type
             shape = tuple(d.dim_value for d in t.shape.dim)
             dtype = _tensor_dtype(t.elem_type, "the input")
-            check_shape(shape, dtype, "the input is")
+            check_shape(shape, dtype, "the input")
             g.add_value(Value(inp.name, shape, dtype))
         except TinycError as e:
             raise e.located(node=inp.name) from None
         g.inputs.append(inp.name)
     if not g.inputs:
         raise UnsupportedError("the model has no runtime input")
+    if not proto.graph.output:
+        raise BadModelError("the graph has no outputs: nothing to compute")
     for node in proto.graph.node:
         where = node_label(node)
         try:
