@@ -128,6 +128,8 @@ CASES = {
                                                   [tensor("y", [1, 8])])), BadModelError, "act", "'nowhere'"),
     "unknown op": Case(file_of(lambda: unary("FooBar", "foo")), BadModelError, "foo", "FooBar"),
     "missing external weights": Case(file_of(missing_external_weights), BadModelError, "c", "weights.bin"),
+    "no outputs": Case(file_of(lambda: model([node("Relu", [X], ["y"], "act")], [tensor(X, [1, 8])], [])),
+                       BadModelError, None, "no outputs"),
     "opset from the future": Case(file_of(lambda: unary("Relu", "act", opset=99)), UnsupportedError, None,
                                   "opset 99"),
     # valid ONNX that tinyc does not implement
