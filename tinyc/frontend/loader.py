@@ -73,6 +73,7 @@ def _load_external_data(model: onnx.ModelProto, base_dir: str, source: str) -> N
 def _prepare(model: onnx.ModelProto, source: str) -> onnx.ModelProto:
     if not model.HasField("graph") or not model.opset_import:
         raise BadModelError("not an ONNX model (no graph or no opset import)", file=source)
+    _check_names(model.graph, source)
     opset = default_opset(model)
     if opset > onnx.defs.onnx_opset_version():  # ops of an unknown opset may mean something else
         raise UnsupportedError(f"opset {opset} is newer than the newest this onnx package knows "
@@ -95,6 +96,16 @@ def _prepare(model: onnx.ModelProto, source: str) -> onnx.ModelProto:
     except Exception as e:
         reason, node = _complaint(e)
         raise BadModelError(f"ONNX type and shape inference fails: {reason}", file=source, node=node) from None
+
+
+def _check_names(graph: onnx.GraphProto, source: str) -> None:
+    """ONNX strings are proto2 strings, not checked when parsed: one that is not UTF-8 arrives as bytes."""
+    names = [graph.name] + [v.name for v in (*graph.input, *graph.output, *graph.value_info, *graph.initializer)]
+    for node in graph.node:
+        names += [node.name, node.op_type, node.domain, *node.input, *node.output]
+    bad = next((n for n in names if not isinstance(n, str)), None)
+    if bad is not None:
+        raise BadModelError(f"a name is not UTF-8 text: {bad!r}", file=source)
 
 
 def _check_dataflow(graph: onnx.GraphProto, source: str) -> None:
