@@ -92,6 +92,12 @@ def missing_external_weights():
     return m
 
 
+def not_utf8() -> bytes:
+    """Protobuf leaves ONNX's strings unchecked: a byte that is not UTF-8 parses into a bytes name."""
+    data = unary("Relu", "act").SerializeToString()
+    return data.replace(b"act", b"a\xc7t")
+
+
 def half_of(m: onnx.ModelProto) -> bytes:
     data = m.SerializeToString()
     return data[:len(data) // 2]
@@ -123,6 +129,7 @@ CASES = {
                          "not an ONNX model"),
     "a directory": Case(a_directory, BadModelError, None, "cannot read"),
     # broken graphs
+    "a name that is not UTF-8": Case(file_of(not_utf8), BadModelError, None, "UTF-8"),
     "cycle": Case(file_of(cycle), BadModelError, "add_1", "cycle"),
     "undefined input": Case(file_of(lambda: model([node("Relu", ["nowhere"], ["y"], "act")], [tensor(X, [1, 8])],
                                                   [tensor("y", [1, 8])])), BadModelError, "act", "'nowhere'"),
