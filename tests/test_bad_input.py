@@ -264,6 +264,15 @@ def test_cli_subprocess(name, corpus, cli_runs):
     check_cli(proc.returncode, proc.stdout, proc.stderr, corpus[name], CASES[name])
 
 
+@pytest.mark.parametrize("command", [["run"], ["report", "--json"]])
+@pytest.mark.parametrize("name", ["truncated model", "cycle", "unsupported op", "too big for L2"])
+def test_other_model_commands(name, command, corpus, capsys):
+    path = corpus[name]
+    code = main([command[0], str(path), *command[1:]])
+    out, err = capsys.readouterr()
+    check_cli(code, out, err, path, CASES[name])
+
+
 def test_failed_compile_leaves_an_existing_output_alone(corpus, tmp_path, capsys):
     out = tmp_path / "project"
     out.mkdir()
