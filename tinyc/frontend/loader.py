@@ -74,6 +74,7 @@ def _prepare(model: onnx.ModelProto, source: str) -> onnx.ModelProto:
     if not model.HasField("graph") or not model.opset_import:
         raise BadModelError("not an ONNX model (no graph or no opset import)", file=source)
     _check_names(model.graph, source)
+    _check_dataflow(model.graph, source)
     opset = default_opset(model)
     if opset > onnx.defs.onnx_opset_version():  # ops of an unknown opset may mean something else
         raise UnsupportedError(f"opset {opset} is newer than the newest this onnx package knows "
@@ -85,7 +86,6 @@ def _prepare(model: onnx.ModelProto, source: str) -> onnx.ModelProto:
             raise UnsupportedError(f"cannot convert opset {opset} to {TARGET_OPSET}: {_complaint(e)[0]}",
                                    file=source) from None
     model = _bind_batch(model, source)
-    _check_dataflow(model.graph, source)
     try:
         onnx.checker.check_model(model)
     except Exception as e:
