@@ -38,16 +38,16 @@ def node(op, inputs, outputs, name, **attrs):
     return helper.make_node(op, inputs, outputs, name=name, **attrs)
 
 
-def unary(op, name, shape=(1, 8), dtype=T.FLOAT, out_shape=None, opset=17, ir_version=8, **attrs):
+def unary(op, name, shape=(1, 8), dtype=T.FLOAT, opset=17, ir_version=8):
     """One `op` node from the input X to y."""
-    return model([node(op, [X], ["y"], name, **attrs)], [tensor(X, list(shape), dtype)],
-                 [tensor("y", list(out_shape or shape), dtype)], opset=opset, ir_version=ir_version)
+    return model([node(op, [X], ["y"], name)], [tensor(X, list(shape), dtype)], [tensor("y", list(shape), dtype)],
+                 opset=opset, ir_version=ir_version)
 
 
-def with_const(op, name, const_array, shape=(1, 8), out_shape=None, out_dtype=T.FLOAT, **attrs):
-    """One `op` node reading X and a constant c."""
+def with_const(op, name, const_array, shape=(1, 8), out_shape=None, **attrs):
+    """One float `op` node reading X and a constant c."""
     return model([node(op, [X, "c"], ["y"], name, **attrs)], [tensor(X, list(shape))],
-                 [tensor("y", list(out_shape or shape), out_dtype)], [const("c", const_array)])
+                 [tensor("y", list(out_shape or shape))], [const("c", const_array)])
 
 
 def quantize(scale, zero_point, name="quant"):
