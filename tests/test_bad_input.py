@@ -276,7 +276,7 @@ def test_other_model_commands(name, command, corpus, capsys):
     check_cli(code, out, err, path, CASES[name])
 
 
-def test_failed_compile_leaves_an_existing_output_alone(corpus, tmp_path, capsys):
+def test_failed_compile_leaves_an_existing_output_alone(corpus, tmp_path):
     out = tmp_path / "project"
     out.mkdir()
     (out / "model.c").write_text("/* an earlier build */")
