@@ -21,7 +21,7 @@ from .report import build_report
 def compile(model, target: str = "cpu", config: str | None = None, name: str = "model") -> "CompiledModel":
     """Compile an ONNX model (a path, bytes or onnx.ModelProto) for `target`."""
     tgt = targets.get(target)
-    config = config or tgt.configs[-1]
+    config = config or tgt.default_config
     if config not in tgt.configs:
         raise InputError(f"target {tgt.name} has configurations {', '.join(tgt.configs)}, not {config!r}")
     graph = from_onnx(model)

@@ -1,4 +1,4 @@
-"""tinyc as an onnx.backend.base.Backend: prepare() compiles for the host CPU, run() executes the
+"""tinyc as an onnx.backend.base.Backend: prepare() compiles for the `host` target, run() executes the
 emitted C, so ONNX's own node tests exercise the whole flow.
 
 tinyc is an ahead-of-time compiler: shapes, pads and quantization parameters must be known when it
@@ -74,7 +74,7 @@ class TinycBackendRep(BackendRep):
 
 class TinycBackend(Backend):
     @classmethod
-    def prepare(cls, model, device: str = "CPU", target: str = "cpu", sanitize: bool = False, **kwargs):
+    def prepare(cls, model, device: str = "CPU", target: str = "host", sanitize: bool = False, **kwargs):
         super().prepare(model, device, **kwargs)
         return TinycBackendRep(model, target, sanitize)
 

@@ -436,7 +436,7 @@ def quantized_conv(ctx):
         out_dtype = str(y_zp.dtype) if y_zp is not None else "uint8"
         y_zp = int(np.ravel(y_zp)[0]) if y_zp is not None else 0
         real = x_scale * np.broadcast_to(w_scale, (w.shape[0],)) / y_scale
-        requant = qm.requant_attrs(real, y_zp - 128 if out_dtype == "uint8" else y_zp, (-128, 127), qm.ROUNDING_OF["qconv"])
+        requant = qm.requant_attrs(real, y_zp - 128 if out_dtype == "uint8" else y_zp, (-128, 127), "qconv")
         bias = conv_bias(ctx, 8, w.shape[0])
     result = ctx.emit("qconv", [x_name, w_name, bias], out(ctx) if out_dtype != "uint8" else None, group=group, x_zp=int(np.ravel(x_zp)[0]), w_zp=w_zp, **a, **requant)
     _finish_requant(ctx, result, out_dtype)
@@ -460,7 +460,7 @@ def quantized_matmul(ctx):
         out_dtype = str(y_zp.dtype)
         y_zp = int(np.ravel(y_zp)[0])
         real = a_scale[0] * np.broadcast_to(b_scale, (w.shape[1],)) / y_scale[0]
-        requant = qm.requant_attrs(real, y_zp - 128 if out_dtype == "uint8" else y_zp, (-128, 127), qm.ROUNDING_OF["qmatmul"])
+        requant = qm.requant_attrs(real, y_zp - 128 if out_dtype == "uint8" else y_zp, (-128, 127), "qmatmul")
     result = ctx.emit("qmatmul", [x_name, w_name], out(ctx) if out_dtype != "uint8" else None,
                       x_zp=int(np.ravel(x_zp)[0]), w_zp=w_zp, **requant)
     _finish_requant(ctx, result, out_dtype)

@@ -1,8 +1,8 @@
 """tinyc's IR: Graph and Value, the op definitions, the verifier and the reference interpreter."""
-from .graph import Graph, Node, Quant, Value
+from .graph import Graph, Node, Placement, Quant, Value
 from .interpret import interpret
 from .ops import OPS
 from .printer import dump, to_dot
 from .verify import verify
 
-__all__ = ["Graph", "Node", "Quant", "Value", "OPS", "interpret", "verify", "dump", "to_dot"]
+__all__ = ["Graph", "Node", "Placement", "Quant", "Value", "OPS", "interpret", "verify", "dump", "to_dot"]

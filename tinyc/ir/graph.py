@@ -52,6 +52,19 @@ class Value:
 
 
 @dataclass
+class Placement:
+    """Where a node runs and, on an accelerator, how: set by dispatch, completed by tiling.
+
+    Op semantics stay in `attrs`; a placement never changes what a node computes."""
+    core: str  # the core that runs the node (the target's host when no accelerator takes it)
+    pattern: str = ""  # the accelerator pattern (job kind) that matched; "" on the host
+    anchor: str = ""  # the node whose job this node is part of, when a pattern spans several nodes
+    reason: str = ""  # on the host: why each accelerator of the configuration declined it
+    tile: dict | None = None  # set by tiling: the output tile sizes and the buffering
+    cost: dict | None = None  # modeled by the cost model: cycles, DMA bytes, tiles
+
+
+@dataclass
 class Node:
     """A read-only view of one op node, for passes that only look."""
     name: str
@@ -59,6 +72,7 @@ class Node:
     inputs: list[str]
     outputs: list[str]
     attrs: dict = field(default_factory=dict)
+    placement: Placement | None = None
 
 
 class Graph:
@@ -117,7 +131,7 @@ class Graph:
     # ---- looking ----
     def node(self, name: str) -> Node:
         d = self.nx.nodes[name]
-        return Node(name, d["op"], d["inputs"], d["outputs"], d["attrs"])
+        return Node(name, d["op"], d["inputs"], d["outputs"], d["attrs"], d.get("placement"))
 
     def nodes(self) -> list[Node]:
         """All nodes in a deterministic topological order (ties by creation order)."""
@@ -136,7 +150,7 @@ class Graph:
         return users
 
     def set_node(self, name: str, **fields) -> None:
-        """Change a node's op, inputs, outputs or attrs (call connect() after rewiring)."""
+        """Change a node's op, inputs, outputs, attrs or placement (call connect() after rewiring)."""
         self.nx.nodes[name].update(fields)
 
     def replace_uses(self, old: str, new: str) -> None:
@@ -168,6 +182,8 @@ class Graph:
         g.nx = self.nx.copy()
         for n, d in g.nx.nodes(data=True):
             d["inputs"], d["outputs"], d["attrs"] = list(d["inputs"]), list(d["outputs"]), dict(d["attrs"])
+            if d.get("placement") is not None:
+                d["placement"] = replace(d["placement"])
         g.values = {k: replace(v) for k, v in self.values.items()}
         g.inputs, g.outputs = list(self.inputs), list(self.outputs)
         g._order = itertools.count(max(nx.get_node_attributes(self.nx, "order").values(), default=0) + 1)

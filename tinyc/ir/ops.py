@@ -327,7 +327,7 @@ def _qmatmul():
 
 
 @op("qadd", ("a_zp", "b_zp", "out_zp", "left_shift", "a_multiplier", "a_shift", "b_multiplier", "b_shift",
-             "out_multiplier", "out_shift", "out_min", "out_max"))
+             "out_multiplier", "out_shift", "out_min", "out_max", "rounding"))
 def _qadd():
     def infer(i, a):
         return [(_broadcast(i[0], i[1]), "int8")]
@@ -337,7 +337,7 @@ def _qadd():
         sb = (i[1].astype(np.int64) - a["b_zp"]) << a["left_shift"]
         total = (qm.multiply_by_quantized_multiplier(sa, a["a_multiplier"], a["a_shift"])
                  + qm.multiply_by_quantized_multiplier(sb, a["b_multiplier"], a["b_shift"]))
-        out = qm.multiply_by_quantized_multiplier(total, a["out_multiplier"], a["out_shift"]) + a["out_zp"]
+        out = qm.ROUNDINGS[a["rounding"]](total, a["out_multiplier"], a["out_shift"]) + a["out_zp"]
         return [np.clip(out, a["out_min"], a["out_max"]).astype(np.int8)]
     return infer, compute
 

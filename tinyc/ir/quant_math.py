@@ -82,9 +82,12 @@ def add_params(scale_a: float, scale_b: float, scale_out: float, left_shift: int
     twice_max = 2.0 * max(float(np.float32(scale_a)), float(np.float32(scale_b)))
     a_mult, a_shift = quantize_multiplier(float(np.float32(scale_a)) / twice_max)
     b_mult, b_shift = quantize_multiplier(float(np.float32(scale_b)) / twice_max)
-    out_mult, out_shift = quantize_multiplier(twice_max / ((1 << left_shift) * float(np.float32(scale_out))))
+    out_real = twice_max / ((1 << left_shift) * float(np.float32(scale_out)))
+    out_mult, out_shift = quantize_multiplier(out_real)
+    reals = [float(np.float32(scale_a)) / twice_max, float(np.float32(scale_b)) / twice_max, out_real]
     return dict(left_shift=left_shift, a_multiplier=a_mult, a_shift=a_shift, b_multiplier=b_mult,
-                b_shift=b_shift, out_multiplier=out_mult, out_shift=out_shift)
+                b_shift=b_shift, out_multiplier=out_mult, out_shift=out_shift,
+                rounding="single" if powers_of_two(reals) else "double")
 
 
 def rounded_average(total: np.ndarray, count: np.ndarray) -> np.ndarray:
@@ -98,8 +101,21 @@ def rounded_average(total: np.ndarray, count: np.ndarray) -> np.ndarray:
 ROUNDING_OF = {"qconv": "double", "qmatmul": "single"}  # as TFLite's Conv and FullyConnected int8 kernels
 
 
-def requant_attrs(real: np.ndarray, zp: int, bounds: tuple[int, int], rounding: str) -> dict:
-    """The requantization attributes of qconv/qmatmul for per-channel real multipliers."""
+def powers_of_two(real) -> bool:
+    mantissa, _ = np.frexp(np.asarray(real, np.float64))
+    return bool(np.all(mantissa == 0.5))
+
+
+def rounding_for(kind: str, real) -> str:
+    """TFLite's rounding, except where every multiplier is a power of two: there the product is a plain
+    shift rounded half up (single rounding), which a shift-only accelerator computes exactly by adding
+    half an output step to its bias (HTVM/DORY's convention); TFLite's double rounding would differ on
+    ties and keep such layers off DIANA's cores."""
+    return "single" if powers_of_two(real) else ROUNDING_OF[kind]
+
+
+def requant_attrs(real: np.ndarray, zp: int, bounds: tuple[int, int], kind: str) -> dict:
+    """The requantization attributes of a `kind` (qconv/qmatmul) for per-channel real multipliers."""
     pairs = [quantize_multiplier(float(m)) for m in np.ravel(real)]
     return dict(multiplier=np.array([p[0] for p in pairs], np.int32), shift=np.array([p[1] for p in pairs], np.int32),
-                out_zp=int(zp), out_min=int(bounds[0]), out_max=int(bounds[1]), rounding=rounding)
+                out_zp=int(zp), out_min=int(bounds[0]), out_max=int(bounds[1]), rounding=rounding_for(kind, real))

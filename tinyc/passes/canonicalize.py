@@ -172,7 +172,7 @@ def _fold_weighted(r: _Rewriter, q, core, chain, out_scale, out_zp) -> str | Non
     b = r.g.add_const(core.name + "_bias", bias).name
     real = acc_scale / np.float64(np.float32(out_scale))
     attrs = dict(x_zp=x[2], w_zp=np.broadcast_to(w[2], (channels,)).astype(np.int32),
-                 **qm.requant_attrs(real, out_zp, bounds, qm.ROUNDING_OF[kind]))
+                 **qm.requant_attrs(real, out_zp, bounds, kind))
     if kind == "qconv":
         attrs.update({k: core.attrs[k] for k in irops.CONV_ATTRS})
     return irops.add(r.g, kind, [x[0], w[0], b], core.name + "_q", **attrs)

@@ -44,6 +44,7 @@ typedef struct {
     int32_t a_zp, a_multiplier, a_shift;
     int32_t b_zp, b_multiplier, b_shift;
     int32_t out_zp, out_multiplier, out_shift, out_min, out_max;
+    int32_t rounding; /* of the output rescale: TINYC_ROUND_DOUBLE or TINYC_ROUND_SINGLE */
 } tinyc_qadd_params;
 
 enum { TINYC_PAD_CONSTANT, TINYC_PAD_REFLECT, TINYC_PAD_EDGE };

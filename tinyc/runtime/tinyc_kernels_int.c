@@ -173,7 +173,9 @@ static int8_t qadd_one(const tinyc_qadd_params *p, int32_t a, int32_t b)
     const int64_t sb = tinyc_shl((int64_t)b - p->b_zp, p->left_shift);
     const int64_t total = tinyc_multiply_by_quantized_multiplier(sa, p->a_multiplier, p->a_shift)
                           + tinyc_multiply_by_quantized_multiplier(sb, p->b_multiplier, p->b_shift);
-    const int64_t out = tinyc_multiply_by_quantized_multiplier(total, p->out_multiplier, p->out_shift);
+    const int64_t out = p->rounding == TINYC_ROUND_SINGLE
+                            ? tinyc_multiply_by_quantized_multiplier_single(total, p->out_multiplier, p->out_shift)
+                            : tinyc_multiply_by_quantized_multiplier(total, p->out_multiplier, p->out_shift);
     return (int8_t)tinyc_clamp(out + p->out_zp, p->out_min, p->out_max);
 }
 

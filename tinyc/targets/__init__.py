@@ -15,7 +15,16 @@ CPU = Target(
     cores=(DIANA_HOST,),
 )
 
-_TARGETS = {t.name: t for t in (CPU,)}
+HOST = Target(
+    name="host",
+    description="the machine tinyc runs on, with the portable C kernels and no memory limit of a chip "
+                "(what the ONNX backend compiles for)",
+    clock_hz=260e6,
+    main_memory=Memory("RAM", 2 ** 31 - 1, "int32 byte offsets of the arena"),
+    cores=(Core("host", "cpu", "the host compiler's machine"),),
+)
+
+_TARGETS = {t.name: t for t in (CPU, HOST)}
 
 
 def names() -> list[str]:

@@ -3,6 +3,14 @@ fields and never branch on a target's name."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
+
+
+@dataclass(frozen=True)
+class Param:
+    """A number of the cost model, with where it comes from (a source or "assumption: why")."""
+    value: float
+    source: str
 
 
 @dataclass(frozen=True)
@@ -10,13 +18,36 @@ class Memory:
     name: str
     size_bytes: int
     source: str = ""
+    role: str = ""  # on an accelerator: "activations" or "weights", the budget the tiler checks
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """One condition a pattern puts on the nodes it matches. `text` says what must hold, as the report
+    prints it when it fails; `holds(graph, nodes)` gets the matched nodes, producer first."""
+    text: str
+    holds: Callable
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """A chain of IR ops (producer first) an accelerator runs as one job of kind `name`."""
+    name: str
+    ops: tuple[str, ...]
+    constraints: tuple[Constraint, ...] = ()
 
 
 @dataclass(frozen=True)
 class Core:
     name: str
-    kind: str  # "cpu" runs every op with the portable C kernels; accelerators take dispatched layers
+    kind: str  # "cpu" runs every op with the portable C kernels; "accelerator" takes dispatched layers
     description: str = ""
+    memories: tuple[Memory, ...] = ()  # an accelerator's own memories, filled by DMA
+    patterns: tuple[Pattern, ...] = ()
+    params: dict = field(default_factory=dict, hash=False)  # name -> Param, read by the cost model
+
+    def memory(self, role: str) -> Memory:
+        return next(m for m in self.memories if m.role == role)
 
 
 @dataclass(frozen=True)
@@ -26,9 +57,21 @@ class Target:
     clock_hz: float
     main_memory: Memory  # where weights, the arena and the code live (L2 on DIANA)
     cores: tuple[Core, ...]
-    configs: tuple[str, ...] = ("cpu",)
-    notes: dict = field(default_factory=dict)
+    # configuration name -> the accelerators it may use (the host is always there); the first is the default
+    configs: dict = field(default_factory=lambda: {"cpu": ()}, hash=False)
+    params: dict = field(default_factory=dict, hash=False)  # target-wide cost parameters (DMA), name -> Param
+    notes: dict = field(default_factory=dict, hash=False)
 
     @property
     def host(self) -> Core:
         return next(c for c in self.cores if c.kind == "cpu")
+
+    @property
+    def default_config(self) -> str:
+        return next(iter(self.configs))
+
+    def core(self, name: str) -> Core:
+        return next(c for c in self.cores if c.name == name)
+
+    def accelerators(self, config: str) -> tuple[Core, ...]:
+        return tuple(self.core(name) for name in self.configs[config])
