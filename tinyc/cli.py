@@ -23,7 +23,8 @@ def _parser() -> argparse.ArgumentParser:
 
     def model_command(name: str, help_text: str):
         c = sub.add_parser(name, help=help_text, description=help_text)
-        c.add_argument("model", help="an ONNX model file")
+        c.add_argument("model", help="an ONNX model file, or zoo:NAME[:VARIANT] for a bundled network "
+                                     "(NAME kws, vww, ic, ad; VARIANT float, int8 (default), ternary)")
         c.add_argument("--target", default="cpu", help="target chip (see `tinyc targets`; default cpu)")
         c.add_argument("--config", help="which of the target's cores to use (default: all it has)")
         return c
@@ -64,9 +65,28 @@ def main(argv: list[str] | None = None) -> int:
     return EXIT_ERROR
 
 
+ZOO_PREFIX = "zoo:"
+
+
+def _model_source(spec: str):
+    """(the model to compile, its name): a file path as given, or a zoo network built in memory."""
+    if not spec.startswith(ZOO_PREFIX):
+        return spec, Path(spec).stem
+    from . import zoo
+    name, _, variant = spec[len(ZOO_PREFIX):].partition(":")
+    variant = variant or "int8"
+    if name not in zoo.names() or variant not in zoo.VARIANTS:
+        raise InputError(f"unknown zoo model {spec!r}: zoo:NAME[:VARIANT] with NAME one of "
+                         f"{', '.join(zoo.names())} and VARIANT one of {', '.join(zoo.VARIANTS)}")
+    model = zoo.build(name, variant)
+    model.graph.name = f"{name}_{variant}"
+    return model, f"{name}_{variant}"
+
+
 def _compile(args):
     from .compiler import compile
-    return compile(args.model, target=args.target, config=args.config, name=Path(args.model).stem)
+    model, name = _model_source(args.model)
+    return compile(model, target=args.target, config=args.config, name=name)
 
 
 def cmd_compile(args):
