@@ -136,3 +136,20 @@ def test_output_under_a_file(model_path, tmp_path, capsys):
     (tmp_path / "file").write_text("")
     line = one_line_error(capsys, main(["compile", str(model_path), "-o", str(tmp_path / "file" / "p")]))
     assert str(tmp_path / "file") in line
+
+
+def test_zoo_models_by_name(tmp_path, capsys):
+    """zoo:NAME[:VARIANT] compiles the bundled network: the outputs are onnxruntime's on the same model."""
+    import tinyc.zoo
+    model = tinyc.zoo.build("ad", "float")
+    x = np.random.default_rng(5).standard_normal((1, 640)).astype(np.float32)
+    name = model.graph.input[0].name
+    np.save(tmp_path / "x.npy", x)
+    assert main(["run", "zoo:ad:float", "--target", "host", "--input", f"{name}={tmp_path / 'x.npy'}", "-o", str(tmp_path / "y.npz")]) == 0
+    expected = onnxruntime.InferenceSession(model.SerializeToString()).run(None, {name: x})[0]
+    got = np.load(tmp_path / "y.npz")
+    np.testing.assert_allclose(got[model.graph.output[0].name], expected, rtol=1e-4, atol=1e-5)
+    capsys.readouterr()
+    assert main(["report", "zoo:kws"]) == 0
+    assert "kws_int8 for cpu" in capsys.readouterr().out
+    assert "unknown zoo model 'zoo:nope'" in one_line_error(capsys, main(["report", "zoo:nope"]))
