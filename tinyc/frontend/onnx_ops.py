@@ -6,12 +6,13 @@ every integer kernel of tinyc is int8-only; flip_sign converts at the model's ed
 from __future__ import annotations
 
 import numpy as np
-from onnx import helper
+from onnx import helper, numpy_helper
 
 from .loader import TENSOR_DTYPES
 
 from ..errors import BadModelError, UnsupportedError
 from ..ir import quant_math as qm
+from ..ir.graph import Value
 
 CONVERTERS = {}
 
@@ -219,6 +220,29 @@ def softmax(ctx):
 def identity(ctx):
     x = ctx.value(inp(ctx, 0))
     ctx.emit("reshape", [inp(ctx, 0)], out(ctx), shape=x.shape)
+
+
+# ---------------------------------------------------------------- constants
+CONSTANT_ATTRS = {  # the attribute that holds a Constant's value -> how ONNX reads it as an array
+    "value": numpy_helper.to_array,
+    "value_float": lambda v: np.array(v, np.float32), "value_floats": lambda v: np.array(v, np.float32),
+    "value_int": lambda v: np.array(v, np.int64), "value_ints": lambda v: np.array(v, np.int64),
+}
+
+
+@converts("Constant")
+def constant(ctx):
+    """The output becomes an IR constant, as an initializer would: a Reshape's shape or a Clip's bounds
+    given by a Constant node (as PyTorch exports them) are then known at compile time."""
+    if len(ctx.node.attribute) != 1:
+        raise BadModelError(f"Constant needs exactly one value attribute, it has {len(ctx.node.attribute)}")
+    a = ctx.node.attribute[0]
+    if a.name not in CONSTANT_ATTRS:
+        raise UnsupportedError(f"Constant with a {a.name} (tinyc reads value, value_float(s) and value_int(s))")
+    data = np.array(CONSTANT_ATTRS[a.name](helper.get_attribute_value(a)), order="C")
+    if str(data.dtype) not in TENSOR_DTYPES.values():
+        raise UnsupportedError(f"Constant of dtype {data.dtype}; tinyc supports " + ", ".join(TENSOR_DTYPES.values()))
+    ctx.graph.add_value(Value(out(ctx), tuple(data.shape), str(data.dtype), data=data))
 
 
 # ---------------------------------------------------------------- shapes and data movement
