@@ -1,0 +1,50 @@
+"""Calibration: the samples as feeds, and every activation's range over them, from onnxruntime."""
+from collections import defaultdict
+
+import numpy as np
+from onnx import TensorProto, helper
+
+from tinyc.errors import TinycError
+
+
+def samples(calibration, inputs):
+    """The calibration data as a list of feeds, each a dict input name -> batch-1 array."""
+    if not isinstance(calibration, dict):
+        if len(inputs) != 1:
+            raise TinycError(f"the model has {len(inputs)} inputs: pass calibration as a dict name -> array")
+        calibration = {next(iter(inputs)): calibration}
+    arrays = {}
+    for name, dims in inputs.items():
+        if name not in calibration:
+            raise TinycError(f"no calibration data for input {name!r}")
+        a, one = np.asarray(calibration[name], dtype=np.float32), tuple(dims[1:])
+        if a.shape[1:] not in (one, (1, *one)):
+            shape = ", ".join(map(str, one))
+            raise TinycError(f"calibration data for input {name!r} has shape {a.shape}; expected "
+                             f"(N, {shape}) or (N, 1, {shape})")
+        arrays[name] = a.reshape(len(a), 1, *one)
+    counts = {len(a) for a in arrays.values()}
+    if len(counts) != 1 or 0 in counts:
+        raise TinycError(f"calibration arrays hold different or zero sample counts: {sorted(counts)}")
+    return [{k: a[i] for k, a in arrays.items()} for i in range(counts.pop())]
+
+
+def calibrate(model, tensors, samples, method, percentile):
+    """(min, max) of every tensor over the samples, read from the float model run by onnxruntime."""
+    import onnxruntime as ort
+
+    inputs = {i.name for i in model.graph.input}
+    probe = [t for t in dict.fromkeys(tensors) if t not in inputs]
+    del model.graph.output[:]
+    model.graph.output.extend(helper.make_tensor_value_info(t, TensorProto.FLOAT, None) for t in probe)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1  # one thread: the same ranges, hence the same bytes, every run
+    opts.log_severity_level = 3
+    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    keep = (lambda v: v.ravel()) if method == "percentile" else (lambda v: np.array([v.min(), v.max()]))
+    values = defaultdict(list)
+    for feed in samples:
+        for name, v in [*zip(probe, sess.run(probe, feed)), *feed.items()]:
+            values[name].append(keep(v))
+    lo, hi = (0, 100) if method == "minmax" else (100 - percentile, percentile)
+    return {t: tuple(float(np.percentile(np.concatenate(vs), p)) for p in (lo, hi)) for t, vs in values.items()}
