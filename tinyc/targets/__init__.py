@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from ..errors import UnsupportedError
 from .base import Core, Memory, Target
-
-DIANA_L2 = Memory("L2", 512000, "DORY Diana_TVM HW_description.json")
-DIANA_HOST = Core("host", "cpu", "RISC-V RV32IMC host (PULPissimo class)")
+from .diana import DIANA
+from .diana import HOST as DIANA_HOST
+from .diana import L2 as DIANA_L2
 
 CPU = Target(
     name="cpu",
@@ -24,7 +24,7 @@ HOST = Target(
     cores=(Core("host", "cpu", "the host compiler's machine"),),
 )
 
-_TARGETS = {t.name: t for t in (CPU, HOST)}
+_TARGETS = {t.name: t for t in (CPU, DIANA, HOST)}
 
 
 def names() -> list[str]:

@@ -24,9 +24,17 @@ class Memory:
 @dataclass(frozen=True)
 class Constraint:
     """One condition a pattern puts on the nodes it matches. `text` says what must hold, as the report
-    prints it when it fails; `holds(graph, nodes)` gets the matched nodes, producer first."""
+    prints it when it fails; `holds(graph, nodes)` gets the matched nodes, producer first, and returns
+    True, or what it found instead (e.g. "is 10x4"), which the report adds in parentheses."""
     text: str
     holds: Callable
+
+    def failure(self, graph, nodes) -> str:
+        """"" when the constraint holds, else its text and what was found."""
+        found = self.holds(graph, nodes)
+        if found is True:
+            return ""
+        return f"{self.text} ({found})" if found else self.text
 
 
 @dataclass(frozen=True)

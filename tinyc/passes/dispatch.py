@@ -1,0 +1,105 @@
+"""dispatch: place every node on a core (docs/accelerators.md, "Dispatch").
+
+Every accelerator of the configuration offers patterns: chains of IR ops (producer first) whose inner
+values have exactly one reader and are not graph outputs, each with constraints. Matches that satisfy
+every constraint are taken longest first, no node in two; among matches of one length, the earlier in
+the graph first, and for the same chain on two cores, the first core in the configuration's order (the
+cost model breaks that tie once a target has two accelerators that take the same job). Every other
+node runs on the host, with the reason each accelerator declined it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..ir.graph import Graph, Node, Placement
+from ..ir.verify import verify
+from ..targets.base import Core, Pattern, Target
+
+
+@dataclass(frozen=True)
+class Match:
+    core: Core
+    pattern: Pattern
+    nodes: tuple[Node, ...]  # producer first; the last (the anchor) produces the job's output
+    passed: int  # how many constraints held before the first that failed (all of them: a valid match)
+    failure: str  # the first failed constraint with what was found; "" when every one held
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(n.name for n in self.nodes)
+
+
+def chain(g: Graph, start: Node, ops: tuple[str, ...], readers: dict[str, list[str]]) -> tuple[Node, ...] | None:
+    """The nodes `ops` names from `start` on, each the only reader of the previous one's one output."""
+    if start.op != ops[0]:
+        return None
+    nodes = [start]
+    for op in ops[1:]:
+        outs = nodes[-1].outputs
+        if len(outs) != 1 or outs[0] in g.outputs or len(readers.get(outs[0], ())) != 1:
+            return None
+        nxt = g.node(readers[outs[0]][0])
+        if nxt.op != op:
+            return None
+        nodes.append(nxt)
+    return tuple(nodes)
+
+
+def check(g: Graph, core: Core, pattern: Pattern, nodes: tuple[Node, ...]) -> Match:
+    for i, constraint in enumerate(pattern.constraints):
+        failure = constraint.failure(g, nodes)
+        if failure:
+            return Match(core, pattern, nodes, i, failure)
+    return Match(core, pattern, nodes, len(pattern.constraints), "")
+
+
+def matches(g: Graph, cores: tuple[Core, ...]) -> list[Match]:
+    """Every chain each core's patterns find, checked; in the cores' order, then patterns', then nodes'."""
+    readers, nodes_in_order = g.consumers(), g.nodes()
+    found = []
+    for core in cores:
+        for pattern in core.patterns:
+            for start in nodes_in_order:
+                nodes = chain(g, start, pattern.ops, readers)
+                if nodes is not None:
+                    found.append(check(g, core, pattern, nodes))
+    return found
+
+
+def declined(node: Node, core: Core, found: list[Match], taken: dict[str, Match]) -> str:
+    """Why `core` does not run `node`: the failure of its match that got furthest (the first such on a tie)."""
+    mine = [m for m in found if m.core is core and node.name in m.names]
+    valid = [m for m in mine if not m.failure]
+    if valid:
+        other = next(taken[n] for n in valid[0].names if n in taken)
+        return f"{core.name}: its {valid[0].pattern.name} job would overlap the {other.pattern.name} job of " \
+               f"{other.names[-1]}"
+    if mine:
+        return f"{core.name}: {max(mine, key=lambda m: m.passed).failure}"
+    chains = [p.name for p in core.patterns if node.op in p.ops]
+    if chains:
+        return f"{core.name}: {node.op} only inside a {' or '.join(chains)} chain whose inner values have one reader"
+    return f"{core.name}: no pattern for op {node.op}"
+
+
+def dispatch(g: Graph, target: Target, config: str) -> Graph:
+    g = g.copy()
+    cores = target.accelerators(config)
+    found = matches(g, cores)
+    position = {n.name: i for i, n in enumerate(g.nodes())}
+    rank = {core.name: i for i, core in enumerate(cores)}
+    taken: dict[str, Match] = {}
+    for m in sorted((m for m in found if not m.failure),
+                    key=lambda m: (-len(m.nodes), position[m.names[0]], rank[m.core.name])):
+        if not any(name in taken for name in m.names):
+            taken.update((name, m) for name in m.names)
+    for n in g.nodes():
+        if n.name in taken:
+            m = taken[n.name]
+            placement = Placement(m.core.name, pattern=m.pattern.name, anchor=m.names[-1])
+        elif cores:
+            placement = Placement(target.host.name, reason="; ".join(declined(n, c, found, taken) for c in cores))
+        else:
+            placement = Placement(target.host.name, reason=f"configuration {config} uses no accelerator")
+        g.set_node(n.name, placement=placement)
+    return verify(g, after="dispatch")

@@ -1,0 +1,153 @@
+"""Constraints of accelerator patterns, shared by every core that needs them.
+
+Each function returns a `Constraint` whose `holds(g, nodes)` returns True or what it found instead.
+`nodes` is the matched chain (node views, producer first); its first node is the job's main op (qconv,
+qmatmul or qadd): the geometry and the requantization are that node's attributes. The output checked is
+the chain's last one, the job's output.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Constraint
+
+POWER_OF_TWO_MULTIPLIER = 1 << 30  # real = multiplier * 2**(shift - 31) is then 2**(shift - 1): a plain shift
+
+# the integer ops' operands (a bias, when there is one, comes third and stays int32)
+OPERANDS = {"qconv": ("input", "weights"), "qmatmul": ("input", "weights"), "qadd": ("first input", "second input")}
+ZERO_POINTS = {"qconv": {"x_zp": "input", "w_zp": "weights", "out_zp": "output"},
+               "qmatmul": {"x_zp": "input", "w_zp": "weights", "out_zp": "output"},
+               "qadd": {"a_zp": "first input", "b_zp": "second input", "out_zp": "output"}}
+# (multiplier, shift) attribute pairs, and what each scales
+REQUANTIZERS = {"qconv": {("multiplier", "shift"): "output channel"},
+                "qmatmul": {("multiplier", "shift"): "output column"},
+                "qadd": {("a_multiplier", "a_shift"): "first input", ("b_multiplier", "b_shift"): "second input",
+                         ("out_multiplier", "out_shift"): "output"}}
+
+
+def _words(values) -> str:
+    """(1, 3, 5, 7) -> "1, 3, 5 or 7"."""
+    values = [str(v) for v in values]
+    return values[0] if len(values) == 1 else ", ".join(values[:-1]) + " or " + values[-1]
+
+
+def _by(values) -> str:
+    return "x".join(str(int(v)) for v in values)
+
+
+def int8_operands() -> Constraint:
+    def holds(g, nodes):
+        main = nodes[0]
+        named = list(zip(OPERANDS[main.op], main.inputs)) + [("output", nodes[-1].outputs[0])]
+        wrong = [f"{role} is {g.values[v].dtype}" for role, v in named if g.values[v].dtype != "int8"]
+        return ", ".join(wrong) or True
+    return Constraint("int8 operands and output", holds)
+
+
+def power_of_two_scales() -> Constraint:
+    """Every multiplier 2**30 and a single rounding: what a core that requantizes by a shift computes."""
+    def holds(g, nodes):
+        a = nodes[0].attrs
+        for (mult_key, shift_key), what in REQUANTIZERS[nodes[0].op].items():
+            if a.get(mult_key) is None:
+                return "no requantization"
+            mult, shift = np.ravel(a[mult_key]), np.ravel(a[shift_key])
+            off = np.flatnonzero(mult != POWER_OF_TWO_MULTIPLIER)
+            if off.size:
+                i = int(off[0])
+                real = float(mult[i]) * 2.0 ** (int(shift[i]) - 31)
+                where = f" on {what} {i}" if mult.size > 1 else f" on the {what}" if nodes[0].op == "qadd" else ""
+                return f"requantizes by {real:.6g}{where}"
+        if a["rounding"] != "single":
+            return f"rounds {a['rounding']}, not once"
+        return True
+    return Constraint("power-of-two scales, requantization by a shift", holds)
+
+
+def one_shift(lowest: int, highest: int) -> Constraint:
+    """One right shift s = 1 - shift for the whole layer (qconv, qmatmul), in [lowest, highest]."""
+    def holds(g, nodes):
+        shifts = sorted({1 - int(s) for s in np.ravel(nodes[0].attrs["shift"])})
+        if len(shifts) > 1:
+            return f"has {len(shifts)} shifts, {shifts[0]}..{shifts[-1]}"
+        return lowest <= shifts[0] <= highest or f"is {shifts[0]}"
+    return Constraint(f"one requantization shift {lowest}..{highest} for the layer", holds)
+
+
+def zero_points_zero() -> Constraint:
+    def holds(g, nodes):
+        wrong = []
+        for key, role in ZERO_POINTS[nodes[0].op].items():
+            nonzero = [int(v) for v in np.ravel(nodes[0].attrs[key]) if v != 0]
+            if nonzero:
+                wrong.append(f"{role} {nonzero[0]}")
+        return ", ".join(wrong) or True
+    return Constraint("zero points 0", holds)
+
+
+def image_batch_one() -> Constraint:
+    def holds(g, nodes):
+        shape = g.values[nodes[0].inputs[0]].shape
+        return (len(shape) == 4 and shape[0] == 1) or f"input is {list(shape)}"
+    return Constraint("2-D only (NCHW with N = 1)", holds)
+
+
+def vector_input() -> Constraint:
+    def holds(g, nodes):
+        shape = g.values[nodes[0].inputs[0]].shape
+        return (len(shape) == 2 and shape[0] == 1) or f"input is {list(shape)}"
+    return Constraint("one input vector ([1, K])", holds)
+
+
+def groups_one() -> Constraint:
+    def holds(g, nodes):
+        return nodes[0].attrs["group"] == 1 or f"is {nodes[0].attrs['group']}"
+    return Constraint("groups 1", holds)
+
+
+def one_group_per_channel() -> Constraint:
+    def holds(g, nodes):
+        n = nodes[0]
+        c_in, c_out = g.values[n.inputs[0]].shape[1], g.values[n.outputs[0]].shape[1]
+        return n.attrs["group"] == c_in == c_out or f"groups {n.attrs['group']}, {c_in} in and {c_out} out channels"
+    return Constraint("depthwise (groups = input channels = output channels)", holds)
+
+
+def kernel_sizes(sizes: tuple[int, ...]) -> Constraint:
+    def holds(g, nodes):
+        kernel = g.values[nodes[0].inputs[1]].shape[2:]
+        return all(k in sizes for k in kernel) or f"is {_by(kernel)}"
+    return Constraint(f"kernel {_words(sizes)} on each side", holds)
+
+
+def strides(allowed: tuple[int, ...]) -> Constraint:
+    def holds(g, nodes):
+        s = nodes[0].attrs["strides"]
+        return all(v in allowed for v in s) or f"is {_by(s)}"
+    return Constraint(f"stride {_words(allowed)} on each side", holds)
+
+
+def dilation_one() -> Constraint:
+    def holds(g, nodes):
+        d = nodes[0].attrs["dilations"]
+        return all(v == 1 for v in d) or f"is {_by(d)}"
+    return Constraint("dilation 1", holds)
+
+
+def pads_within_half_kernel() -> Constraint:
+    """pads are ONNX-ordered (top, left, bottom, right); each at most its axis' kernel // 2."""
+    def holds(g, nodes):
+        pads = tuple(int(p) for p in nodes[0].attrs["pads"])
+        kernel = g.values[nodes[0].inputs[1]].shape[2:]
+        half = [k // 2 for k in kernel] * 2
+        return all(p <= h for p, h in zip(pads, half)) or \
+            f"is {', '.join(map(str, pads))} for a {_by(kernel)} kernel"
+    return Constraint("padding at most kernel // 2 on each side", holds)
+
+
+def same_shapes() -> Constraint:
+    def holds(g, nodes):
+        n = nodes[0]
+        shapes = [g.values[v].shape for v in n.inputs] + [g.values[nodes[-1].outputs[0]].shape]
+        return len(set(shapes)) == 1 or f"adds {list(shapes[0])} and {list(shapes[1])}"
+    return Constraint("both inputs the output's shape (no broadcast)", holds)
