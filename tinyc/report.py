@@ -28,11 +28,35 @@ def _buffer(g: Graph, name: str) -> dict:
     return entry
 
 
-def layer_report(g: Graph, n, core: str) -> dict:
+def _plain(x):
+    """numpy scalars and arrays, and tuples, as the JSON types they stand for."""
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple, np.ndarray)):
+        return [_plain(v) for v in x]
+    return x.item() if isinstance(x, np.generic) else x
+
+
+def _placement(n, host: str) -> dict:
+    """Where the layer runs, and why the host when it does; the tile and modeled cost once tiled."""
+    p = n.placement
+    if p is None:
+        return {"core": host, "pattern": ""}
+    entry = {"core": p.core, "pattern": p.pattern}
+    if p.reason:
+        entry["reason"] = p.reason
+    if p.tile is not None:
+        entry["tile"] = _plain(p.tile)
+    if p.cost is not None:
+        entry["modeled"] = _plain(p.cost)
+    return entry
+
+
+def layer_report(g: Graph, n, host: str) -> dict:
     return {
         "name": n.name,
         "op": n.op,
-        "core": core,
+        **_placement(n, host),
         "shapes": {"inputs": [list(g.values[v].shape) for v in n.inputs if v],
                    "outputs": [list(g.values[v].shape) for v in n.outputs]},
         "macs": macs(g, n),
