@@ -1,0 +1,24 @@
+/* Internals shared by the emulator's files (tinyc_hal_emu.c, tinyc_hal_emu_jobs.c); not part of the HAL. */
+#ifndef TINYC_HAL_EMU_H
+#define TINYC_HAL_EMU_H
+
+#include <stdint.h>
+
+#include "tinyc_hal.h"
+
+/* Prints `tinyc-emu: layer <name> tile <i>: <what>` to stderr and exits with status 3. */
+void tinyc_emu_fail(int32_t tile, const char *format, ...);
+
+static inline int64_t tinyc_emu_ceil_div(int64_t a, int64_t b)
+{
+    return (a + b - 1) / b;
+}
+
+/* Fails unless the job's kind, geometry, shift and clip bounds are ones a core can run. */
+void tinyc_emu_check_job(int32_t tile, const tinyc_hal_job *j);
+int64_t tinyc_emu_weight_bytes(const tinyc_hal_job *j);
+uint64_t tinyc_emu_job_cycles(const tinyc_hal_core *core, const tinyc_hal_job *j);
+/* Runs a checked job on the core's memories. */
+void tinyc_emu_compute(const tinyc_hal_job *j, uint8_t *activations, const uint8_t *weights);
+
+#endif
