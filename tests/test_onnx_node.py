@@ -14,7 +14,7 @@ from tinyc.onnx_backend import TinycBackend
 OPS = {"Conv", "MatMul", "Gemm", "Add", "Mul", "Relu", "Clip", "Sigmoid", "AveragePool", "MaxPool",
        "GlobalAveragePool", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Concat", "Pad", "Softmax",
        "QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger",
-       "Identity", "Constant"}
+       "Identity", "Constant", "Shape"}
 
 
 def _cases():

@@ -242,6 +242,18 @@ def constant(ctx):
     data = np.array(CONSTANT_ATTRS[a.name](helper.get_attribute_value(a)), order="C")
     if str(data.dtype) not in TENSOR_DTYPES.values():
         raise UnsupportedError(f"Constant of dtype {data.dtype}; tinyc supports " + ", ".join(TENSOR_DTYPES.values()))
+    _const_output(ctx, data)
+
+
+@converts("Shape")
+def shape(ctx):
+    """Every shape is static in tinyc, so Shape is a constant; ONNX's opset converter writes Shape ->
+    Reshape around an old Softmax, and PyTorch exports compute flatten shapes with it."""
+    dims = ctx.value(inp(ctx, 0)).shape
+    _const_output(ctx, np.array(dims[attr(ctx, "start", 0):attr(ctx, "end", len(dims))], np.int64))
+
+
+def _const_output(ctx, data: np.ndarray):
     ctx.graph.add_value(Value(out(ctx), tuple(data.shape), str(data.dtype), data=data))
 
 
