@@ -47,8 +47,8 @@ def int8_operands() -> Constraint:
 def power_of_two_scales() -> Constraint:
     """Every multiplier 2**30 and a single rounding: what a core that requantizes by a shift computes."""
     def holds(g, nodes):
-        a = nodes[0].attrs
-        for (mult_key, shift_key), what in REQUANTIZERS[nodes[0].op].items():
+        a, requantizers = nodes[0].attrs, REQUANTIZERS[nodes[0].op]
+        for (mult_key, shift_key), what in requantizers.items():
             if a.get(mult_key) is None:
                 return "no requantization"
             mult, shift = np.ravel(a[mult_key]), np.ravel(a[shift_key])
@@ -56,7 +56,7 @@ def power_of_two_scales() -> Constraint:
             if off.size:
                 i = int(off[0])
                 real = float(mult[i]) * 2.0 ** (int(shift[i]) - 31)
-                where = f" on {what} {i}" if mult.size > 1 else f" on the {what}" if nodes[0].op == "qadd" else ""
+                where = f" on {what} {i}" if mult.size > 1 else f" on the {what}" if len(requantizers) > 1 else ""
                 return f"requantizes by {real:.6g}{where}"
         if a["rounding"] != "single":
             return f"rounds {a['rounding']}, not once"
