@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 APT := DEBIAN_FRONTEND=noninteractive apt-get
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: demo test venv host-tools clean
+.PHONY: demo test venv host-tools rv32-tools clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	python3 -m venv $(VENV)
@@ -19,11 +19,19 @@ host-tools:
 	@command -v gcc >/dev/null && command -v size >/dev/null || \
 	  ($(SUDO) $(APT) update -qq && $(SUDO) $(APT) install -y -qq gcc binutils libc6-dev)
 
+# The RV32IMC cross compiler, its C library and the emulator that counts the host's instructions
+# (tinyc/rv32.py), installed when missing.
+rv32-tools:
+	@command -v riscv64-unknown-elf-gcc >/dev/null && command -v qemu-system-riscv32 >/dev/null && \
+	  test -f /usr/lib/picolibc/riscv64-unknown-elf/picolibc.specs || \
+	  ($(SUDO) $(APT) update -qq && $(SUDO) $(APT) install -y -qq --no-install-recommends \
+	    gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf qemu-system-misc)
+
 demo: venv host-tools
 	$(VENV)/bin/tinyc report zoo:kws:int8 --target cpu
 	$(VENV)/bin/tinyc run zoo:kws:int8 --target cpu
 
-test: venv host-tools
+test: venv host-tools rv32-tools
 	$(PY) -m pytest -q
 
 clean:

@@ -109,24 +109,38 @@ def build(project: dict[str, str] | str | os.PathLike, workdir: str | os.PathLik
     return exe
 
 
+def write_inputs(inputs: list[np.ndarray], directory: Path) -> list[Path]:
+    """The harness's input files in `directory`: raw little-endian tensors in0.bin, in1.bin, ..."""
+    paths = [directory / f"in{i}.bin" for i in range(len(inputs))]
+    for arr, path in zip(inputs, paths):
+        arr = np.asarray(arr)
+        arr.astype(arr.dtype.newbyteorder("<"), copy=False).tofile(path)
+    return paths
+
+
+def output_paths(outputs: list, directory: Path) -> list[Path]:
+    return [directory / f"out{i}.bin" for i in range(len(outputs))]
+
+
+def read_outputs(outputs: list[tuple[tuple[int, ...], str]], directory: Path, who: str) -> list[np.ndarray]:
+    """The harness's output files in `directory`, checked against the expected shapes."""
+    results = []
+    for (shape, dtype), path in zip(outputs, output_paths(outputs, directory)):
+        data = np.fromfile(path, np.dtype(dtype).newbyteorder("<"))
+        if data.size != int(np.prod(shape, dtype=np.int64)):
+            raise ToolchainError(f"{who} wrote {data.size} elements to {path.name}, expected shape {shape}")
+        results.append(data.astype(dtype).reshape(shape))
+    return results
+
+
 def run_executable(exe: str | os.PathLike, inputs: list[np.ndarray], outputs: list[tuple[tuple[int, ...], str]],
                    timeout: float = 600) -> list[np.ndarray]:
     """Runs a built harness on the inputs (any shape, the graph's dtypes) and returns its outputs."""
     exe = Path(exe).resolve()
     with tempfile.TemporaryDirectory(prefix="tinyc-run-") as tmp:
-        ins = [Path(tmp) / f"in{i}.bin" for i in range(len(inputs))]
-        outs = [Path(tmp) / f"out{i}.bin" for i in range(len(outputs))]
-        for arr, path in zip(inputs, ins):
-            arr = np.asarray(arr)
-            arr.astype(arr.dtype.newbyteorder("<"), copy=False).tofile(path)
+        ins, outs = write_inputs(inputs, Path(tmp)), output_paths(outputs, Path(tmp))
         _run([str(exe), *map(str, ins), "--", *map(str, outs)], Path(tmp), f"running {exe.name}", timeout)
-        results = []
-        for (shape, dtype), path in zip(outputs, outs):
-            data = np.fromfile(path, np.dtype(dtype).newbyteorder("<"))
-            if data.size != int(np.prod(shape, dtype=np.int64)):
-                raise ToolchainError(f"{exe.name} wrote {data.size} elements to {path.name}, expected shape {shape}")
-            results.append(data.astype(dtype).reshape(shape))
-        return results
+        return read_outputs(outputs, Path(tmp), exe.name)
 
 
 def code_size(project: dict[str, str] | str | os.PathLike, cc: str | None = None,
