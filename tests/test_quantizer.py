@@ -165,3 +165,24 @@ def test_errors_are_clear():
         quantize(m, cal)
     with pytest.raises(ValueError, match="method"):
         quantize(small_model(), cal, method="entropy")
+
+
+def _dense(bias):
+    nodes = [helper.make_node("Relu", ["x"], ["r"], name="relu"), helper.make_node("Gemm", ["r", "w", "b"], ["y"], name="fc")]
+    inits = [numpy_helper.from_array(np.ones((4, 2), np.float32), "w"), numpy_helper.from_array(np.float32(bias), "b")]
+    g = helper.make_graph(nodes, "dense", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])], inits)
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+
+
+def bias_codes(q):
+    return inits(q)["fc.bias_q"]
+
+
+def test_bias_keeps_its_sign():
+    """A bias beyond int32 saturates (float32 rounded the bound to 2^31 and the cast wrapped it to INT32.min),
+    and a layer fed a tensor that was always 0 in calibration keeps an ordinary bias (its scale was 2^-106)."""
+    cal = np.random.default_rng(0).standard_normal((4, 4)).astype(np.float32)
+    assert list(bias_codes(quantize(_dense([1e12, -1e12]), cal, power_of_two=True))) == [2 ** 31 - 1, -2 ** 31]
+    q = quantize(_dense([0.5, 1.0]), -np.abs(cal), power_of_two=True, per_channel=False)
+    assert list(bias_codes(q)) == [32, 64]

@@ -182,8 +182,9 @@ class QuantGraph:
             qmin, qmax = -2 ** (bits - 1), 2 ** (bits - 1) - 1
             lo = min(0.0, *(ranges[m][0] for m in members))
             hi = max(0.0, *(ranges[m][1] for m in members))
-            if self.power_of_two:
-                q[root] = (float(pow2_ceil(max(-lo, hi, 1e-30) / qmax)), 0, bits)
+            if self.power_of_two:  # a tensor that was always 0 gets scale 1, as below (not 2^-106: the bias
+                # of a layer reading it would then overflow int32)
+                q[root] = (float(pow2_ceil(max(-lo, hi) / qmax)) if hi > lo else 1.0, 0, bits)
             else:
                 scale = (hi - lo) / (qmax - qmin) if hi > lo else 1.0
                 q[root] = (scale, int(np.clip(np.round(qmin - lo / scale), qmin, qmax)), bits)

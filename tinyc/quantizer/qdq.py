@@ -106,7 +106,8 @@ class QDQEmitter:
         if b is None:
             return wdq, None
         bs = (np.float32(self.q[s.find(n.input[0])][0]) * ws).astype(np.float32)  # exact for powers of two
-        qb = np.clip(np.round(b / bs), INT32.min, INT32.max).astype(np.int32)
+        # in float64: float32 rounds INT32.max up to 2^31, which the cast wraps to INT32.min (flips the sign)
+        qb = np.clip(np.round(b.astype(np.float64) / bs), INT32.min, INT32.max).astype(np.int32)
         return wdq, self._dq_const(name + ".bias", qb, bs, 0)
 
     def _node(self, n):
