@@ -239,6 +239,20 @@ def test_longest_pattern_first_and_single_reader_chains():
         "a: qavgpool only inside a conv_pool chain whose inner values have one reader; b: no pattern for op qavgpool"
 
 
+def test_a_valid_chain_that_overlaps_an_earlier_one_says_so():
+    m = conv_pool()
+    m.graph.node.append(helper.make_node("Flatten", ["z"], ["flat"]))
+    m.graph.output.pop()
+    m.graph.output.append(tensor("flat", [1, 4], TensorProto.INT8))
+    chip = _chip(_accel("a", Pattern("conv_pool", ("qconv", "qavgpool")),
+                        Pattern("pool_flat", ("qavgpool", "reshape"))), _accel("b"))
+    g = placed(m, "ab", chip)
+    pool = next(n for n in g.nodes() if n.op == "qavgpool")
+    assert only(g, "qconv").pattern == pool.placement.pattern == "conv_pool"
+    assert only(g, "reshape").reason == \
+        f"a: its pool_flat job would overlap the conv_pool job of {pool.name}; b: no pattern for op reshape"
+
+
 def test_same_job_on_two_cores_goes_to_the_first_of_the_configuration():
     chip = _chip(_accel("a", Pattern("conv", ("qconv",))), _accel("b", Pattern("conv", ("qconv",))))
     assert only(placed(qconv(), "ab", chip), "qconv").core == "a"
