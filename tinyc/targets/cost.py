@@ -1,0 +1,307 @@
+"""The cost model of an accelerator layer (docs/accelerators.md, "Cost model"), one set of formulas.
+
+The tiler minimizes it, the report prints it, and the emitted C and the emulator walk the same tile
+boxes (`boxes`) and count the same cycles. Every number comes from the target's data: the core's
+params (pe_rows, pe_cols, job_setup_cycles), the target's params (dma_setup_cycles,
+dma_bytes_per_cycle) and the core's memories by role (activations, weights).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..ir.graph import Graph, Node
+
+GEOMETRY_OPS = ("qconv", "qmatmul", "qadd")  # the IR ops whose geometry a job takes
+WHOLE_INPUT = ("conv2d", "dense")  # kinds whose every output channel reads every input channel
+
+
+@dataclass(frozen=True)
+class Layer:
+    name: str
+    kind: str  # the job kind: "conv2d", "depthwise", "dense" or "add"
+    c_in: int
+    h_in: int
+    w_in: int
+    c_out: int
+    h_out: int
+    w_out: int
+    kh: int = 1
+    kw: int = 1
+    sh: int = 1
+    sw: int = 1
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0)  # top, left, bottom, right
+    has_bias: bool = True
+
+    @property
+    def inputs(self) -> int:
+        """Input tensors moved per box (add reads two)."""
+        return 2 if self.kind == "add" else 1
+
+    @property
+    def weight_bytes_per_channel(self) -> int:
+        return {"conv2d": self.c_in * self.kh * self.kw, "depthwise": self.kh * self.kw,
+                "dense": self.c_in, "add": 0}[self.kind]
+
+    @property
+    def bias_bytes_per_channel(self) -> int:
+        return 4 if self.has_bias and self.kind != "add" else 0
+
+    @property
+    def macs(self) -> int:
+        """Multiply-accumulates (add: one operation per output element)."""
+        per_output = {"conv2d": self.c_in * self.kh * self.kw, "depthwise": self.kh * self.kw,
+                      "dense": self.c_in, "add": 1}[self.kind]
+        return self.c_out * self.h_out * self.w_out * per_output
+
+
+@dataclass(frozen=True)
+class Tile:
+    tc: int
+    th: int
+    tw: int
+    buffers: int = 2  # 2: the DMA of the next and previous boxes overlaps this box's job; 1: no overlap
+
+
+@dataclass(frozen=True)
+class Box:
+    """One job: an output box, the input box it reads and the padding the core fills in as zeros."""
+    c0: int
+    cn: int
+    h0: int
+    hn: int
+    w0: int
+    wn: int
+    ci0: int
+    cin: int
+    r0: int
+    rows: int
+    q0: int
+    cols: int
+    pads: tuple[int, int, int, int]  # top, left, bottom, right of this box's input
+    starts_block: bool  # the first box of a channel block: its weights and bias come in with it
+
+
+@dataclass(frozen=True)
+class Machine:
+    """The cost parameters of one accelerator of one target, read from the target's data."""
+    pe_rows: int
+    pe_cols: int
+    job_setup_cycles: int
+    dma_setup_cycles: int
+    dma_bytes_per_cycle: int
+    activation_bytes: int
+    weight_bytes: int
+
+
+@dataclass(frozen=True)
+class Cost:
+    cycles: int
+    compute_cycles: int
+    dma_cycles: int
+    dma_bytes: int
+    tiles: int
+    macs: int
+    utilization: float  # MACs / (PE array MACs per cycle x cycles)
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def machine(target, core) -> Machine:
+    def number(params, name):
+        value = params[name].value
+        if value != int(value) or value <= 0:
+            raise ValueError(f"{core.name}: cost parameter {name} must be a positive integer, is {value}")
+        return int(value)
+    return Machine(number(core.params, "pe_rows"), number(core.params, "pe_cols"),
+                   int(core.params["job_setup_cycles"].value), int(target.params["dma_setup_cycles"].value),
+                   number(target.params, "dma_bytes_per_cycle"),
+                   core.memory("activations").size_bytes, core.memory("weights").size_bytes)
+
+
+# ---------------------------------------------------------------- geometry
+def layer_geometry(g: Graph, node: str | Node, pattern: str) -> Layer:
+    """The geometry of the job `pattern` whose chain ends at `node` (its anchor)."""
+    anchor = node if isinstance(node, Node) else g.node(node)
+    job = _job_node(g, anchor)
+    x = g.values[job.inputs[0]]
+    out = g.values[anchor.outputs[0]]
+    has_bias = len(job.inputs) > 2 and bool(job.inputs[2])
+    if job.op == "qmatmul":
+        if int(np.prod(x.shape[:-1])) != 1:
+            raise ValueError(f"{job.name}: a dense job takes one row, not {list(x.shape)}")
+        w = g.values[job.inputs[1]]
+        return Layer(anchor.name, pattern, x.shape[-1], 1, 1, w.shape[1], 1, 1, has_bias=has_bias)
+    c_in, h_in, w_in = _chw(x.shape)
+    c_out, h_out, w_out = _chw(out.shape)
+    if job.op == "qadd":
+        return Layer(anchor.name, pattern, c_in, h_in, w_in, c_out, h_out, w_out, has_bias=False)
+    a = job.attrs
+    kh, kw = g.values[job.inputs[1]].shape[2:]
+    return Layer(anchor.name, pattern, c_in, h_in, w_in, c_out, h_out, w_out, kh, kw, *a["strides"],
+                 tuple(a["pads"]), has_bias)
+
+
+def _job_node(g: Graph, anchor: Node) -> Node:
+    """The node of the chain whose op has the job's geometry (the chain's other nodes are element-wise)."""
+    if anchor.op in GEOMETRY_OPS:
+        return anchor
+    chain = [n for n in g.nodes() if n.placement is not None and n.placement.anchor == anchor.name]
+    return next(n for n in chain if n.op in GEOMETRY_OPS)
+
+
+def _chw(shape) -> tuple[int, int, int]:
+    """(1, C, H, W), or (1, C) as a 1x1 image."""
+    spatial = tuple(shape[2:]) + (1,) * (4 - len(shape))
+    return shape[1], spatial[0], spatial[1]
+
+
+def spans(size: int, tile: int) -> list[tuple[int, int]]:
+    """(start, length) of each tile of one dimension, the last clipped at the edge."""
+    return [(s, min(tile, size - s)) for s in range(0, size, tile)]
+
+
+def window(o0: int, n: int, stride: int, pad: int, kernel: int, size: int) -> tuple[int, int, int, int]:
+    """The input rows [start, start + length) that output rows [o0, o0 + n) read, with the rows of
+    padding before and after (the part of the window outside [0, size))."""
+    lo = o0 * stride - pad
+    hi = (o0 + n - 1) * stride - pad + kernel  # exclusive
+    start, end = max(lo, 0), min(hi, size)
+    return start, end - start, start - lo, hi - end
+
+
+def boxes(layer: Layer, tile: Tile) -> list[Box]:
+    """Every job of the layer in loop order: channel blocks, then rows, then columns."""
+    t, pt, pl = layer, layer.pads[0], layer.pads[1]
+    rows = [(h0, hn) + window(h0, hn, t.sh, pt, t.kh, t.h_in) for h0, hn in spans(t.h_out, tile.th)]
+    cols = [(w0, wn) + window(w0, wn, t.sw, pl, t.kw, t.w_in) for w0, wn in spans(t.w_out, tile.tw)]
+    result = []
+    for c0, cn in spans(t.c_out, tile.tc):
+        ci0, cin = (0, t.c_in) if t.kind in WHOLE_INPUT else (c0, cn)
+        for h0, hn, r0, nr, top, bottom in rows:
+            for w0, wn, q0, nq, left, right in cols:
+                result.append(Box(c0, cn, h0, hn, w0, wn, ci0, cin, r0, nr, q0, nq, (top, left, bottom, right),
+                                  h0 == 0 and w0 == 0))
+    return result
+
+
+@dataclass(frozen=True)
+class Dim:
+    """What a tile size implies along one spatial dimension: tile count, last tile, input windows."""
+    count: int
+    last: int
+    first_window: int
+    max_window: int
+    sum_window: int
+
+
+def dim_profile(out_size: int, tile: int, stride: int, pad: int, kernel: int, in_size: int) -> Dim:
+    lengths = [window(o0, n, stride, pad, kernel, in_size)[1] for o0, n in spans(out_size, tile)]
+    return Dim(len(lengths), out_size - (len(lengths) - 1) * tile, lengths[0], max(lengths), sum(lengths))
+
+
+def row_profile(layer: Layer, th: int) -> Dim:
+    return dim_profile(layer.h_out, th, layer.sh, layer.pads[0], layer.kh, layer.h_in)
+
+
+def col_profile(layer: Layer, tw: int) -> Dim:
+    return dim_profile(layer.w_out, tw, layer.sw, layer.pads[1], layer.kw, layer.w_in)
+
+
+def channel_tiles(layer: Layer, m: Machine) -> list[int]:
+    """Legal channel tiles: a multiple of the PE rows, or every output channel."""
+    return sorted(set(range(m.pe_rows, layer.c_out, m.pe_rows)) | {layer.c_out})
+
+
+def legal_tiles(layer: Layer, m: Machine, buffers: int):
+    for tc in channel_tiles(layer, m):
+        for th in range(1, layer.h_out + 1):
+            for tw in range(1, layer.w_out + 1):
+                yield Tile(tc, th, tw, buffers)
+
+
+# ---------------------------------------------------------------- memory
+def footprint(layer: Layer, tile: Tile) -> tuple[int, int]:
+    """(activation bytes, weight bytes) the tiling holds in the core's memories."""
+    rows, cols = row_profile(layer, tile.th), col_profile(layer, tile.tw)
+    cin = layer.c_in if layer.kind in WHOLE_INPUT else tile.tc
+    activations = tile.buffers * (layer.inputs * cin * rows.max_window * cols.max_window
+                                  + tile.tc * tile.th * tile.tw)
+    blocks = math.ceil(layer.c_out / tile.tc)
+    weight_buffers = 2 if tile.buffers == 2 and blocks > 1 else 1  # one block: its weights stay put
+    weights = weight_buffers * tile.tc * (layer.weight_bytes_per_channel + layer.bias_bytes_per_channel)
+    return activations, weights
+
+
+def fits(layer: Layer, tile: Tile, m: Machine) -> bool:
+    activations, weights = footprint(layer, tile)
+    return activations <= m.activation_bytes and weights <= m.weight_bytes
+
+
+# ---------------------------------------------------------------- cycles
+def dma_cycles(nbytes: int, m: Machine) -> int:
+    """One transfer (a strided box is one transfer); nothing to move costs nothing."""
+    return m.dma_setup_cycles + -(-nbytes // m.dma_bytes_per_cycle) if nbytes > 0 else 0
+
+
+def compute_cycles(layer: Layer, cn: int, hn: int, wn: int, m: Machine) -> int:
+    """One job: the PE rows take output channels, the PE columns output columns (dense: input channels)."""
+    per_pass = {"conv2d": layer.c_in * layer.kh * layer.kw, "depthwise": layer.kh * layer.kw,
+                "dense": -(-layer.c_in // m.pe_cols), "add": 1}[layer.kind]
+    return -(-cn // m.pe_rows) * hn * -(-wn // m.pe_cols) * per_pass + m.job_setup_cycles
+
+
+def box_cycles(layer: Layer, box: Box, m: Machine) -> tuple[int, int, int]:
+    """(DMA in, compute, DMA out) of one box; DMA in carries the block's weights and bias at its start."""
+    dma_in = layer.inputs * dma_cycles(box.cin * box.rows * box.cols, m)
+    if box.starts_block:
+        dma_in += dma_cycles(box.cn * layer.weight_bytes_per_channel, m)
+        dma_in += dma_cycles(box.cn * layer.bias_bytes_per_channel, m)
+    return dma_in, compute_cycles(layer, box.cn, box.hn, box.wn, m), dma_cycles(box.cn * box.hn * box.wn, m)
+
+
+def box_dma_bytes(layer: Layer, box: Box) -> int:
+    moved = layer.inputs * box.cin * box.rows * box.cols + box.cn * box.hn * box.wn
+    if box.starts_block:
+        moved += box.cn * (layer.weight_bytes_per_channel + layer.bias_bytes_per_channel)
+    return moved
+
+
+def latency(dma_in: list[int], compute: list[int], dma_out: list[int], buffers: int) -> int:
+    """Layer cycles from per-box cycles. Double buffered, box i computes while the one DMA engine brings
+    box i+1 in and takes box i-1 out; single buffered, nothing overlaps."""
+    if buffers == 1:
+        return sum(dma_in) + sum(compute) + sum(dma_out)
+    n = len(compute)
+    total = dma_in[0] + dma_out[-1]
+    for i in range(n):
+        moving = (dma_in[i + 1] if i + 1 < n else 0) + (dma_out[i - 1] if i > 0 else 0)
+        total += max(compute[i], moving)
+    return total
+
+
+def evaluate(layer: Layer, tile: Tile, m: Machine) -> Cost:
+    jobs = boxes(layer, tile)
+    dma_in, compute, dma_out = zip(*(box_cycles(layer, b, m) for b in jobs))
+    cycles = latency(list(dma_in), list(compute), list(dma_out), tile.buffers)
+    return Cost(cycles, sum(compute), sum(dma_in) + sum(dma_out), sum(box_dma_bytes(layer, b) for b in jobs),
+                len(jobs), layer.macs, layer.macs / (m.pe_rows * m.pe_cols * cycles))
+
+
+# ---------------------------------------------------------------- host
+def host_cycles(g: Graph, node: str | Node, host_core) -> int:
+    """An estimate for a layer on the host: cycles per MAC plus cycles per output element."""
+    n = node if isinstance(node, Node) else g.node(node)
+    out = g.values[n.outputs[0]]
+    macs = 0
+    if n.op in ("conv", "qconv"):
+        macs = out.size * int(np.prod(g.values[n.inputs[1]].shape[1:]))
+    elif n.op in ("matmul", "qmatmul"):
+        macs = out.size * g.values[n.inputs[0]].shape[-1]
+    elif "kernel" in n.attrs:  # pooling: one accumulate per window element
+        macs = out.size * int(np.prod(n.attrs["kernel"]))
+    p = host_core.params
+    return math.ceil(macs * p["cycles_per_mac"].value + out.size * p["cycles_per_element"].value)
