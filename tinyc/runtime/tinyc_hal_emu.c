@@ -18,8 +18,6 @@
 
 #include "tinyc_hal_emu.h"
 
-/* Room for every core memory a target declares (DIANA's add up to 467456 B). */
-#define POOL_BYTES (1 << 21)
 #define MAX_MEMORIES 16
 #define MAX_CORES 8
 #define MAX_TRANSFERS 16 /* transfers in flight between two waits: the emulated DMA queue */
@@ -38,11 +36,10 @@ typedef struct {
     uint64_t dma_bytes;
 } counters;
 
-static uint8_t pool[POOL_BYTES];
-
 static struct {
     const tinyc_hal_target *t;
-    int64_t base[MAX_MEMORIES];
+    uint8_t *memory[MAX_MEMORIES]; /* allocated at init: sizes are the model's, and the chip's memories
+                                      are no part of the deployed program's own data */
     uint64_t host, dma_free, core_free[MAX_CORES];
     region transfers[MAX_TRANSFERS];
     int32_t num_transfers;
@@ -86,13 +83,23 @@ static uint64_t later(uint64_t a, uint64_t b)
 }
 
 /* ---------------------------------------------------------------- run and layers */
-void tinyc_hal_init(const tinyc_hal_target *t)
+static void release(void)
 {
-    const char *path = getenv("TINYC_PROFILE");
-    int64_t used = 0;
     int32_t i;
     if (emu.profile)
         fclose(emu.profile);
+    emu.profile = NULL;
+    for (i = 0; i < MAX_MEMORIES; i++) {
+        free(emu.memory[i]);
+        emu.memory[i] = NULL;
+    }
+}
+
+void tinyc_hal_init(const tinyc_hal_target *t)
+{
+    const char *path = getenv("TINYC_PROFILE");
+    int32_t i;
+    release();
     memset(&emu, 0, sizeof emu);
     emu.t = t;
     if (t->num_memories < 0 || t->num_memories > MAX_MEMORIES)
@@ -104,15 +111,13 @@ void tinyc_hal_init(const tinyc_hal_target *t)
     for (i = 0; i < t->num_memories; i++) {
         if (t->memories[i].bytes < 0)
             fail_init("a memory has a negative size", (long)t->memories[i].bytes);
-        emu.base[i] = used;
-        used += t->memories[i].bytes;
+        emu.memory[i] = (uint8_t *)calloc((size_t)t->memories[i].bytes + 1, 1); /* + 1: never calloc(0) */
+        if (!emu.memory[i])
+            fail_init("out of host memory for a core memory", (long)t->memories[i].bytes);
     }
-    if (used > POOL_BYTES)
-        fail_init("the core memories exceed the emulator's pool of bytes", (long)used);
     for (i = 0; i < t->num_cores; i++)
         if (t->cores[i].pe_rows < 1 || t->cores[i].pe_cols < 1)
             fail_init("a core has no PE array", (long)i);
-    memset(pool, 0, (size_t)used);
     if (path && *path) {
         emu.profile = fopen(path, "w");
         if (!emu.profile)
@@ -134,14 +139,16 @@ static void write_counters(const counters *c, uint64_t cycles)
 
 void tinyc_hal_finish(void)
 {
-    if (!emu.profile)
-        return;
-    fputs("total", emu.profile);
-    write_counters(&emu.total, emu.host);
-    fputc('\n', emu.profile);
-    if (fclose(emu.profile) != 0)
-        fail_init("cannot write the profile named by TINYC_PROFILE", 0L);
-    emu.profile = NULL;
+    if (emu.profile) {
+        FILE *f = emu.profile;
+        fputs("total", f);
+        write_counters(&emu.total, emu.host);
+        fputc('\n', f);
+        emu.profile = NULL;
+        if (fclose(f) != 0)
+            fail_init("cannot write the profile named by TINYC_PROFILE", 0L);
+    }
+    release();
 }
 
 void tinyc_hal_layer_begin(int32_t index, const char *name)
@@ -269,7 +276,7 @@ void tinyc_hal_dma_in(int32_t tile, int32_t memory, int32_t offset, const void *
         return;
     r = use(tile, "DMA in", memory, offset, bytes, 1);
     transfer(tile, &r);
-    copy_box(box, pool + emu.base[memory] + offset, (const uint8_t *)l2, 1);
+    copy_box(box, emu.memory[memory] + offset, (const uint8_t *)l2, 1);
 }
 
 void tinyc_hal_dma_out(int32_t tile, void *l2, int32_t memory, int32_t offset, const tinyc_hal_box *box)
@@ -280,7 +287,7 @@ void tinyc_hal_dma_out(int32_t tile, void *l2, int32_t memory, int32_t offset, c
         return;
     r = use(tile, "DMA out", memory, offset, bytes, 0);
     transfer(tile, &r);
-    copy_box(box, (uint8_t *)l2, pool + emu.base[memory] + offset, 0);
+    copy_box(box, (uint8_t *)l2, emu.memory[memory] + offset, 0);
 }
 
 void tinyc_hal_dma_wait(void)
@@ -318,7 +325,7 @@ void tinyc_hal_job_start(int32_t core, int32_t tile, const tinyc_hal_job *j)
                      (long long)r[k].begin, (long long)r[k].end, emu.t->memories[r[k].memory].name);
         check_against_jobs(tile, &r[k], core);
     }
-    tinyc_emu_compute(j, pool + emu.base[c->activations], pool + emu.base[c->weights]);
+    tinyc_emu_compute(j, emu.memory[c->activations], emu.memory[c->weights]);
     cycles = tinyc_emu_job_cycles(c, j);
     emu.core_free[core] = later(emu.host, emu.core_free[core]) + cycles;
     emu.job_running[core] = 1;

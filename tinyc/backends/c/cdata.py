@@ -28,3 +28,9 @@ def _float_literal(v: float) -> str:
 
 def c_rows(items: list[str], indent: str = "    ") -> str:
     return ",\n".join(indent + ", ".join(items[i:i + PER_LINE]) for i in range(0, len(items), PER_LINE))
+
+
+def c_string(text: str) -> str:
+    """A string literal's body: printable ASCII as is; other UTF-8 bytes, quotes, backslashes and the
+    trigraph-prone '?' as three-digit octal escapes (which never absorb a following digit)."""
+    return "".join(chr(b) if 32 <= b < 127 and chr(b) not in '"\\?' else f"\\{b:03o}" for b in text.encode())

@@ -1,0 +1,71 @@
+"""The chip as the emitted model declares it to the HAL: memories and accelerators numbered, with the
+cost-model numbers the emulator's timeline uses, all read from the target's data."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ...targets import cost
+from ..c.cdata import c_string
+
+HOST_PARAMS = ("cycles_per_mac", "cycles_per_element")
+
+
+@dataclass(frozen=True)
+class CoreIds:
+    index: int  # the core's number in the HAL descriptor
+    activations: int  # memory ids
+    weights: int
+
+
+class Chip:
+    """Numbers every accelerator of the target and every memory of theirs, in the target's order, and
+    declares the `tinyc_hal_target` descriptor through the emitter."""
+
+    def __init__(self, e, target=None):
+        self.target = target
+        self.accelerators = [c for c in target.cores if c.kind == "accelerator"] if target else []
+        self.memories = [(core.name, m) for core in self.accelerators for m in core.memories]
+        self.memory_ids = {(core, m.name): i for i, (core, m) in enumerate(self.memories)}
+        self.name = self._declare(e)
+
+    def ids(self, core_name: str) -> CoreIds:
+        index = next(i for i, c in enumerate(self.accelerators) if c.name == core_name)
+        core = self.accelerators[index]
+        return CoreIds(index, self.memory_ids[(core.name, core.memory("activations").name)],
+                       self.memory_ids[(core.name, core.memory("weights").name)])
+
+    def machine(self, core_name: str) -> cost.Machine:
+        return cost.machine(self.target, self.target.core(core_name))
+
+    def host_cycles(self, g, node) -> int:
+        """The cost model's estimate for a host layer; a host without its parameters (the ONNX
+        backend's `host` target) models no host time."""
+        if self.target is None or not all(p in self.target.host.params for p in HOST_PARAMS):
+            return 0
+        return cost.host_cycles(g, node, self.target.host)
+
+    def _declare(self, e) -> str:
+        memories, cores = "NULL", "NULL"
+        if self.memory_ids:
+            rows = [f'{{"{c_string(core)}.{c_string(m.name)}", {m.size_bytes}}}' for core, m in self.memories]
+            memories = _array(e, "chip_memories", "tinyc_hal_memory", rows)
+        if self.accelerators:
+            rows = []
+            for core in self.accelerators:
+                m, ids = self.machine(core.name), self.ids(core.name)
+                rows.append(f'{{"{c_string(core.name)}", {ids.activations}, {ids.weights}, {m.pe_rows}, '
+                            f'{m.pe_cols}, {m.job_setup_cycles}}}')
+            cores = _array(e, "chip_cores", "tinyc_hal_core", rows)
+        dma = (0, 0)
+        if self.accelerators:
+            m = self.machine(self.accelerators[0].name)
+            dma = (m.dma_setup_cycles, m.dma_bytes_per_cycle)
+        host = self.target.host.name if self.target else "host"
+        return e.struct("chip", "tinyc_hal_target", [f'"{c_string(host)}"', len(self.memory_ids), memories,
+                                                     len(self.accelerators), cores, *dma])
+
+
+def _array(e, base: str, ctype: str, rows: list[str]) -> str:
+    name = e.ident(base)
+    e.decls.append(f"static const {ctype} {name}[{len(rows)}] = {{\n" + ",\n".join("    " + r for r in rows) + "\n};\n")
+    return name

@@ -1,0 +1,200 @@
+"""Driver code for a layer placed on an accelerator: a static table of its boxes and a tile loop of HAL
+calls (docs/accelerators.md, "Backend and runtime"), generic over job kinds and cores.
+
+The boxes are the cost model's (tinyc.targets.cost.boxes), so the emitted program moves and computes
+exactly what the tiler priced. Core memories hold, from offset 0: `buffers` input buffers then
+`buffers` output buffers (activations), and one or two weight+bias buffers (weights; two when double
+buffering alternates channel blocks), each sized for the largest box.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ...errors import VerifyError
+from ...targets import cost
+from ..c.kernels import QADD_FIELDS, ROUNDINGS, int32s, need
+
+JOB_KINDS = {"conv2d": "TINYC_JOB_CONV2D", "depthwise": "TINYC_JOB_DEPTHWISE", "dense": "TINYC_JOB_DENSE",
+             "add": "TINYC_JOB_ADD"}
+UNIT_MULTIPLIER = 1 << 30  # multiplier * 2**(shift - 31) is then the power of two 2**(shift - 1)
+
+TYPES_C = """/* One box of an accelerator layer: its job and the transfers that feed and drain it. */
+typedef struct {
+    tinyc_hal_job job;
+    tinyc_hal_box in, out, weights, bias; /* weights and bias are empty unless the box starts a channel block */
+    int32_t in_at, out_at, weights_at, bias_at; /* element offsets in the layer's L2 tensors */
+} accel_tile;
+
+typedef struct {
+    int32_t core, activations, weights; /* the core and its memory ids */
+    const int8_t *x, *x2; /* inputs in L2; x2 is add's second operand, else NULL */
+    const int8_t *w;
+    const int32_t *b;
+    int8_t *y;
+    int32_t tiles;
+    const accel_tile *tile;
+} accel_layer;
+
+static void accel_fetch(const accel_layer *l, int32_t i)
+{
+    const accel_tile *t = &l->tile[i];
+    tinyc_hal_dma_in(i, l->activations, t->job.input, l->x + t->in_at, &t->in);
+    if (l->x2)
+        tinyc_hal_dma_in(i, l->activations, t->job.input2, l->x2 + t->in_at, &t->in);
+    if (l->w)
+        tinyc_hal_dma_in(i, l->weights, t->job.weights, l->w + t->weights_at, &t->weights);
+    if (l->b)
+        tinyc_hal_dma_in(i, l->weights, t->job.bias, l->b + t->bias_at, &t->bias);
+}
+
+static void accel_drain(const accel_layer *l, int32_t i)
+{
+    const accel_tile *t = &l->tile[i];
+    tinyc_hal_dma_out(i, l->y + t->out_at, l->activations, t->job.output, &t->out);
+}
+"""
+
+LOOPS_C = {
+    2: """/* Box i computes while the DMA brings box i+1 in and takes box i-1 out. */
+static void accel_double_buffered(const accel_layer *l)
+{
+    int32_t i;
+    accel_fetch(l, 0);
+    tinyc_hal_dma_wait();
+    for (i = 0; i < l->tiles; i++) {
+        tinyc_hal_job_start(l->core, i, &l->tile[i].job);
+        if (i + 1 < l->tiles)
+            accel_fetch(l, i + 1);
+        if (i > 0)
+            accel_drain(l, i - 1);
+        tinyc_hal_job_wait(l->core);
+        tinyc_hal_dma_wait();
+    }
+    accel_drain(l, l->tiles - 1);
+    tinyc_hal_dma_wait();
+}
+""",
+    1: """/* Each box in, computed and out before the next: nothing overlaps. */
+static void accel_single_buffered(const accel_layer *l)
+{
+    int32_t i;
+    for (i = 0; i < l->tiles; i++) {
+        accel_fetch(l, i);
+        tinyc_hal_dma_wait();
+        tinyc_hal_job_start(l->core, i, &l->tile[i].job);
+        tinyc_hal_job_wait(l->core);
+        accel_drain(l, i);
+        tinyc_hal_dma_wait();
+    }
+}
+""",
+}
+LOOP_NAMES = {2: "accel_double_buffered", 1: "accel_single_buffered"}
+EMPTY_BOX = [[0, 0, 0], [0, 0]]
+
+
+def on_accelerator(chip, node) -> bool:
+    p = node.placement
+    return p is not None and any(c.name == p.core for c in chip.accelerators)
+
+
+def emit_layer(e, chip, node) -> list[str]:
+    """Declares the layer's tables (and the driver code the first time) and returns the call."""
+    g, p = e.g, node.placement
+    need(p.anchor in ("", node.name), f"{node.name} is part of {p.anchor}'s job; the backend runs one-node jobs")
+    need(p.pattern in JOB_KINDS, f"job kind {p.pattern!r} is not one of {', '.join(JOB_KINDS)}")
+    if not p.tile:
+        raise VerifyError(f"{node.name} is placed on {p.core} without a tiling (run the tiling pass first)")
+    layer = cost.layer_geometry(g, node, p.pattern)
+    tile = cost.Tile(p.tile["c_out"], p.tile["h_out"], p.tile["w_out"], p.tile["buffers"])
+    need(tile.buffers in LOOPS_C, f"buffers must be 1 or 2, not {tile.buffers}")
+    _declare_driver(e, tile.buffers)
+    ids = chip.ids(p.core)
+    rows = _tile_rows(layer, tile, _job_constants(e, node, layer))
+    table = e.ident(node.name + "_tiles")
+    e.decls.append(f"static const accel_tile {table}[{len(rows)}] = {{\n" + ",\n".join(rows) + "\n};\n")
+    x2 = e.ptr(node.inputs[1]) if layer.kind == "add" else "NULL"
+    w = e.ptr(node.inputs[1]) if layer.kind != "add" else "NULL"
+    b = e.ptr(node.inputs[2]) if layer.has_bias else "NULL"
+    desc = e.struct(node.name + "_layer", "accel_layer", [ids.index, ids.activations, ids.weights,
+                                                          e.ptr(node.inputs[0]), x2, w, b, e.ptr(node.outputs[0]),
+                                                          len(rows), table])
+    return [f"{LOOP_NAMES[tile.buffers]}(&{desc}); /* {p.core}: {layer.kind}, {len(rows)} boxes of "
+            f"{tile.tc}x{tile.th}x{tile.tw} */"]
+
+
+def _declare_driver(e, buffers: int) -> None:
+    """The driver's types and helpers once, and each tile loop once it is used (C warns of unused ones)."""
+    for text in (TYPES_C, LOOPS_C[buffers]):
+        if text not in e.decls:
+            e.decls.append(text)
+
+
+def _job_constants(e, node, layer) -> dict:
+    """The job fields every box of the layer shares, checked against what the job kinds compute."""
+    a = node.attrs
+    for v in node.inputs[:2] + node.outputs:
+        need(e.g.values[v].dtype == "int8", f"{v} is {e.g.values[v].dtype}; accelerator jobs move int8")
+    if layer.kind == "add":
+        need(a["a_zp"] == a["b_zp"] == a["out_zp"] == 0, "an add job takes zero points 0")
+        need(a["rounding"] == "single", "an add job rounds once (rounding 'single')")
+        params = e.struct(node.name + "_params", "tinyc_qadd_params",
+                          int32s([a[f] for f in QADD_FIELDS], "qadd parameters").tolist() + [ROUNDINGS["single"]])
+        return dict(shift=0, out_min=a["out_min"], out_max=a["out_max"], add="&" + params)
+    need(a.get("multiplier") is not None, "an accelerator job requantizes to int8")
+    need(a["x_zp"] == 0 and not np.any(a["w_zp"]) and a["out_zp"] == 0, "an accelerator job takes zero points 0")
+    need(np.all(np.asarray(a["multiplier"]) == UNIT_MULTIPLIER) and np.unique(a["shift"]).size == 1
+         and a["rounding"] == "single", "an accelerator job requantizes with one power-of-two shift, rounded once")
+    shift = 1 - int(np.ravel(a["shift"])[0])
+    need(0 <= shift <= 31, f"an accelerator job shifts by 0..31, not {shift}")
+    if layer.kind in ("conv2d", "depthwise"):
+        need(tuple(a["dilations"]) == (1, 1), "accelerator jobs take dilation 1")
+        depthwise = layer.kind == "depthwise"
+        need(a["group"] == (layer.c_out if depthwise else 1) and (not depthwise or layer.c_in == layer.c_out),
+             f"a {layer.kind} job takes {'one group per channel' if depthwise else 'group 1'}, not {a['group']}")
+    return dict(shift=shift, out_min=a["out_min"], out_max=a["out_max"], add="NULL")
+
+
+def _tile_rows(layer, tile, const: dict) -> list[str]:
+    boxes = cost.boxes(layer, tile)
+    per_input = [b.cin * b.rows * b.cols for b in boxes]
+    max_in = layer.inputs * max(per_input)
+    max_out = max(b.cn * b.hn * b.wn for b in boxes)
+    max_w = max(b.cn * layer.weight_bytes_per_channel for b in boxes)
+    max_b = max(b.cn * layer.bias_bytes_per_channel for b in boxes)
+    blocks = sum(b.starts_block for b in boxes)
+    weight_buffers = 2 if tile.buffers == 2 and blocks > 1 else 1
+    rows, block = [], -1
+    for i, (b, in_bytes) in enumerate(zip(boxes, per_input)):
+        block += b.starts_block
+        buf = i % tile.buffers
+        input_at = buf * max_in
+        weights_at = (block % weight_buffers) * (max_w + max_b)
+        job = [JOB_KINDS[layer.kind], b.cin, b.rows, b.cols, b.cn, b.hn, b.wn, layer.kh, layer.kw, layer.sh,
+               layer.sw, *b.pads, const["shift"], const["out_min"], const["out_max"],
+               input_at, input_at + in_bytes if layer.kind == "add" else 0,
+               tile.buffers * max_in + buf * max_out, weights_at, weights_at + max_w if max_b else -1, const["add"]]
+        transfers = [[[b.cin, b.rows, b.cols], [layer.h_in * layer.w_in, layer.w_in]],
+                     [[b.cn, b.hn, b.wn], [layer.h_out * layer.w_out, layer.w_out]],
+                     _weights_box(layer, b),
+                     [[1, 1, 4 * b.cn], [0, 0]] if b.starts_block and max_b else EMPTY_BOX]
+        offsets = [(b.ci0 * layer.h_in + b.r0) * layer.w_in + b.q0, (b.c0 * layer.h_out + b.h0) * layer.w_out + b.w0,
+                   b.c0 * (1 if layer.kind == "dense" else layer.weight_bytes_per_channel), b.c0]
+        rows.append("    " + _braces([job, *transfers, *offsets]))
+    return rows
+
+
+def _weights_box(layer, b) -> list:
+    """A channel block's weights: contiguous rows of [co][...], or dense's w[ci][co] columns."""
+    if not b.starts_block or not layer.weight_bytes_per_channel:
+        return EMPTY_BOX
+    if layer.kind == "dense":
+        return [[1, layer.c_in, b.cn], [0, layer.c_out]]
+    return [[1, 1, b.cn * layer.weight_bytes_per_channel], [0, 0]]
+
+
+def _braces(fields) -> str:
+    if isinstance(fields, (list, tuple)):
+        return "{" + ", ".join(_braces(f) for f in fields) + "}"
+    return str(fields)
+
