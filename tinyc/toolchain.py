@@ -38,10 +38,11 @@ def _first_error(text: str) -> str:
     return (errors or lines or ["(no diagnostic)"])[0]
 
 
-def _run(cmd: list[str], cwd: Path, what: str, timeout: float | None = None) -> subprocess.CompletedProcess:
+def _run(cmd: list[str], cwd: Path, what: str, timeout: float | None = None,
+         env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     try:
         proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                              env={"ASAN_OPTIONS": "detect_leaks=0", **os.environ})
+                              env={"ASAN_OPTIONS": "detect_leaks=0", **os.environ, **(env or {})})
     except FileNotFoundError:
         raise ToolchainError(f"{what}: {cmd[0]} not found") from None
     except subprocess.TimeoutExpired:
@@ -134,12 +135,13 @@ def read_outputs(outputs: list[tuple[tuple[int, ...], str]], directory: Path, wh
 
 
 def run_executable(exe: str | os.PathLike, inputs: list[np.ndarray], outputs: list[tuple[tuple[int, ...], str]],
-                   timeout: float = 600) -> list[np.ndarray]:
-    """Runs a built harness on the inputs (any shape, the graph's dtypes) and returns its outputs."""
+                   timeout: float = 600, env: dict[str, str] | None = None) -> list[np.ndarray]:
+    """Runs a built harness on the inputs (any shape, the graph's dtypes), with `env` added to the
+    environment, and returns its outputs."""
     exe = Path(exe).resolve()
     with tempfile.TemporaryDirectory(prefix="tinyc-run-") as tmp:
         ins, outs = write_inputs(inputs, Path(tmp)), output_paths(outputs, Path(tmp))
-        _run([str(exe), *map(str, ins), "--", *map(str, outs)], Path(tmp), f"running {exe.name}", timeout)
+        _run([str(exe), *map(str, ins), "--", *map(str, outs)], Path(tmp), f"running {exe.name}", timeout, env)
         return read_outputs(outputs, Path(tmp), exe.name)
 
 
