@@ -7,6 +7,7 @@ dma_bytes_per_cycle) and the core's memories by role (activations, weights).
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -198,6 +199,7 @@ class Dim:
     sum_window: int
 
 
+@functools.lru_cache(maxsize=65536)  # tilers ask for the same few dimensions over and over
 def dim_profile(out_size: int, tile: int, stride: int, pad: int, kernel: int, in_size: int) -> Dim:
     lengths = [window(o0, n, stride, pad, kernel, in_size)[1] for o0, n in spans(out_size, tile)]
     return Dim(len(lengths), out_size - (len(lengths) - 1) * tile, lengths[0], max(lengths), sum(lengths))
