@@ -29,9 +29,9 @@ CFLAGS = ("-march=rv32imc", "-mabi=ilp32", "-Os", "-std=c99", "-Wall", "-Wextra"
           "--specs=picolibc.specs")
 # qemu virt's RAM starts at 0x80000000 (128 MiB): code and constants in the first 32 MiB ("flash" to
 # picolibc's script), data, heap and stack in the next 32 MiB.
-MEMORY = ("-Wl,--defsym=__flash=0x80000000", "-Wl,--defsym=__flash_size=0x2000000",
-          "-Wl,--defsym=__ram=0x82000000", "-Wl,--defsym=__ram_size=0x2000000")
-LDFLAGS = ("--oslib=semihost", "--crt0=semihost", *MEMORY)
+LDFLAGS = ("--oslib=semihost", "--crt0=semihost",
+           "-Wl,--defsym=__flash=0x80000000", "-Wl,--defsym=__flash_size=0x2000000",
+           "-Wl,--defsym=__ram=0x82000000", "-Wl,--defsym=__ram_size=0x2000000")
 QEMU_ARGS = ("-M", "virt", "-bios", "none", "-display", "none", "-serial", "none", "-monitor", "none",
              "-icount", "shift=0")
 ELF = "model.elf"
@@ -86,6 +86,16 @@ def run_qemu(elf: str | os.PathLike, inputs: list[np.ndarray], outputs: list[tup
     return results, layers, total
 
 
+def run_model(model, inputs: dict, workdir: str | os.PathLike) -> tuple[dict[str, np.ndarray], list[int], int]:
+    """A CompiledModel built in workdir and run once on qemu: its outputs by name, the instructions
+    each layer of model.report["layers"] retired, and the total."""
+    g = model.graph
+    elf = build_rv32(model.sources, workdir)
+    outputs = [(g.values[o].shape, g.values[o].dtype) for o in g.outputs]
+    arrays, layers, total = run_qemu(elf, [np.asarray(inputs[n]) for n in g.inputs], outputs)
+    return dict(zip(g.outputs, arrays)), layers, total
+
+
 def _parse_counts(text: str, who: str) -> tuple[list[int], int]:
     if "tinyc-instret error" in text:
         raise ToolchainError(f"{who}: {text[text.index('tinyc-instret error'):].splitlines()[0]}")
@@ -104,9 +114,10 @@ def _parse_counts(text: str, who: str) -> tuple[list[int], int]:
 
 def code_size_rv32(sources: dict[str, str] | str | os.PathLike) -> dict:
     """Bytes the model needs on the chip, without counters, harness or start-up code: the model's run
-    function and all it reaches (runtime kernels and the picolibc/libgcc routines they call, nothing
-    unreferenced), linked with --gc-sections and measured by riscv64-unknown-elf-size: text (code and
-    const weights), data, bss (the arena; not the stack picolibc's script reserves)."""
+    function and all it reaches (runtime code, and the picolibc/libgcc routines and semihosting I/O
+    that code calls; nothing unreferenced), linked with --gc-sections and measured by
+    riscv64-unknown-elf-size: text (code and const weights), data, bss (the arena and any runtime
+    state; not the stack picolibc's script reserves)."""
     require_tools()
     files = _project_files(sources)
     run = re.search(r"\bint (\w+_run)\(", files["model.h"])
@@ -117,7 +128,7 @@ def code_size_rv32(sources: dict[str, str] | str | os.PathLike) -> dict:
     with tempfile.TemporaryDirectory(prefix="tinyc-size-") as tmp:
         for name, text in files.items():
             (Path(tmp) / name).write_text(text)
-        _run([CC, *flags, *MEMORY, "-nostartfiles", "-Wl,--gc-sections", f"-Wl,--entry={run.group(1)}", "-o", ELF,
+        _run([CC, *flags, *LDFLAGS, "-nostartfiles", "-Wl,--gc-sections", f"-Wl,--entry={run.group(1)}", "-o", ELF,
               *sources_c, "-lm"], Path(tmp), "linking the model for RV32")
         berkeley = _run([SIZE, ELF], Path(tmp), "measuring code size").stdout.splitlines()[1].split()
         sections = _run([SIZE, "-A", "-d", ELF], Path(tmp), "measuring code size").stdout
