@@ -42,6 +42,7 @@ def tiling(g: Graph, target, tiler: str = "cp-sat") -> Graph:
     """Set placement.tile and placement.cost on every accelerator anchor."""
     if tiler not in TILERS:
         raise ValueError(f"unknown tiler {tiler!r}: one of {', '.join(TILERS)}")
+    g = g.copy()
     accelerators = {c.name: c for c in target.cores if c.kind == "accelerator"}
     for n in g.nodes():
         p = n.placement
@@ -64,13 +65,11 @@ def tile_layer(layer: Layer, m: Machine, tiler: str = "cp-sat") -> Choice:
 
 
 def _check_fits(layer: Layer, m: Machine) -> None:
-    """Raise DoesNotFitError with the least memory any tiling needs, when even that is too much."""
+    """Raise DoesNotFitError with the least memory any tiling needs, when even that is too much: the
+    smallest channel tile and one output pixel, single buffered (a larger tile's input window holds
+    each of its pixels' windows, so no tiling needs less)."""
     tc = min(cost.channel_tiles(layer, m))
-    rows = min(cost.row_profile(layer, th).max_window for th in range(1, layer.h_out + 1))
-    cols = min(cost.col_profile(layer, tw).max_window for tw in range(1, layer.w_out + 1))
-    cin = layer.c_in if layer.kind in cost.WHOLE_INPUT else tc
-    activations = layer.inputs * cin * rows * cols + tc  # one output element per channel
-    weights = cost.footprint(layer, Tile(tc, 1, 1, 1))[1]
+    activations, weights = cost.footprint(layer, Tile(tc, 1, 1, 1))
     if activations > m.activation_bytes or weights > m.weight_bytes:
         raise DoesNotFitError(
             f"{layer.kind} layer does not fit the accelerator's memories in any tiling: the smallest tiling "
