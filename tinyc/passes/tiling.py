@@ -3,8 +3,7 @@
 "cp-sat" (the default) finds the exact minimum of the cost model (tinyc/targets/cost.py) over every
 legal tiling. The contract's double-buffered latency sums a max per box over boxes whose sizes
 differ at the edges, which a CP-SAT model over tile sizes cannot state compactly; so the model
-minimizes a lower bound of it that it states exactly (the compute of every box plus the first DMA in
-and the last DMA out, or all the DMA, whichever is larger), the cost model evaluates the solution
+minimizes a lower bound of it that it states exactly (see _model), the cost model evaluates the solution
 exactly, and a cut (bound < best latency found, this tiling excluded) sends CP-SAT back until no
 tiling is left whose bound beats the best latency: then that latency is the minimum, proven.
 Single buffering is searched the same way (it lets a tile twice as large fit), and the faster wins.
