@@ -14,20 +14,32 @@ from .frontend.onnx import from_onnx
 from .ir.graph import Graph
 from .ir.verify import verify
 from .passes.canonicalize import canonicalize
+from .passes.dispatch import dispatch
 from .passes.memory import plan_memory
+from .passes.tiling import TILERS, tiling
 from .report import build_report
 
 
-def compile(model, target: str = "cpu", config: str | None = None, name: str = "model") -> "CompiledModel":
-    """Compile an ONNX model (a path, bytes or onnx.ModelProto) for `target`."""
+def compile(model, target: str = "cpu", config: str | None = None, name: str = "model",
+            tiler: str = "cp-sat") -> "CompiledModel":
+    """Compile an ONNX model (a path, bytes or onnx.ModelProto) for `target`.
+
+    config: which of the target's accelerators to use (`tinyc.targets.get(target).configs`; default the
+    first, every core); tiler: "cp-sat" (minimum modeled latency) or "dory" (DORY's heuristic)."""
     tgt = targets.get(target)
     config = config or tgt.default_config
     if config not in tgt.configs:
         raise InputError(f"target {tgt.name} has configurations {', '.join(tgt.configs)}, not {config!r}")
+    if tiler not in TILERS:
+        raise InputError(f"unknown tiler {tiler!r}; tilers: {', '.join(TILERS)}")
     graph = from_onnx(model)
+    passes = (("canonicalize", canonicalize),
+              ("dispatch", lambda g: dispatch(g, tgt, config)),
+              ("tiling", lambda g: tiling(g, tgt, tiler)),
+              ("plan_memory", plan_memory))
     try:
-        for step in (canonicalize, plan_memory):
-            graph = verify(step(graph), after=step.__name__)
+        for step_name, step in passes:
+            graph = verify(step(graph), after=step_name)
         _check_fits(graph, tgt)
     except TinycError as e:
         raise e.located(file=graph.source) from None
@@ -56,7 +68,7 @@ class CompiledModel:
         self.config = config
         self.prefix = prefix
         from .backends.c import emit_c
-        self.sources = emit_c(graph, prefix)
+        self.sources = emit_c(graph, prefix, target)
         self._report = build_report(graph, target, config)
         self._workdir: tempfile.TemporaryDirectory | None = None
         self._executables: dict[bool, str] = {}
@@ -95,6 +107,12 @@ class CompiledModel:
         outs = [(self.graph.values[o].shape, self.graph.values[o].dtype) for o in self.graph.outputs]
         results = run_executable(self.executable(sanitize), arrays, outs)
         return dict(zip(self.graph.outputs, results))
+
+    def profile(self, inputs: dict, on: str = "host") -> dict:
+        """Run once and return {"outputs", "report"}: the report with the modeled cycles of every layer and
+        core (tinyc/profile.py)."""
+        from .profile import profile
+        return profile(self, inputs, on)
 
     def _input_array(self, name: str, inputs: dict) -> np.ndarray:
         if name not in inputs:

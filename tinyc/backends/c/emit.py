@@ -10,8 +10,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import numpy as np
-
 from ...errors import UnsupportedError, VerifyError
 from ...ir.graph import Graph
 from ..accel import Chip, emit_layer, on_accelerator
