@@ -1,12 +1,16 @@
 """The RV32 build on qemu (tinyc.rv32): the host build's outputs exactly, per-layer instruction counts
 that repeat to the instruction, and the RV32 code size, for the four zoo int8 networks and the official
 MLPerf Tiny models. The tools are required: without them these tests fail, naming `make rv32-tools`."""
+import json
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
 import tinyc
 import tinyc.zoo
-from conftest import MLPERF_MODELS, random_inputs
+from conftest import MLPERF_MODELS, REPO, random_inputs
 from tinyc import rv32
 from tinyc.errors import ToolchainError
 from tinyc.toolchain import build, run_executable
@@ -60,3 +64,18 @@ def test_counter_calls_leave_the_host_build_unchanged(tmp_path):
     expected = cm.run(inputs)
     for name, out in zip(cm.graph.outputs, got):
         np.testing.assert_array_equal(out, expected[name])
+
+
+def test_rv32_benchmark_writes_json(tmp_path):
+    out = tmp_path / "figures.json"
+    run = subprocess.run([sys.executable, str(REPO / "benchmarks" / "rv32_cycles.py"), "--models", "zoo:ad",
+                          "--json", str(out)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "counted on qemu (instructions retired, icount shift=0)" in run.stdout
+    figures = json.loads(out.read_text())
+    row, = figures["models"]
+    assert row["model"] == "zoo:ad" and row["total_instret"] >= sum(layer["instret"] for layer in row["layers"])
+    dense = [layer for layer in row["layers"] if layer["macs"]]
+    assert dense and row["macs"] == sum(layer["macs"] for layer in dense)
+    assert row["instret_per_mac"] == row["mac_layers_instret"] / row["macs"] > 1
+    assert row["code_size"]["text"] > 0

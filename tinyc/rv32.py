@@ -139,26 +139,28 @@ def code_size_rv32(sources: dict[str, str] | str | os.PathLike) -> dict:
 
 
 # ---- until the C backend emits the counter calls itself ----
-LAYER_COMMENT = re.compile(r"^    /\* .*: \w+ \*/$")
+HAL_BEGIN = re.compile(r"^(\s*)tinyc_hal_layer_begin\((\d+),")
 
 
 def with_counters(files: dict[str, str]) -> dict[str, str]:
-    """The project with tinyc_counter_* calls around every layer of model.c and a dump in main.c,
-    added to the emitted text where the C backend does not emit them yet."""
+    """The project with the counter calls just inside the HAL's layer markers in model.c (so the HAL's
+    own bookkeeping stays out of the counts) and the dump after the run in main.c, added to the
+    emitted text where the C backend does not emit them yet."""
     if "tinyc_counter_layer_begin" in files["model.c"]:
         return files
-    lines = files["model.c"].splitlines()
-    starts = [i for i, line in enumerate(lines) if LAYER_COMMENT.match(line)]
-    if not starts:
-        return files
-    after = next(i for i in range(starts[-1] + 1, len(lines))
-                 if lines[i].startswith(("    memcpy(outputs", "    return 0;")))
-    for layer in reversed(range(len(starts))):
-        stop = starts[layer + 1] if layer + 1 < len(starts) else after
-        lines.insert(stop, f"    tinyc_counter_layer_end({layer});")
-        lines.insert(starts[layer] + 1, f"    tinyc_counter_layer_begin({layer});")
+    lines, layer = [], None
+    for line in files["model.c"].splitlines():
+        begin = HAL_BEGIN.match(line)
+        if line.strip() == "tinyc_hal_layer_end();":
+            lines.append(line.replace("tinyc_hal_layer_end();", f"tinyc_counter_layer_end({layer});"))
+        lines.append(line)
+        if begin:
+            layer = int(begin.group(2))
+            lines.append(f"{begin.group(1)}tinyc_counter_layer_begin({layer});")
+    if layer is None:
+        raise ToolchainError("model.c has no tinyc_hal_layer_begin markers to count layers between")
     model_c = "\n".join(lines) + "\n"
-    model_c = model_c.replace('#include "tinyc_kernels.h"', '#include "tinyc_kernels.h"\n#include "tinyc_counters.h"', 1)
+    model_c = model_c.replace('#include "tinyc_hal.h"', '#include "tinyc_counters.h"\n#include "tinyc_hal.h"', 1)
     main_c, dumped = re.subn(r"\n(    for \(i = 0; i < \d+; i\+\+\)\n        if \(write_tensor)",
                              r"\n    tinyc_counter_dump();\n\1", files["main.c"], count=1)
     if not dumped:

@@ -1,0 +1,114 @@
+"""RV32 host instruction counts per MLPerf Tiny model, the whole model on the CPU.
+
+For the official int8 models (read in place from ../shared/models/mlperf_tiny, when present) and the
+zoo's int8 networks, compiled for target "cpu": the RV32IMC build (tinyc.rv32) run on qemu with
+-icount shift=0, where minstret counts retired instructions exactly. Reports the total from the first
+layer's start to the last layer's end, the count of every layer, instructions per MAC over the conv
+and dense layers, and the RV32 code size of the model's closure. Counts, not cycles: a real core's
+cycles add stalls (loads, branches, multiplies) that qemu does not model.
+
+    python3 benchmarks/rv32_cycles.py [--models official:kws zoo:ad] [--seed 0] [--json out.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+import tinyc  # noqa: E402
+from compile_time import MLPERF_DIR, available_models  # noqa: E402  (this folder is on sys.path)
+from tinyc import rv32  # noqa: E402
+
+LABEL = "counted on qemu (instructions retired, icount shift=0)"
+
+
+def seeded_inputs(graph, seed: int) -> dict:
+    """Full-range integers or standard normal floats for every graph input."""
+    rng = np.random.default_rng(seed)
+    inputs = {}
+    for name in graph.inputs:
+        v = graph.values[name]
+        if np.issubdtype(np.dtype(v.dtype), np.integer):
+            info = np.iinfo(v.dtype)
+            inputs[name] = rng.integers(info.min, info.max + 1, v.shape).astype(v.dtype)
+        else:
+            inputs[name] = rng.standard_normal(v.shape).astype(v.dtype)
+    return inputs
+
+
+def measure(model, seed: int) -> dict:
+    cm = tinyc.compile(model, target="cpu")
+    with tempfile.TemporaryDirectory(prefix="tinyc-rv32-bench-") as tmp:
+        _, counts, total = rv32.run_model(cm, seeded_inputs(cm.graph, seed), tmp)
+    layers = [{"name": layer["name"], "op": layer["op"], "macs": layer["macs"], "instret": count,
+               "instret_per_mac": count / layer["macs"] if layer["macs"] else None}
+              for layer, count in zip(cm.report["layers"], counts)]
+    mac_layers = [layer for layer in layers if layer["macs"]]
+    macs = sum(layer["macs"] for layer in mac_layers)
+    return {"total_instret": total, "macs": macs,
+            "mac_layers_instret": sum(layer["instret"] for layer in mac_layers),
+            "instret_per_mac": sum(layer["instret"] for layer in mac_layers) / macs if macs else None,
+            "code_size": rv32.code_size_rv32(cm.sources), "layers": layers}
+
+
+HEADER = (f"{'model':<14} {'layers':>6} {'MACs':>10} {'instret':>12} {'conv/dense':>12} {'instr/MAC':>9} "
+          f"{'text B':>8} {'data B':>7} {'bss B':>7}")
+
+
+def row_line(r: dict) -> str:
+    if "error" in r:
+        return f"{r['model']:<14} error: {r['error']}"
+    per_mac = f"{r['instret_per_mac']:.2f}" if r["instret_per_mac"] is not None else "-"
+    size = r["code_size"]
+    return (f"{r['model']:<14} {len(r['layers']):>6} {r['macs']:>10} {r['total_instret']:>12} "
+            f"{r['mac_layers_instret']:>12} {per_mac:>9} {size['text']:>8} {size['data']:>7} {size['bss']:>7}")
+
+
+def layer_lines(r: dict) -> list[str]:
+    lines = [f"\n{r['model']}: per layer", f"  {'layer':<28} {'op':<12} {'MACs':>10} {'instret':>12} {'instr/MAC':>9}"]
+    for layer in r["layers"]:
+        per_mac = f"{layer['instret_per_mac']:.2f}" if layer["instret_per_mac"] is not None else "-"
+        lines.append(f"  {layer['name'][:28]:<28} {layer['op']:<12} {layer['macs']:>10} {layer['instret']:>12} "
+                     f"{per_mac:>9}")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", nargs="+", help="model ids, e.g. official:kws zoo:ad (default: all available)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random input (default 0)")
+    p.add_argument("--mlperf-dir", type=Path, default=MLPERF_DIR, help="the official MLPerf Tiny models")
+    p.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    args = p.parse_args(argv)
+    models = available_models(args.mlperf_dir)
+    unknown = sorted(set(args.models or []) - set(models))
+    if unknown:
+        p.error(f"unknown or missing models {', '.join(unknown)}; available: {', '.join(models)}")
+    print(f"RV32IMC host, whole model on the CPU: {LABEL}\n{HEADER}\n{'-' * len(HEADER)}", flush=True)
+    rows = []
+    for model_id in args.models or models:
+        try:
+            rows.append({"model": model_id, **measure(models[model_id](), args.seed)})
+        except tinyc.TinycError as e:
+            rows.append({"model": model_id, "error": str(e)})
+        print(row_line(rows[-1]), flush=True)
+    for r in rows:
+        if "error" not in r:
+            print("\n".join(layer_lines(r)))
+    if args.json:
+        figures = {"label": LABEL, "seed": args.seed, "compiler": rv32.CC, "cflags": list(rv32.CFLAGS),
+                   "qemu": " ".join(rv32.qemu_command("model.elf", [])), "python": platform.python_version(),
+                   "models": rows}
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    return 1 if any("error" in r for r in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
