@@ -119,7 +119,8 @@ def emit_layer(e, chip, node) -> list[str]:
     desc = e.struct(node.name + "_layer", "accel_layer", [ids.index, ids.activations, ids.weights,
                                                           e.ptr(node.inputs[0]), x2, w, b, e.ptr(node.outputs[0]),
                                                           len(rows), table])
-    return [f"{LOOP_NAMES[tile.buffers]}(&{desc}); /* {p.core}: {layer.kind}, {len(rows)} boxes of "
+    boxes = f"{len(rows)} box{'es' if len(rows) > 1 else ''}"
+    return [f"{LOOP_NAMES[tile.buffers]}(&{desc}); /* {p.core}: {layer.kind}, {boxes} of at most "
             f"{tile.tc}x{tile.th}x{tile.tw} */"]
 
 
@@ -174,14 +175,25 @@ def _tile_rows(layer, tile, const: dict) -> list[str]:
                layer.sw, *b.pads, const["shift"], const["out_min"], const["out_max"],
                input_at, input_at + in_bytes if layer.kind == "add" else 0,
                tile.buffers * max_in + buf * max_out, weights_at, weights_at + max_w if max_b else -1, const["add"]]
-        transfers = [[[b.cin, b.rows, b.cols], [layer.h_in * layer.w_in, layer.w_in]],
-                     [[b.cn, b.hn, b.wn], [layer.h_out * layer.w_out, layer.w_out]],
+        transfers = [_box([b.cin, b.rows, b.cols], [layer.h_in * layer.w_in, layer.w_in]),
+                     _box([b.cn, b.hn, b.wn], [layer.h_out * layer.w_out, layer.w_out]),
                      _weights_box(layer, b),
                      [[1, 1, 4 * b.cn], [0, 0]] if b.starts_block and max_b else EMPTY_BOX]
         offsets = [(b.ci0 * layer.h_in + b.r0) * layer.w_in + b.q0, (b.c0 * layer.h_out + b.h0) * layer.w_out + b.w0,
                    b.c0 * (1 if layer.kind == "dense" else layer.weight_bytes_per_channel), b.c0]
-        rows.append("    " + _braces([job, *transfers, *offsets]))
+        rows.append(f"    /* box {i}: channels {b.c0}+{b.cn}, rows {b.h0}+{b.hn}, columns {b.w0}+{b.wn} */\n    "
+                    + _braces([job, *transfers, *offsets]))
     return rows
+
+
+def _box(count: list[int], stride: list[int]) -> list:
+    """A [planes][rows][bytes] box of an L2 tensor, with the dims L2 holds contiguously merged."""
+    planes, rows, width = count
+    if rows == 1 or width == stride[1]:
+        rows, width = 1, rows * width
+        if planes == 1 or width == stride[0]:
+            planes, width = 1, planes * width
+    return [[planes, rows, width], [stride[0] if planes > 1 else 0, stride[1] if rows > 1 else 0]]
 
 
 def _weights_box(layer, b) -> list:

@@ -12,7 +12,6 @@ from pathlib import Path
 
 from ...errors import UnsupportedError, VerifyError
 from ...ir.graph import Graph
-from ..accel import Chip, emit_layer, on_accelerator
 from .cdata import CTYPES, c_literals, c_rows, c_string
 from .kernels import EMITTERS
 
@@ -108,6 +107,7 @@ def _tensor_table(g: Graph, prefix: str, kind: str, names: list[str]) -> str:
 
 
 def _model_c(g: Graph, prefix: str, target) -> str:
+    from ..accel import Chip, emit_layer, on_accelerator  # here: the driver emission builds on this package
     e = Emitter(g)
     chip = Chip(e, target)
     body = [f"    tinyc_hal_init(&{chip.name});"]
