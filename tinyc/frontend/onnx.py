@@ -1,4 +1,4 @@
-"""ONNX -> tinyc Graph. Each ONNX node becomes one or a few IR ops (tinyc/frontend/onnx_ops.py);
+"""ONNX -> tinyc Graph. Each ONNX node becomes one or a few IR ops (tinyc/frontend/onnx_ops.py, onnx_qops.py);
 values keep their ONNX names so that errors and reports speak the model's language."""
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from ..ir.graph import Graph, Value
 from ..ir.ops import OPS
 from ..ir.verify import verify
 from .loader import TENSOR_DTYPES, dtype_name, load, node_label
+from . import onnx_qops  # noqa: F401  (registers the quantization converters in CONVERTERS)
 from .onnx_ops import CONVERTERS
 
 MAX_TENSOR_BYTES = 2 ** 32  # no tensor of a 32-bit microcontroller is larger than its address space
