@@ -153,3 +153,15 @@ def test_zoo_models_by_name(tmp_path, capsys):
     assert main(["report", "zoo:kws"]) == 0
     assert "kws_int8 for cpu" in capsys.readouterr().out
     assert "unknown zoo model 'zoo:nope'" in one_line_error(capsys, main(["report", "zoo:nope"]))
+
+
+def test_report_and_profile_on_diana(capsys):
+    """The text report names each layer's core and, for a layer left on the host, the constraint it
+    failed: DS-CNN's first conv has a 10x4 kernel, which DIANA's digital core cannot run."""
+    assert main(["report", "zoo:kws", "--target", "diana", "--config", "digital"]) == 0
+    out = capsys.readouterr().out
+    assert "conv1_q: digital: kernel 1, 3, 5 or 7 on each side (is 10x4)" in out
+    assert sum(" digital " in line for line in out.splitlines()) == 9  # 4 depthwise, 4 pointwise, 1 dense
+    assert main(["run", "zoo:ad", "--target", "diana", "--profile"]) == 0
+    out = capsys.readouterr().out
+    assert "cycles (modeled)" in out and "ms at 260 MHz" in out

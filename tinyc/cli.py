@@ -12,6 +12,7 @@ import numpy as np
 
 from . import targets
 from .errors import InputError, TinycError
+from .report import format_profile, format_text
 
 EXIT_ERROR = 2
 
@@ -35,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy",
                    help="an input tensor (repeat per input); random inputs when none is given")
     c.add_argument("-o", "--output", help="write the outputs to this .npz file (else print a summary)")
+    c.add_argument("--profile", action="store_true",
+                   help="also print the modeled cycles per layer and core (the emulator's counters)")
     c = model_command("report", "print what runs where, MACs, buffers, memory")
     c.add_argument("--json", action="store_true", help="print the report as JSON")
     c = sub.add_parser("quantize", help="post-training static quantization of a float model to int8 QDQ")
@@ -123,7 +126,13 @@ def _load_inputs(cm, specs: list[str]) -> dict:
 
 def cmd_run(args):
     cm = _compile(args)
-    outputs = cm.run(_load_inputs(cm, args.input))
+    inputs = _load_inputs(cm, args.input)
+    if args.profile:
+        profiled = cm.profile(inputs)
+        outputs = profiled["outputs"]
+        print(format_profile(profiled["report"], cm.target.clock_hz))
+    else:
+        outputs = cm.run(inputs)
     if args.output:
         np.savez(args.output, **outputs)
         print(f"wrote {args.output}: " + ", ".join(f"{k} {v.dtype}{list(v.shape)}" for k, v in outputs.items()))
@@ -139,20 +148,7 @@ def cmd_report(args):
     if args.json:
         print(json.dumps(report, indent=1))
         return
-    print(format_report(report))
-
-
-def format_report(report: dict) -> str:
-    rows = [f"{report['model']} for {report['target']} ({report['config']})",
-            f"{'layer':<40} {'op':<10} {'core':<8} {'output':<18} {'MACs':>10}"]
-    for layer in report["layers"]:
-        shape = "x".join(map(str, layer["shapes"]["outputs"][0]))
-        rows.append(f"{layer['name'][-40:]:<40} {layer['op']:<10} {layer['core']:<8} {shape:<18} {layer['macs']:>10}")
-    t = report["totals"]
-    rows.append(f"total: {t['layers']} layers, {t['macs']} MACs, weights {t['weights_bytes']} B, "
-                f"arena {t['arena_bytes']} B (liveness lower bound {t['arena_lower_bound_bytes']} B), "
-                f"code {t['code_size']['text']} B text")
-    return "\n".join(rows)
+    print(format_text(report))
 
 
 def cmd_quantize(args):

@@ -84,3 +84,43 @@ def build_report(g: Graph, target, config: str) -> dict:
         "inputs": [_buffer(g, v) for v in g.inputs],
         "outputs": [_buffer(g, v) for v in g.outputs],
     }
+
+
+def format_text(report: dict) -> str:
+    """The report as a table: one row per layer, then why each host layer stayed there, then totals."""
+    rows = [f"{report['model']} for {report['target']} ({report['config']})",
+            f"{'layer':<32} {'op':<9} {'core':<8} {'output':<14} {'MACs':>9} {'tile c,h,w/buf':>15} "
+            f"{'modeled cycles':>14}"]
+    reasons = []
+    for layer in report["layers"]:
+        shape = "x".join(map(str, layer["shapes"]["outputs"][0]))
+        tile = layer.get("tile")
+        tile_text = f"{tile['c_out']},{tile['h_out']},{tile['w_out']}/{tile['buffers']}" if tile else ""
+        cycles = layer.get("modeled", {}).get("cycles", "")
+        rows.append(f"{layer['name'][-32:]:<32} {layer['op']:<9} {layer['core']:<8} {shape:<14} {layer['macs']:>9} "
+                    f"{tile_text:>15} {cycles:>14}")
+        if layer.get("reason") and layer["macs"]:
+            reasons.append(f"  {layer['name']}: {layer['reason']}")
+    if reasons:
+        rows += ["on the host because:"] + reasons
+    t = report["totals"]
+    accelerated = sum(layer.get("modeled", {}).get("cycles", 0) for layer in report["layers"])
+    rows.append(f"total: {t['layers']} layers, {t['macs']} MACs, weights {t['weights_bytes']} B, "
+                f"arena {t['arena_bytes']} B (liveness lower bound {t['arena_lower_bound_bytes']} B), "
+                f"code {t['code_size']['text']} B text")
+    if accelerated:
+        rows.append(f"accelerator layers: {accelerated} cycles (modeled; `tinyc run --profile` adds the host's)")
+    return "\n".join(rows)
+
+
+def format_profile(profiled: dict, clock_hz: float) -> str:
+    """A profile's cycles per layer and per core, labelled by where they come from."""
+    source = "modeled" if profiled.get("modeled", True) else f"counted on {profiled.get('profiled_on')}"
+    rows = [f"{'layer':<32} {'core':<8} {'cycles':>10} {'DMA bytes':>10}"]
+    for layer in profiled["layers"]:
+        rows.append(f"{layer['name'][-32:]:<32} {layer['core']:<8} {layer['cycles']:>10} {layer['dma_bytes']:>10}")
+    per_core = ", ".join(f"{core} {cycles}" for core, cycles in profiled["cycles_per_core"].items())
+    total = profiled["total_cycles"]
+    rows.append(f"total: {total} cycles ({source}), {1e3 * total / clock_hz:.3f} ms at {clock_hz / 1e6:g} MHz; "
+                f"busy cycles per core: {per_core}")
+    return "\n".join(rows)
