@@ -27,9 +27,12 @@ rv32-tools:
 	  ($(SUDO) $(APT) update -qq && $(SUDO) $(APT) install -y -qq --no-install-recommends \
 	    gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf qemu-system-misc)
 
+# DS-CNN keyword spotting on DIANA: what runs where and why, then a run on the emulator with its
+# modeled cycles beside the host-only baseline.
 demo: venv host-tools
-	$(VENV)/bin/tinyc report zoo:kws:int8 --target cpu
-	$(VENV)/bin/tinyc run zoo:kws:int8 --target cpu
+	$(VENV)/bin/tinyc report zoo:kws:int8 --target diana
+	$(VENV)/bin/tinyc run zoo:kws:int8 --target diana --profile
+	$(VENV)/bin/tinyc run zoo:kws:int8 --target cpu --profile
 
 test: venv host-tools rv32-tools
 	$(PY) -m pytest -q
