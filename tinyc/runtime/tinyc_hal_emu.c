@@ -9,6 +9,9 @@
  * model says, with the numbers of the target the model passed to tinyc_hal_init. Issuing costs the
  * host nothing; waits move the host's clock on. When $TINYC_PROFILE names a file, each run writes
  * there per layer and in total: cycles, DMA bytes and busy cycles of the host, each core and the DMA.
+ * When $TINYC_TRACE names a file, each run writes there every busy interval, for time diagrams:
+ * a `cores` line as the profile's, then `<who> <start> <end> <layer index>` (who: 0 the host, then
+ * each core, then the DMA).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -50,6 +53,7 @@ static struct {
     uint64_t layer_start;
     counters layer, total;
     FILE *profile;
+    FILE *trace;
 } emu;
 
 static void put_name(FILE *f, const char *name)
@@ -88,16 +92,37 @@ static void release(void)
     int32_t i;
     if (emu.profile)
         fclose(emu.profile);
+    if (emu.trace)
+        fclose(emu.trace);
     emu.profile = NULL;
+    emu.trace = NULL;
     for (i = 0; i < MAX_MEMORIES; i++) {
         free(emu.memory[i]);
         emu.memory[i] = NULL;
     }
 }
 
+static FILE *open_log(const char *variable)
+{
+    const char *path = getenv(variable);
+    int32_t i;
+    FILE *f;
+    if (!path || !*path)
+        return NULL;
+    f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "tinyc-emu: cannot write the file named by $%s\n", variable);
+        exit(EXIT_VIOLATION);
+    }
+    fprintf(f, "cores %s", emu.t->host);
+    for (i = 0; i < emu.t->num_cores; i++)
+        fprintf(f, " %s", emu.t->cores[i].name);
+    fputs(" dma\n", f);
+    return f;
+}
+
 void tinyc_hal_init(const tinyc_hal_target *t)
 {
-    const char *path = getenv("TINYC_PROFILE");
     int32_t i;
     release();
     memset(&emu, 0, sizeof emu);
@@ -118,15 +143,8 @@ void tinyc_hal_init(const tinyc_hal_target *t)
     for (i = 0; i < t->num_cores; i++)
         if (t->cores[i].pe_rows < 1 || t->cores[i].pe_cols < 1)
             fail_init("a core has no PE array", (long)i);
-    if (path && *path) {
-        emu.profile = fopen(path, "w");
-        if (!emu.profile)
-            fail_init("cannot write the profile named by TINYC_PROFILE", 0L);
-        fprintf(emu.profile, "cores %s", t->host);
-        for (i = 0; i < t->num_cores; i++)
-            fprintf(emu.profile, " %s", t->cores[i].name);
-        fputs(" dma\n", emu.profile);
-    }
+    emu.profile = open_log("TINYC_PROFILE");
+    emu.trace = open_log("TINYC_TRACE");
 }
 
 static void write_counters(const counters *c, uint64_t cycles)
@@ -179,16 +197,19 @@ void tinyc_hal_layer_end(void)
     emu.layer_name = NULL;
 }
 
-static void busy(int32_t who, uint64_t cycles)
+static void busy(int32_t who, uint64_t start, uint64_t cycles)
 {
     emu.layer.busy[who] += cycles;
     emu.total.busy[who] += cycles;
+    if (emu.trace && cycles)
+        fprintf(emu.trace, "%ld %llu %llu %ld\n", (long)who, (unsigned long long)start,
+                (unsigned long long)(start + cycles), (long)emu.layer_index);
 }
 
 void tinyc_hal_host_work(uint64_t cycles)
 {
+    busy(0, emu.host, cycles);
     emu.host += cycles;
-    busy(0, cycles);
 }
 
 uint64_t tinyc_hal_cycles(void)
@@ -250,8 +271,8 @@ static void transfer(int32_t tile, const region *r)
     if (emu.num_transfers == MAX_TRANSFERS)
         tinyc_emu_fail(tile, "more than %d DMA transfers in flight", MAX_TRANSFERS);
     emu.transfers[emu.num_transfers++] = *r;
+    busy(emu.t->num_cores + 1, later(emu.host, emu.dma_free), cycles);
     emu.dma_free = later(emu.host, emu.dma_free) + cycles;
-    busy(emu.t->num_cores + 1, cycles);
     emu.layer.dma_bytes += bytes;
     emu.total.dma_bytes += bytes;
 }
@@ -327,9 +348,9 @@ void tinyc_hal_job_start(int32_t core, int32_t tile, const tinyc_hal_job *j)
     }
     tinyc_emu_compute(j, emu.memory[c->activations], emu.memory[c->weights]);
     cycles = tinyc_emu_job_cycles(c, j);
+    busy(1 + core, later(emu.host, emu.core_free[core]), cycles);
     emu.core_free[core] = later(emu.host, emu.core_free[core]) + cycles;
     emu.job_running[core] = 1;
-    busy(1 + core, cycles);
 }
 
 void tinyc_hal_job_wait(int32_t core)
