@@ -22,7 +22,7 @@ from tinyc.ir.verify import verify
 from tinyc.passes.canonicalize import canonicalize
 from tinyc.passes.dispatch import dispatch
 from tinyc.report import build_report
-from tinyc.targets.base import Core, Memory, Pattern, Target
+from tinyc.targets.base import Core, Memory, Param, Pattern, Target
 
 DIANA = targets.get("diana")
 KERNEL = "digital: kernel 1, 3, 5 or 7 on each side"
@@ -202,11 +202,15 @@ def test_dispatch_leaves_its_input_alone_and_verifies():
 # ---------------------------------------------------------------- the matcher on a made-up target
 def _chip(*cores):
     return Target("chip", "test", 1e8, Memory("L2", 1 << 20), (Core("cpu", "cpu"),) + cores,
-                  configs={"ab": ("a", "b"), "ba": ("b", "a")})
+                  configs={"ab": ("a", "b"), "ba": ("b", "a")},
+                  params={"dma_setup_cycles": Param(70, "t"), "dma_bytes_per_cycle": Param(8, "t")})
 
 
-def _accel(name, *patterns):
-    return Core(name, "accelerator", patterns=patterns)
+def _accel(name, *patterns, pe=16):
+    """An accelerator the cost model can price: a pe x pe array with the digital core's memories."""
+    return Core(name, "accelerator", patterns=patterns,
+                memories=(Memory("act", 1 << 16, role="activations"), Memory("w", 1 << 16, role="weights")),
+                params={"pe_rows": Param(pe, "t"), "pe_cols": Param(pe, "t"), "job_setup_cycles": Param(100, "t")})
 
 
 def conv_pool(second_reader=False):
@@ -253,10 +257,19 @@ def test_a_valid_chain_that_overlaps_an_earlier_one_says_so():
         f"a: its pool_flat job would overlap the conv_pool job of {pool.name}; b: no pattern for op reshape"
 
 
-def test_same_job_on_two_cores_goes_to_the_first_of_the_configuration():
-    chip = _chip(_accel("a", Pattern("conv", ("qconv",))), _accel("b", Pattern("conv", ("qconv",))))
-    assert only(placed(qconv(), "ab", chip), "qconv").core == "a"
+def test_same_job_on_two_equal_cores_goes_to_the_first_of_the_configuration():
+    chip = _chip(_accel("a", Pattern("conv2d", ("qconv",))), _accel("b", Pattern("conv2d", ("qconv",))))
+    p = only(placed(qconv(), "ab", chip), "qconv")
+    assert p.core == "a" and p.candidates["a"] == p.candidates["b"]
     assert only(placed(qconv(), "ba", chip), "qconv").core == "b"
+
+
+def test_same_job_on_two_cores_goes_to_the_cheaper_by_the_cost_model():
+    """A 4x4 array is slower than a 16x16 one whatever the configuration's order."""
+    chip = _chip(_accel("a", Pattern("conv2d", ("qconv",)), pe=4), _accel("b", Pattern("conv2d", ("qconv",))))
+    for config in ("ab", "ba"):
+        p = only(placed(qconv(), config, chip), "qconv")
+        assert p.core == "b" and p.candidates["b"] < p.candidates["a"]
 
 
 # ---------------------------------------------------------------- the zoo and the official models
@@ -294,7 +307,7 @@ def test_zoo_int8_runs_every_layer_on_digital_but_kws_first_conv(name):
     assert len(odd) == (1 if name == "kws" else 0)
     for n in g.nodes():
         if n.op == "qconv" and n.placement.core == "host":
-            assert n.placement.reason == f"{KERNEL} (is 10x4)"
+            assert n.placement.reason.startswith(f"{KERNEL} (is 10x4); analog: weights in {{-1, 0, 1}} (has ")
 
 
 @pytest.mark.parametrize("task", sorted(MLPERF_MODELS))
@@ -321,4 +334,4 @@ def test_report_says_where_each_layer_runs_and_why():
     assert layers["qmatmul"]["modeled"] == {"cycles": 120, "utilization": 0.5}
     assert "reason" not in layers["qmatmul"]
     assert layers["qsoftmax"]["core"] == "host"
-    assert layers["qsoftmax"]["reason"] == "digital: no pattern for op qsoftmax"
+    assert layers["qsoftmax"]["reason"] == "digital: no pattern for op qsoftmax; analog: no pattern for op qsoftmax"

@@ -55,13 +55,15 @@ class Value:
 class Placement:
     """Where a node runs and, on an accelerator, how: set by dispatch, completed by tiling.
 
-    Op semantics stay in `attrs`; a placement never changes what a node computes."""
+    Op semantics stay in `attrs`; a placement never changes what a node computes (a core that computes
+    something else, like the analog core's ADC, gets its node rewritten into that op at dispatch)."""
     core: str  # the core that runs the node (the target's host when no accelerator takes it)
     pattern: str = ""  # the accelerator pattern (job kind) that matched; "" on the host
     anchor: str = ""  # the node whose job this node is part of, when a pattern spans several nodes
     reason: str = ""  # on the host: why each accelerator of the configuration declined it
     tile: dict | None = None  # set by tiling: the output tile sizes and the buffering
     cost: dict | None = None  # modeled by the cost model: cycles, DMA bytes, tiles
+    candidates: dict | None = None  # set by dispatch when several cores take the job: core -> modeled cycles
 
 
 @dataclass

@@ -3,17 +3,23 @@
 Every accelerator of the configuration offers patterns: chains of IR ops (producer first) whose inner
 values have exactly one reader and are not graph outputs, each with constraints. Matches that satisfy
 every constraint are taken longest first, no node in two; among matches of one length, the earlier in
-the graph first, and for the same chain on two cores, the first core in the configuration's order (the
-cost model breaks that tie once a target has two accelerators that take the same job). Every other
-node runs on the host, with the reason each accelerator declined it.
+the graph first. The same chain valid on several cores goes to the one the cost model says is fastest
+(its tiler's minimum latency, weight loads included; every core reads and writes L2 in the same layout,
+so moving data between cores costs what each layer's own DMA costs, already in its figure); on a tie,
+the first core in the configuration's order. Every other node runs on the host, with the reason each
+accelerator declined it. A pattern with a `lowering` then rewrites its chain into the ops the core
+computes exactly (the analog array's ADC: qconv -> aconv).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..errors import DoesNotFitError
 from ..ir.graph import Graph, Node, Placement
 from ..ir.verify import verify
+from ..targets import cost
 from ..targets.base import Core, Pattern, Target
+from .tiling import tile_layer
 
 
 @dataclass(frozen=True)
@@ -82,24 +88,55 @@ def declined(node: Node, core: Core, found: list[Match], taken: dict[str, Match]
     return f"{core.name}: no pattern for op {node.op}"
 
 
+def modeled_cycles(g: Graph, target: Target, m: Match) -> int | None:
+    """The fastest tiling's latency of the match's job on its core; None when no tiling fits."""
+    layer = cost.layer_geometry(g, m.nodes[-1], m.pattern.name)
+    try:
+        return tile_layer(layer, cost.machine(target, m.core)).cost.cycles
+    except DoesNotFitError:
+        return None
+
+
+def cheapest(g: Graph, target: Target, valid: list[Match], rank: dict) -> tuple[list[Match], dict]:
+    """Per chain, the match on the core with the fewest modeled cycles, and for chains more than one core
+    takes, every core's figure (None: does not fit)."""
+    by_chain: dict[tuple, list[Match]] = {}
+    for m in valid:
+        by_chain.setdefault(m.names, []).append(m)
+    chosen, figures = [], {}
+    for names, ms in by_chain.items():
+        if len(ms) == 1:
+            chosen.append(ms[0])
+            continue
+        cycles = {m.core.name: modeled_cycles(g, target, m) for m in ms}
+        fitting = [m for m in ms if cycles[m.core.name] is not None] or ms
+        chosen.append(min(fitting, key=lambda m: (cycles[m.core.name] or 0, rank[m.core.name])))
+        figures[names] = cycles
+    return chosen, figures
+
+
 def dispatch(g: Graph, target: Target, config: str) -> Graph:
     g = g.copy()
     cores = target.accelerators(config)
     found = matches(g, cores)
     position = {n.name: i for i, n in enumerate(g.nodes())}
     rank = {core.name: i for i, core in enumerate(cores)}
+    chosen, figures = cheapest(g, target, [m for m in found if not m.failure], rank)
     taken: dict[str, Match] = {}
-    for m in sorted((m for m in found if not m.failure),
-                    key=lambda m: (-len(m.nodes), position[m.names[0]], rank[m.core.name])):
+    for m in sorted(chosen, key=lambda m: (-len(m.nodes), position[m.names[0]], rank[m.core.name])):
         if not any(name in taken for name in m.names):
             taken.update((name, m) for name in m.names)
     for n in g.nodes():
         if n.name in taken:
             m = taken[n.name]
-            placement = Placement(m.core.name, pattern=m.pattern.name, anchor=m.names[-1])
+            placement = Placement(m.core.name, pattern=m.pattern.name, anchor=m.names[-1],
+                                  candidates=figures.get(m.names))
         elif cores:
             placement = Placement(target.host.name, reason="; ".join(declined(n, c, found, taken) for c in cores))
         else:
             placement = Placement(target.host.name, reason=f"configuration {config} uses no accelerator")
         g.set_node(n.name, placement=placement)
+    for m in {id(m): m for m in taken.values()}.values():
+        if m.pattern.lowering is not None:
+            m.pattern.lowering(g, m.names)
     return verify(g, after="dispatch")

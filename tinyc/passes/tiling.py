@@ -201,7 +201,7 @@ def _model(layer: Layer, m: Machine, buffers: int):
     column_passes = x.var("column_passes", 0, layer.w_out)
     md.Add(column_passes == x.product("w_sum", w["count"], w_full) - w_full + w_last)
     compute = (per_pass * layer.h_out * x.product("passes", channel_passes, column_passes)
-               + m.job_setup_cycles * tiles)
+               + m.job_setup_cycles * tiles + cost.load_cycles(layer, m) * n_c)
 
     # every DMA transfer: their count is exact, their bytes are summed before rounding (a lower bound)
     cin_sum = x.product("cin_sum", n_c, layer.c_in) if whole_input else layer.c_out
@@ -242,7 +242,7 @@ def _model(layer: Layer, m: Machine, buffers: int):
     most_in = layer.inputs * dma("in_most", in_box, x.upper(in_box)) + starts_next
     most_out = dma("out_most", out_box, x.upper(out_box))
     first_extra, last_extra = x.var("first_extra", 0, 1 << 40), x.var("last_extra", 0, 1 << 40)
-    md.Add(first_extra >= job("c_0", c_full, th, w_full) - most_in)
+    md.Add(first_extra >= job("c_0", c_full, th, w_full) + cost.load_cycles(layer, m) - most_in)
     md.Add(last_extra >= job("c_n", c_last, h["last"], w_last) - most_out)
     several_boxes = md.NewBoolVar("several_boxes")
     md.Add(tiles >= 2).OnlyEnforceIf(several_boxes)

@@ -39,10 +39,13 @@ class Constraint:
 
 @dataclass(frozen=True)
 class Pattern:
-    """A chain of IR ops (producer first) an accelerator runs as one job of kind `name`."""
+    """A chain of IR ops (producer first) an accelerator runs as one job of kind `name`. `lowering`, when
+    set, is how dispatch rewrites the chain (graph, node names) into the ops the job computes exactly
+    (the analog core's ADC makes its job an aconv, not the qconv it matched)."""
     name: str
     ops: tuple[str, ...]
     constraints: tuple[Constraint, ...] = ()
+    lowering: Callable | None = None
 
 
 @dataclass(frozen=True)

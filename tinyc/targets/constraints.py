@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..ir.ranges import value_range
 from .base import Constraint
 
 POWER_OF_TWO_MULTIPLIER = 1 << 30  # real = multiplier * 2**(shift - 31) is then 2**(shift - 1): a plain shift
@@ -151,3 +152,39 @@ def same_shapes() -> Constraint:
         shapes = [g.values[v].shape for v in n.inputs] + [g.values[nodes[-1].outputs[0]].shape]
         return len(set(shapes)) == 1 or f"adds {list(shapes[0])} and {list(shapes[1])}"
     return Constraint("both inputs the output's shape (no broadcast)", holds)
+
+
+def ternary_weights() -> Constraint:
+    def holds(g, nodes):
+        w = g.values[nodes[0].inputs[1]]
+        if not w.is_const:
+            return "not constant"
+        other = sorted(set(np.unique(w.data).tolist()) - {-1, 0, 1})
+        return not other or f"has {other[0]}"
+    return Constraint("weights in {-1, 0, 1}", holds)
+
+
+def input_bits(bits: int) -> Constraint:
+    """The input's proven range (tinyc.ir.ranges: its producer's clip bounds) fits `bits` signed bits."""
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+
+    def holds(g, nodes):
+        found_lo, found_hi, source = value_range(g, nodes[0].inputs[0])
+        return lo <= found_lo and found_hi <= hi or f"{found_lo}..{found_hi} from {source}"
+    return Constraint(f"input proven within {bits} bits signed ({lo}..{hi})", holds)
+
+
+def rows_at_most(rows: int) -> Constraint:
+    """in_ch * kh * kw (dense: in_ch) weights per output channel: the array rows one load holds."""
+    def holds(g, nodes):
+        w = g.values[nodes[0].inputs[1]].shape
+        found = int(np.prod(w[1:])) if nodes[0].op == "qconv" else w[0]
+        return found <= rows or f"is {found}"
+    return Constraint(f"rows in_ch*kh*kw at most {rows}", holds)
+
+
+def pads_at_most(most: int) -> Constraint:
+    def holds(g, nodes):
+        pads = tuple(int(p) for p in nodes[0].attrs["pads"])
+        return max(pads) <= most or f"is {', '.join(map(str, pads))}"
+    return Constraint(f"padding at most {most} on each side", holds)

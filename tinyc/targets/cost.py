@@ -2,7 +2,8 @@
 
 The tiler minimizes it, the report prints it, and the emitted C and the emulator walk the same tile
 boxes (`boxes`) and count the same cycles. Every number comes from the target's data: the core's
-params (pe_rows, pe_cols, job_setup_cycles), the target's params (dma_setup_cycles,
+params (pe_rows, pe_cols, job_setup_cycles; the analog array's cycles_per_evaluation,
+write_cycles_per_row, max_channels, channel_step), the target's params (dma_setup_cycles,
 dma_bytes_per_cycle) and the core's memories by role (activations, weights).
 """
 from __future__ import annotations
@@ -15,8 +16,12 @@ import numpy as np
 
 from ..ir.graph import Graph, Node
 
-GEOMETRY_OPS = ("qconv", "qmatmul", "qadd")  # the IR ops whose geometry a job takes
-WHOLE_INPUT = ("conv2d", "dense")  # kinds whose every output channel reads every input channel
+GEOMETRY_OPS = ("qconv", "qmatmul", "qadd", "aconv", "amatmul")  # the IR ops whose geometry a job takes
+DENSE_OPS = ("qmatmul", "amatmul")
+# kinds whose every output channel reads every input channel
+WHOLE_INPUT = ("conv2d", "dense", "analog_conv2d", "analog_dense")
+ANALOG = ("analog_conv2d", "analog_dense")  # an array evaluation per output pixel; weights as 2-bit cells
+CELLS_PER_BYTE = 4  # a ternary cell is 2 bits: the array's 147456 B hold its 1152 x 512 cells
 
 
 @dataclass(frozen=True)
@@ -42,9 +47,14 @@ class Layer:
         return 2 if self.kind == "add" else 1
 
     @property
+    def rows(self) -> int:
+        """Weights per output channel (the analog array's rows one load uses)."""
+        return {"conv2d": self.c_in * self.kh * self.kw, "depthwise": self.kh * self.kw, "dense": self.c_in,
+                "add": 0, "analog_conv2d": self.c_in * self.kh * self.kw, "analog_dense": self.c_in}[self.kind]
+
+    @property
     def weight_bytes_per_channel(self) -> int:
-        return {"conv2d": self.c_in * self.kh * self.kw, "depthwise": self.kh * self.kw,
-                "dense": self.c_in, "add": 0}[self.kind]
+        return -(-self.rows // CELLS_PER_BYTE) if self.kind in ANALOG else self.rows
 
     @property
     def bias_bytes_per_channel(self) -> int:
@@ -53,9 +63,7 @@ class Layer:
     @property
     def macs(self) -> int:
         """Multiply-accumulates (add: one operation per output element)."""
-        per_output = {"conv2d": self.c_in * self.kh * self.kw, "depthwise": self.kh * self.kw,
-                      "dense": self.c_in, "add": 1}[self.kind]
-        return self.c_out * self.h_out * self.w_out * per_output
+        return self.c_out * self.h_out * self.w_out * (self.rows if self.kind != "add" else 1)
 
 
 @dataclass(frozen=True)
@@ -95,6 +103,13 @@ class Machine:
     dma_bytes_per_cycle: int
     activation_bytes: int
     weight_bytes: int
+    macs_per_cycle: int = 0  # the peak, for utilization (0: pe_rows x pe_cols)
+    channel_step: int = 0  # legal channel tiles: multiples of this (0: pe_rows), or every output channel
+    max_channels: int = 0  # output channels one job computes at most (0: no limit)
+    array_rows: int = 0  # weights per output channel one job holds at most (0: no limit)
+    input_bits: int = 8  # the jobs' inputs must fit this many bits, signed
+    cycles_per_evaluation: int = 0  # analog: one array evaluation (every column, one output pixel)
+    write_cycles_per_row: int = 0  # analog: writing one array row of a channel block's weights
 
 
 @dataclass(frozen=True)
@@ -105,7 +120,7 @@ class Cost:
     dma_bytes: int
     tiles: int
     macs: int
-    utilization: float  # MACs / (PE array MACs per cycle x cycles)
+    utilization: float  # MACs / (peak MACs per cycle x cycles)
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -117,10 +132,15 @@ def machine(target, core) -> Machine:
         if value != int(value) or value <= 0:
             raise ValueError(f"{core.name}: cost parameter {name} must be a positive integer, is {value}")
         return int(value)
-    return Machine(number(core.params, "pe_rows"), number(core.params, "pe_cols"),
-                   int(core.params["job_setup_cycles"].value), int(target.params["dma_setup_cycles"].value),
-                   number(target.params, "dma_bytes_per_cycle"),
-                   core.memory("activations").size_bytes, core.memory("weights").size_bytes)
+    def optional(name, default):
+        return number(core.params, name) if name in core.params else default
+    pe_rows, pe_cols = number(core.params, "pe_rows"), number(core.params, "pe_cols")
+    return Machine(pe_rows, pe_cols, int(core.params["job_setup_cycles"].value),
+                   int(target.params["dma_setup_cycles"].value), number(target.params, "dma_bytes_per_cycle"),
+                   core.memory("activations").size_bytes, core.memory("weights").size_bytes,
+                   optional("macs_per_cycle", 0), optional("channel_step", 0),
+                   optional("max_channels", 0), optional("array_rows", 0), optional("input_bits", 8),
+                   optional("cycles_per_evaluation", 0), optional("write_cycles_per_row", 0))
 
 
 # ---------------------------------------------------------------- geometry
@@ -131,7 +151,7 @@ def layer_geometry(g: Graph, node: str | Node, pattern: str) -> Layer:
     x = g.values[job.inputs[0]]
     out = g.values[anchor.outputs[0]]
     has_bias = len(job.inputs) > 2 and bool(job.inputs[2])
-    if job.op == "qmatmul":
+    if job.op in DENSE_OPS:
         if int(np.prod(x.shape[:-1])) != 1:
             raise ValueError(f"{job.name}: a dense job takes one row, not {list(x.shape)}")
         w = g.values[job.inputs[1]]
@@ -214,8 +234,11 @@ def col_profile(layer: Layer, tw: int) -> Dim:
 
 
 def channel_tiles(layer: Layer, m: Machine) -> list[int]:
-    """Legal channel tiles: a multiple of the PE rows, or every output channel."""
-    return sorted(set(range(m.pe_rows, layer.c_out, m.pe_rows)) | {layer.c_out})
+    """Legal channel tiles: a multiple of the channel step, or every output channel; at most the core's
+    max_channels (the analog array's columns: more output channels take more array loads)."""
+    top = min(layer.c_out, m.max_channels) if m.max_channels else layer.c_out
+    step = m.channel_step or m.pe_rows
+    return sorted(set(range(step, top, step)) | {top})
 
 
 def legal_tiles(layer: Layer, m: Machine, buffers: int):
@@ -250,19 +273,29 @@ def dma_cycles(nbytes: int, m: Machine) -> int:
 
 
 def compute_cycles(layer: Layer, cn: int, hn: int, wn: int, m: Machine) -> int:
-    """One job: the PE rows take output channels, the PE columns output columns (dense: input channels)."""
-    per_pass = {"conv2d": layer.c_in * layer.kh * layer.kw, "depthwise": layer.kh * layer.kw,
-                "dense": -(-layer.c_in // m.pe_cols), "add": 1}[layer.kind]
+    """One job: the PE rows take output channels, the PE columns output columns (dense: input channels);
+    the analog array evaluates every column of a load at once (pe_rows = its columns), a pixel at a time."""
+    per_pass = m.cycles_per_evaluation if layer.kind in ANALOG else \
+        {"conv2d": layer.c_in * layer.kh * layer.kw, "depthwise": layer.kh * layer.kw,
+         "dense": -(-layer.c_in // m.pe_cols), "add": 1}[layer.kind]
     return -(-cn // m.pe_rows) * hn * -(-wn // m.pe_cols) * per_pass + m.job_setup_cycles
 
 
+def load_cycles(layer: Layer, m: Machine) -> int:
+    """Writing a channel block's weights into the array (analog: per row; 0 on cores without an array)."""
+    return layer.rows * m.write_cycles_per_row
+
+
 def box_cycles(layer: Layer, box: Box, m: Machine) -> tuple[int, int, int]:
-    """(DMA in, compute, DMA out) of one box; DMA in carries the block's weights and bias at its start."""
+    """(DMA in, compute, DMA out) of one box; DMA in carries the block's weights and bias at its start,
+    and the job of that box first writes them into the array (load_cycles)."""
     dma_in = layer.inputs * dma_cycles(box.cin * box.rows * box.cols, m)
+    compute = compute_cycles(layer, box.cn, box.hn, box.wn, m)
     if box.starts_block:
         dma_in += dma_cycles(box.cn * layer.weight_bytes_per_channel, m)
         dma_in += dma_cycles(box.cn * layer.bias_bytes_per_channel, m)
-    return dma_in, compute_cycles(layer, box.cn, box.hn, box.wn, m), dma_cycles(box.cn * box.hn * box.wn, m)
+        compute += load_cycles(layer, m)
+    return dma_in, compute, dma_cycles(box.cn * box.hn * box.wn, m)
 
 
 def box_dma_bytes(layer: Layer, box: Box) -> int:
@@ -290,7 +323,7 @@ def evaluate(layer: Layer, tile: Tile, m: Machine) -> Cost:
     dma_in, compute, dma_out = zip(*(box_cycles(layer, b, m) for b in jobs))
     cycles = latency(list(dma_in), list(compute), list(dma_out), tile.buffers)
     return Cost(cycles, sum(compute), sum(dma_in) + sum(dma_out), sum(box_dma_bytes(layer, b) for b in jobs),
-                len(jobs), layer.macs, layer.macs / (m.pe_rows * m.pe_cols * cycles))
+                len(jobs), layer.macs, layer.macs / ((m.macs_per_cycle or m.pe_rows * m.pe_cols) * cycles))
 
 
 # ---------------------------------------------------------------- host

@@ -1,12 +1,10 @@
-"""DIANA as data: a RISC-V host, a 16x16 int8 digital PE array with its own L1 memories, and a shared L2
-(the chip of HTVM, Van Delm et al., DAC 2023; numbers and sources in ../shared/DESIGN.md).
-
-The analog in-memory core (1152x512 ternary array) is not described yet; a later issue adds it with its
-patterns, memory and the "analog" configuration. Until then "mixed" (every accelerator) uses the digital
-core alone.
+"""DIANA as data: a RISC-V host, a 16x16 int8 digital PE array and a 1152x512 analog in-memory-compute
+array with ternary weights, each with its own L1 memories, and a shared L2 (the chip of HTVM, Van Delm
+et al., DAC 2023; numbers and sources in ../shared/DESIGN.md and docs/accelerators.md).
 """
 from __future__ import annotations
 
+from ..ir import analog
 from . import constraints as c
 from .base import Core, Memory, Param, Pattern, Target
 
@@ -51,13 +49,64 @@ DIGITAL = Core(
                                        "set-up, until measured"),
     })
 
+ARRAY_ROWS, ARRAY_COLUMNS, ADC_BITS, INPUT_BITS = 1152, 512, 6, 7
+CYCLES_PER_EVALUATION = 8
+DORY_ANALOG = "DORY Diana_TVM analog conv template (memcpy_analog, l1_y = 16*512*4)"
+
+
+def _to_analog(g, names):
+    analog.lower(g, names[0], ADC_BITS)
+
+
+# numerics first, as on the digital core; a post-ADC multiply takes the left shifts (s < 0) a
+# shift-only requantizer cannot
+_ANALOG_NUMERICS = _NUMERICS + (c.one_shift(-8, 31), c.zero_points_zero(), c.ternary_weights(),
+                                c.input_bits(INPUT_BITS))
+
+ANALOG = Core(
+    "analog", "accelerator",
+    "1152x512 analog in-memory array: ternary weights, 7-bit inputs, 6-bit ADC, then a digital multiply-add "
+    "and shift; conv2d (groups 1) and dense",
+    memories=(Memory("L1_activations", 65536, "assumption: DORY's analog template reads the input at L1 byte 0 "
+                     "and writes the output at 16*512*4 = 32768 (" + DORY_ANALOG + "); 32768 B each way",
+                     role="activations"),
+              Memory("array", ARRAY_ROWS * ARRAY_COLUMNS // 4 + 4 * ARRAY_COLUMNS,
+                     "DORY Diana_TVM L1_Weights_analog: 147456 B, the array's 1152x512 2-bit cells; plus "
+                     "assumption: 512 int32 bias registers (2048 B) of the post-ADC unit", role="weights")),
+    patterns=(Pattern("analog_conv2d", ("qconv",),
+                      (c.groups_one(),) + _ANALOG_NUMERICS
+                      + (c.image_batch_one(), c.rows_at_most(ARRAY_ROWS), c.strides((1, 2)), c.dilation_one(),
+                         c.pads_within_half_kernel(), c.pads_at_most(3)), lowering=_to_analog),
+              Pattern("analog_dense", ("qmatmul",),
+                      _ANALOG_NUMERICS + (c.vector_input(), c.rows_at_most(ARRAY_ROWS)), lowering=_to_analog)),
+    params={
+        # the cost model's PE array: every column of a load evaluates at once, one output pixel at a time
+        "pe_rows": Param(ARRAY_COLUMNS, "array columns, one output channel each (JSSC 2023)"),
+        "pe_cols": Param(1, "assumption: one output pixel per evaluation (DORY's ox_unroll of up to 4 pixels "
+                            "when the rows allow is not modeled)"),
+        "max_channels": Param(ARRAY_COLUMNS, "array columns: output channels beyond them take another array load"),
+        "channel_step": Param(64, "assumption: output channels move in 64-channel lines (" + DORY_ANALOG
+                                  + ": channel_number = (n + 63) / 64)"),
+        "array_rows": Param(ARRAY_ROWS, "JSSC 2023 (DIANA); DORY Diana tiler: in_ch * kh * kw per load"),
+        "adc_bits": Param(ADC_BITS, "JSSC 2023: AIMC I/W/O 7/1.5/6 bit"),
+        "input_bits": Param(INPUT_BITS, "JSSC 2023: AIMC I/W/O 7/1.5/6 bit"),
+        "weight_bits": Param(2, "DORY Diana_TVM: weight_bits == 2 for the analog array (ternary cells)"),
+        "cycles_per_evaluation": Param(CYCLES_PER_EVALUATION,
+                                       "assumption: input DACs settle, bitlines integrate and 512 6-bit ADCs "
+                                       "convert in about 30 ns at 260 MHz, until measured"),
+        "write_cycles_per_row": Param(4, "assumption: a 1024-bit array row written through a 256-bit port"),
+        "macs_per_cycle": Param(ARRAY_ROWS * ARRAY_COLUMNS // CYCLES_PER_EVALUATION,
+                                "array rows x columns per evaluation"),
+        "job_setup_cycles": Param(100, "assumption: as the digital core's (a descriptor of about 20 registers)"),
+    })
+
 DIANA = Target(
     name="diana",
-    description="DIANA: RISC-V host + 16x16 int8 digital accelerator (the analog core comes later)",
+    description="DIANA: RISC-V host + 16x16 int8 digital accelerator + 1152x512 analog in-memory array",
     clock_hz=260e6,  # HTVM profiler (diana/byoc)
     main_memory=L2,
-    cores=(HOST, DIGITAL),
-    configs={"mixed": ("digital",), "cpu": (), "digital": ("digital",)},
+    cores=(HOST, DIGITAL, ANALOG),
+    configs={"mixed": ("digital", "analog"), "cpu": (), "digital": ("digital",), "analog": ("analog",)},
     params={
         "dma_setup_cycles": Param(70, "MATCH's DIANA model"),
         "dma_bytes_per_cycle": Param(8, "assumption: a 64-bit bus between L2 and the L1 memories"),
