@@ -1,13 +1,15 @@
-"""RV32 host instruction counts per MLPerf Tiny model, the whole model on the CPU.
+"""RV32 host instruction counts per MLPerf Tiny model, from CompiledModel.profile(on="qemu").
 
 For the official int8 models (read in place from ../shared/models/mlperf_tiny, when present) and the
-zoo's int8 networks, compiled for target "cpu": the RV32IMC build (tinyc.rv32) run on qemu with
--icount shift=0, where minstret counts retired instructions exactly. Reports the total from the first
-layer's start to the last layer's end, the count of every layer, instructions per MAC over the conv
-and dense layers, and the RV32 code size of the model's closure. Counts, not cycles: a real core's
-cycles add stalls (loads, branches, multiplies) that qemu does not model.
+zoo's int8 networks, compiled for target "cpu" (or --target/--config, e.g. diana digital): the RV32IMC
+build (tinyc.rv32) run on qemu with -icount shift=0, where minstret counts retired instructions
+exactly. Reports the instructions of every host layer and their total, instructions per MAC over the
+host's conv and dense layers, the accelerator layers' modeled cycles and the sum of both, and the RV32
+code size of the model's closure without the HAL emulator (and with it). Counts, not cycles: a real
+core's cycles add stalls (loads, branches, multiplies) that qemu does not model.
 
-    python3 benchmarks/rv32_cycles.py [--models official:kws zoo:ad] [--seed 0] [--json out.json]
+    python3 benchmarks/rv32_cycles.py [--models official:kws zoo:ad] [--target diana --config digital]
+                                      [--seed 0] [--json out.json]
 """
 from __future__ import annotations
 
@@ -15,7 +17,6 @@ import argparse
 import json
 import platform
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 import tinyc  # noqa: E402
 from compile_time import MLPERF_DIR, available_models  # noqa: E402  (this folder is on sys.path)
 from tinyc import rv32  # noqa: E402
+from tinyc.toolchain import HAL_EXCLUDED  # noqa: E402
 
 LABEL = "counted on qemu (instructions retired, icount shift=0)"
 
@@ -43,46 +45,51 @@ def seeded_inputs(graph, seed: int) -> dict:
     return inputs
 
 
-def measure(model, seed: int) -> dict:
-    cm = tinyc.compile(model, target="cpu")
-    with tempfile.TemporaryDirectory(prefix="tinyc-rv32-bench-") as tmp:
-        _, counts, total = rv32.run_model(cm, seeded_inputs(cm.graph, seed), tmp)
-    layers = [{"name": layer["name"], "op": layer["op"], "macs": layer["macs"], "instret": count,
-               "instret_per_mac": count / layer["macs"] if layer["macs"] else None}
-              for layer, count in zip(cm.report["layers"], counts)]
-    mac_layers = [layer for layer in layers if layer["macs"]]
+def measure(model, seed: int, target: str, config: str | None) -> dict:
+    cm = tinyc.compile(model, target=target, config=config)
+    report = cm.profile(seeded_inputs(cm.graph, seed), on="qemu")["report"]
+    layers = [{"name": layer["name"], "op": layer["op"], "core": layer["core"], "macs": layer["macs"],
+               "cycles_source": layer["cycles_source"], "cycles": layer["cycles"], "instret": layer.get("instret"),
+               "instret_per_mac": layer["instret"] / layer["macs"] if layer.get("instret") and layer["macs"] else None}
+              for layer in report["layers"]]
+    mac_layers = [layer for layer in layers if layer["macs"] and layer["instret"] is not None]
     macs = sum(layer["macs"] for layer in mac_layers)
-    return {"total_instret": total, "macs": macs,
-            "mac_layers_instret": sum(layer["instret"] for layer in mac_layers),
-            "instret_per_mac": sum(layer["instret"] for layer in mac_layers) / macs if macs else None,
-            "code_size": rv32.code_size_rv32(cm.sources), "layers": layers}
+    instret = sum(layer["instret"] for layer in mac_layers)
+    return {"total_instret": report["instret"], "modeled_cycles": report["modeled_cycles"],
+            "total_cycles": report["total_cycles"], "macs": macs, "mac_layers_instret": instret,
+            "instret_per_mac": instret / macs if macs else None, "code_size": report["totals"]["code_size"],
+            "code_size_with_emulator": rv32.code_size_rv32(cm.sources, with_emulator=True), "layers": layers}
 
 
-HEADER = (f"{'model':<14} {'layers':>6} {'MACs':>10} {'instret':>12} {'conv/dense':>12} {'instr/MAC':>9} "
-          f"{'text B':>8} {'data B':>7} {'bss B':>7}")
+HEADER = (f"{'model':<14} {'layers':>6} {'host MACs':>10} {'instret':>12} {'instr/MAC':>9} {'accel cyc':>10} "
+          f"{'total cyc':>12} {'text B':>8} {'data B':>7} {'bss B':>7} {'+emu B':>7}")
 
 
 def row_line(r: dict) -> str:
     if "error" in r:
         return f"{r['model']:<14} error: {r['error']}"
     per_mac = f"{r['instret_per_mac']:.2f}" if r["instret_per_mac"] is not None else "-"
-    size = r["code_size"]
-    return (f"{r['model']:<14} {len(r['layers']):>6} {r['macs']:>10} {r['total_instret']:>12} "
-            f"{r['mac_layers_instret']:>12} {per_mac:>9} {size['text']:>8} {size['data']:>7} {size['bss']:>7}")
+    size, emulated = r["code_size"], r["code_size_with_emulator"]
+    return (f"{r['model']:<14} {len(r['layers']):>6} {r['macs']:>10} {r['total_instret']:>12} {per_mac:>9} "
+            f"{r['modeled_cycles']:>10} {r['total_cycles']:>12} {size['text']:>8} {size['data']:>7} {size['bss']:>7} "
+            f"{emulated['text'] - size['text']:>7}")
 
 
 def layer_lines(r: dict) -> list[str]:
-    lines = [f"\n{r['model']}: per layer", f"  {'layer':<28} {'op':<12} {'MACs':>10} {'instret':>12} {'instr/MAC':>9}"]
+    lines = [f"\n{r['model']}: per layer",
+             f"  {'layer':<28} {'op':<12} {'core':<8} {'MACs':>10} {'cycles':>12} {'source':<16} {'instr/MAC':>9}"]
     for layer in r["layers"]:
         per_mac = f"{layer['instret_per_mac']:.2f}" if layer["instret_per_mac"] is not None else "-"
-        lines.append(f"  {layer['name'][:28]:<28} {layer['op']:<12} {layer['macs']:>10} {layer['instret']:>12} "
-                     f"{per_mac:>9}")
+        lines.append(f"  {layer['name'][:28]:<28} {layer['op']:<12} {layer['core']:<8} {layer['macs']:>10} "
+                     f"{layer['cycles']:>12} {layer['cycles_source']:<16} {per_mac:>9}")
     return lines
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", nargs="+", help="model ids, e.g. official:kws zoo:ad (default: all available)")
+    p.add_argument("--target", default="cpu", help="the target (default cpu: the whole model on the host)")
+    p.add_argument("--config", help="the target's configuration, e.g. digital for diana (default its first)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random input (default 0)")
     p.add_argument("--mlperf-dir", type=Path, default=MLPERF_DIR, help="the official MLPerf Tiny models")
     p.add_argument("--json", type=Path, help="also write the figures to this JSON file")
@@ -91,11 +98,14 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(args.models or []) - set(models))
     if unknown:
         p.error(f"unknown or missing models {', '.join(unknown)}; available: {', '.join(models)}")
-    print(f"RV32IMC host, whole model on the CPU: {LABEL}\n{HEADER}\n{'-' * len(HEADER)}", flush=True)
+    where = " ".join(filter(None, [args.target, args.config]))
+    print(f"RV32IMC host, target {where}: host layers {LABEL}, accelerator layers modeled (cost model); "
+          f"code size excludes {HAL_EXCLUDED}, +emu B is what the emulator adds\n{HEADER}\n{'-' * len(HEADER)}",
+          flush=True)
     rows = []
     for model_id in args.models or models:
         try:
-            rows.append({"model": model_id, **measure(models[model_id](), args.seed)})
+            rows.append({"model": model_id, **measure(models[model_id](), args.seed, args.target, args.config)})
         except tinyc.TinycError as e:
             rows.append({"model": model_id, "error": str(e)})
         print(row_line(rows[-1]), flush=True)
@@ -103,9 +113,9 @@ def main(argv: list[str] | None = None) -> int:
         if "error" not in r:
             print("\n".join(layer_lines(r)))
     if args.json:
-        figures = {"label": LABEL, "seed": args.seed, "compiler": rv32.CC, "cflags": list(rv32.CFLAGS),
-                   "qemu": " ".join(rv32.qemu_command("model.elf", [])), "python": platform.python_version(),
-                   "models": rows}
+        figures = {"label": LABEL, "target": args.target, "config": args.config, "seed": args.seed,
+                   "compiler": rv32.CC, "cflags": list(rv32.CFLAGS), "qemu": " ".join(rv32.qemu_command(rv32.ELF, [])),
+                   "python": platform.python_version(), "models": rows}
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
     return 1 if any("error" in r for r in rows) else 0
 

@@ -12,7 +12,7 @@ import tinyc.zoo as zoo
 from tinyc import toolchain
 from tinyc.backends.c.emit import emit_c, runtime_sources
 from tinyc.compiler import CompiledModel
-from tinyc.errors import ToolchainError, UnsupportedError
+from tinyc.errors import InputError, ToolchainError, UnsupportedError
 from tinyc.frontend.onnx import from_onnx
 from tinyc.ir import interpret, ops
 from tinyc.ir.graph import Graph, Placement, Value
@@ -240,10 +240,10 @@ def test_host_layers_profiled_with_the_host_estimate():
     assert report["cycles_per_core"]["digital"] == report["cycles_per_core"]["dma"] == 0
 
 
-def test_profile_on_qemu_is_not_there_yet():
+def test_profile_on_an_unknown_machine_is_an_input_error():
     cm = build(place(dense_graph(16, 16), {}))
-    with pytest.raises(UnsupportedError, match="qemu"):
-        cm.profile(feeds(cm.graph), on="qemu")
+    with pytest.raises(InputError, match="'host' or 'qemu'"):
+        cm.profile(feeds(cm.graph), on="fpga")
 
 
 # ---------------------------------------------------------------- checks

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -23,6 +24,11 @@ CFLAGS = ("-O2", "-std=c99", "-Wall", "-Wextra", "-Werror")
 SANITIZE = ("-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-g")
 RUNTIME_PREFIX = "tinyc_"
 EXE = "model"
+# The HAL emulator's sources: linked into every build that runs, left out of the code size, since a
+# deployment on the chip links the chip's own HAL instead.
+EMULATOR_PREFIX = "tinyc_hal_emu"
+HAL_EXCLUDED = "the HAL implementation (the emulator stands in for DIANA's drivers)"
+SECTIONS = ("-ffunction-sections", "-fdata-sections")  # so --gc-sections keeps only what the model reaches
 
 
 def cache_dir() -> Path:
@@ -147,20 +153,38 @@ def run_executable(exe: str | os.PathLike, inputs: list[np.ndarray], outputs: li
 
 def code_size(project: dict[str, str] | str | os.PathLike, cc: str | None = None,
               flags: tuple[str, ...] = CFLAGS) -> dict:
-    """Bytes of the deployable part (model.c and the runtime, not the harness) as binutils' `size`
-    counts them: text (code and const weights), data, bss (the arena)."""
-    files = _project_files(project)
+    """Bytes of the deployable part on the host compiler: the model's run function and the runtime code
+    it reaches, as binutils' `size` counts them: text (code and const weights), data, bss (the arena).
+    A partial link, so what the model calls outside itself (the HAL, the C library) stays undefined."""
     cc = cc or os.environ.get("CC") or "gcc"
-    objects = _runtime_objects(files, cc, flags)
+    size_tool = cc[:-3] + "size" if cc.endswith("gcc") else "size"
+    size = closure_size(_project_files(project), cc, size_tool, flags, ("-r", "-nostdlib"))
+    return {**size, "excludes": f"{HAL_EXCLUDED} and the C library"}
+
+
+def run_symbol(files: dict[str, str]) -> str:
+    """The model's entry point, <prefix>_run, as model.h declares it."""
+    run = re.search(r"\bint (\w+_run)\(", files["model.h"])
+    if run is None:
+        raise ToolchainError("model.h declares no <prefix>_run function")
+    return run.group(1)
+
+
+def closure_size(files: dict[str, str], cc: str, size_tool: str, flags: tuple[str, ...], link: tuple[str, ...],
+                 libs: tuple[str, ...] = (), with_emulator: bool = False) -> dict:
+    """text, data and bss of <prefix>_run and all it reaches in model.c and the runtime (the emulator
+    only with_emulator; never the harness), linked with `link` and --gc-sections; bss without the stack
+    a linker script reserves."""
+    flags = flags + SECTIONS
+    objects = [o for o in _runtime_objects(files, cc, flags) if with_emulator or not o.stem.startswith(EMULATOR_PREFIX)]
     with tempfile.TemporaryDirectory(prefix="tinyc-size-") as tmp:
         for name, text in files.items():
             (Path(tmp) / name).write_text(text)
-        _run([cc, *flags, "-c", "model.c"], Path(tmp), "compiling the model")
-        size_tool = cc[:-3] + "size" if cc.endswith("gcc") else "size"
-        out = _run([size_tool, str(Path(tmp) / "model.o"), *map(str, objects)], Path(tmp), "measuring code size")
-    totals = np.zeros(3, np.int64)
-    for line in out.stdout.splitlines()[1:]:
-        totals += np.array(line.split()[:3], np.int64)
-    return {"text": int(totals[0]), "data": int(totals[1]), "bss": int(totals[2]),
+        _run([cc, *flags, *link, "-Wl,--gc-sections", f"-Wl,--entry={run_symbol(files)}", "-o", "closure",
+              "model.c", *map(str, objects), *libs], Path(tmp), f"linking the model with {cc}")
+        berkeley = _run([size_tool, "closure"], Path(tmp), "measuring code size").stdout.splitlines()[1].split()
+        sections = _run([size_tool, "-A", "-d", "closure"], Path(tmp), "measuring code size").stdout
+    stack = re.search(r"^\.stack\s+(\d+)", sections, re.M)
+    text, data, bss = (int(x) for x in berkeley[:3])
+    return {"text": text, "data": data, "bss": bss - (int(stack.group(1)) if stack else 0),
             "compiler": f"{_compiler_id(cc)} {' '.join(flags)}"}
-

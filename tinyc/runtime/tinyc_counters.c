@@ -6,7 +6,8 @@
 #include <stdio.h>
 
 static uint64_t spent[TINYC_COUNTER_LAYERS];
-static uint64_t layer_start, run_start, run_end;
+static unsigned char ran[TINYC_COUNTER_LAYERS];
+static uint64_t layer_start;
 static int layers_seen, bad_layer = -1;
 
 /* RV32 splits the 64-bit counter in two CSRs: re-read when the high half moved between the reads.
@@ -34,12 +35,12 @@ static int counted(int layer)
 
 void tinyc_counter_layer_begin(int layer)
 {
-    const uint64_t now = instret();
-    if (layers_seen == 0)
-        run_start = now;
-    layer_start = now;
-    if (counted(layer) && layer >= layers_seen)
-        layers_seen = layer + 1;
+    if (counted(layer)) {
+        ran[layer] = 1;
+        if (layer >= layers_seen)
+            layers_seen = layer + 1;
+    }
+    layer_start = instret(); /* last, so the bookkeeping above is not counted */
 }
 
 void tinyc_counter_layer_end(int layer)
@@ -47,17 +48,20 @@ void tinyc_counter_layer_end(int layer)
     const uint64_t now = instret();
     if (counted(layer))
         spent[layer] += now - layer_start;
-    run_end = now;
 }
 
 void tinyc_counter_dump(void)
 {
+    uint64_t total = 0;
     int i;
     if (bad_layer >= 0)
         fprintf(stderr, "tinyc-instret error layer %d is beyond TINYC_COUNTER_LAYERS=%d\n", bad_layer,
                 TINYC_COUNTER_LAYERS);
     for (i = 0; i < layers_seen; i++)
-        fprintf(stderr, "tinyc-instret layer %d %llu\n", i, (unsigned long long)spent[i]);
-    fprintf(stderr, "tinyc-instret total %llu\n", (unsigned long long)(run_end - run_start));
+        if (ran[i]) {
+            fprintf(stderr, "tinyc-instret layer %d %llu\n", i, (unsigned long long)spent[i]);
+            total += spent[i];
+        }
+    fprintf(stderr, "tinyc-instret total %llu\n", (unsigned long long)total);
 }
 #endif

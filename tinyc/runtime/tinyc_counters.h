@@ -1,10 +1,12 @@
 /* Per-layer instruction counts of the RV32 host, read from the minstret CSR.
  *
- * The model calls tinyc_counter_layer_begin(i) and tinyc_counter_layer_end(i) around layer i (i is
- * the layer's index in the compile report); the harness calls tinyc_counter_dump() once the run is
- * over. Only a RISC-V build with -DTINYC_COUNTERS counts: everywhere else these are empty inline
- * functions, so the host build and a plain deployment compute and cost exactly what they would
- * without them.
+ * The model calls tinyc_counter_layer_begin(i) and tinyc_counter_layer_end(i) around the kernel of
+ * every layer i that runs on the host (i is the layer's index in the compile report), inside the HAL's
+ * layer markers so the HAL's bookkeeping stays out of the counts. Accelerator layers are not counted:
+ * where the HAL is the emulator their instructions are the emulator's, not the deployment's. The
+ * harness calls tinyc_counter_dump() once the run is over. Only a RISC-V build with -DTINYC_COUNTERS
+ * counts: everywhere else these are empty inline functions, so the host build and a plain deployment
+ * compute and cost exactly what they would without them.
  */
 #ifndef TINYC_COUNTERS_H
 #define TINYC_COUNTERS_H
@@ -21,8 +23,8 @@
 
 void tinyc_counter_layer_begin(int layer);
 void tinyc_counter_layer_end(int layer);
-/* Writes to stderr one line "tinyc-instret layer <i> <count>" per layer that ran, then
- * "tinyc-instret total <count>": the instructions from the first layer's begin to the last end. */
+/* Writes to stderr one line "tinyc-instret layer <i> <count>" per counted layer, in index order, then
+ * "tinyc-instret total <count>": the sum over the counted layers. */
 void tinyc_counter_dump(void);
 
 #else
