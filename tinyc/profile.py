@@ -17,6 +17,7 @@ import copy
 import tempfile
 from pathlib import Path
 
+from . import rv32
 from .errors import InputError, ToolchainError
 from .toolchain import run_executable
 
@@ -55,7 +56,6 @@ def profile_on_qemu(cm, inputs: dict) -> dict:
     """The qemu profile: per layer "cycles_source" ("counted on qemu", with "instret", or "modeled"),
     and in total "counted_cycles" + "modeled_cycles" = "total_cycles", the host's "instret", and the
     RV32 build's code size as totals.code_size."""
-    from . import rv32  # here: the cross tools are needed only for this
     g = cm.graph
     with tempfile.TemporaryDirectory(prefix="tinyc-profile-qemu-") as tmp:
         outputs, counted, instret = rv32.run_model(cm, {n: cm._input_array(n, inputs) for n in g.inputs}, tmp)
