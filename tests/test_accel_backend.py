@@ -226,7 +226,7 @@ def test_cycles_by_hand():
         np.testing.assert_array_equal(result["outputs"]["conv"], interpret(cm.graph, x)["conv"])
         layer, = report["layers"]
         assert layer["cycles"] == cycles == report["total_cycles"]
-        assert layer["cycles_per_core"] == {"host": 0, "digital": 2 * 676, "dma": 586 + 150 + 2 * 134}
+        assert layer["cycles_per_core"] == {"host": 0, "digital": 2 * 676, "analog": 0, "dma": 586 + 150 + 2 * 134}
         assert layer["dma_bytes"] == 2 * 640 + 16 * 16 * 9 + 64 + 2 * 512 == report["dma_bytes"]
         assert report["modeled"] is True and report["cycles_per_core"] == layer["cycles_per_core"]
 
@@ -271,7 +271,7 @@ def test_overflow_of_a_later_tile_names_it():
 HAL_PROBE = r"""#include <stdio.h>
 #include "tinyc_hal.h"
 static const tinyc_hal_memory memories[2] = {{"act", 64}, {"w", 64}};
-static const tinyc_hal_core cores[1] = {{"acc", 0, 1, 16, 16, 100}};
+static const tinyc_hal_core cores[1] = {{"acc", 0, 1, 16, 16, 100, 0, 0, 8, 0, 0}};
 static const tinyc_hal_target chip = {"host", 2, memories, 1, cores, 70, 8};
 static const int8_t x[4] = {1, 2, 3, 4}, w[64] = {5};
 static int8_t y[16];
@@ -280,7 +280,7 @@ int main(void)
     const tinyc_hal_box in = {{1, 1, 4}, {0, 0}}, weights = {{1, 1, 64}, {0, 0}}, out = {{1, 1, 16}, {0, 0}};
     /* a dense job: x[4] in act [0, 4), w[4][16] in w [0, 64), no bias, y[16] to act [32, 48) */
     const tinyc_hal_job job = {TINYC_JOB_DENSE, 4, 1, 1, 16, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, -128, 127,
-                               0, 0, 32, 0, -1, NULL};
+                               0, 0, 32, 0, -1, NULL, {0, 0, 0, 0, 0, 0, 0}, 0};
     tinyc_hal_init(&chip);
     tinyc_hal_layer_begin(0, "probe");
     tinyc_hal_dma_in(0, 0, @IN_AT@, x, &in);

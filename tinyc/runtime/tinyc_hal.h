@@ -23,6 +23,9 @@ typedef struct {
     int32_t activations, weights; /* memory ids: input/output boxes, and weights/bias */
     int32_t pe_rows, pe_cols;     /* PE array: output channels across the rows, output columns across the columns */
     int32_t job_setup_cycles;
+    /* an analog array (0 on other cores): output channels and weight rows one job holds at most, the
+     * inputs' signed bits, and the cycles of one evaluation and of writing one row of weights */
+    int32_t max_channels, array_rows, input_bits, cycles_per_evaluation, write_cycles_per_row;
 } tinyc_hal_core;
 
 /* The chip as the emitted model declares it; cores are numbered by their index here. */
@@ -42,13 +45,18 @@ typedef struct {
     int32_t stride[2];
 } tinyc_hal_box;
 
-enum { TINYC_JOB_CONV2D, TINYC_JOB_DEPTHWISE, TINYC_JOB_DENSE, TINYC_JOB_ADD };
+enum { TINYC_JOB_CONV2D, TINYC_JOB_DEPTHWISE, TINYC_JOB_DENSE, TINYC_JOB_ADD, TINYC_JOB_ANALOG_CONV2D,
+       TINYC_JOB_ANALOG_DENSE };
 
 /* One job on one box, data channels first ([c][h][w], int8) in the core's memories:
  * conv2d/depthwise: acc = bias[co] + sum x * w over the window, with w[co][in_c or 1][kh][kw] and
  * the pads read as 0; dense: x[in_c], w[in_c][out_c]; without a bias acc starts at 0; all three then
  * out = clip((acc + (1 << (shift - 1))) >> shift, out_min, out_max) (no rounding term at shift 0).
- * add: out = the IR's qadd of input and input2 with `add`'s parameters. */
+ * add: out = the IR's qadd of input and input2 with `add`'s parameters.
+ * analog conv2d/dense: as conv2d/dense with ternary weights held as 2-bit cells, four rows to a byte
+ * ([co][ceil(rows / 4)], row r in bits 2 * (r % 4): 0, 1 or 3 = -1), rows = in_c * kernel (dense: in_c);
+ * the accumulation (without bias) is read out by `adc` (tinyc_analog_out); the job first writes
+ * `write_rows` rows of the weights into the array (its channel block's first box), else 0. */
 typedef struct {
     int32_t kind;
     int32_t in_c, in_h, in_w;    /* the input box */
@@ -60,6 +68,8 @@ typedef struct {
      * (int32 in the host's byte order, any alignment; -1: none) in the weights memory */
     int32_t input, input2, output, weights, bias;
     const tinyc_qadd_params *add; /* add only, else NULL */
+    tinyc_adc adc;                /* analog only, else zeros */
+    int32_t write_rows;
 } tinyc_hal_job;
 
 /* Begins a run of the model on the chip `t` (which must outlive the run); tinyc_hal_finish ends it. */

@@ -331,7 +331,7 @@ void tinyc_hal_job_start(int32_t core, int32_t tile, const tinyc_hal_job *j)
     c = &emu.t->cores[core];
     if (emu.job_running[core])
         tinyc_emu_fail(tile, "job starts while the previous job of core %s is unwaited", c->name);
-    tinyc_emu_check_job(tile, j);
+    tinyc_emu_check_job(tile, c, j);
     box = (int64_t)j->in_c * j->in_h * j->in_w;
     r = emu.job[core];
     r[0] = use(tile, "job input", c->activations, j->input, box, 0);
@@ -346,7 +346,7 @@ void tinyc_hal_job_start(int32_t core, int32_t tile, const tinyc_hal_job *j)
                      (long long)r[k].begin, (long long)r[k].end, emu.t->memories[r[k].memory].name);
         check_against_jobs(tile, &r[k], core);
     }
-    tinyc_emu_compute(j, emu.memory[c->activations], emu.memory[c->weights]);
+    tinyc_emu_compute(tile, c, j, emu.memory[c->activations], emu.memory[c->weights]);
     cycles = tinyc_emu_job_cycles(c, j);
     busy(1 + core, later(emu.host, emu.core_free[core]), cycles);
     emu.core_free[core] = later(emu.host, emu.core_free[core]) + cycles;

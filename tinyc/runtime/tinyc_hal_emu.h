@@ -14,11 +14,12 @@ static inline int64_t tinyc_emu_ceil_div(int64_t a, int64_t b)
     return (a + b - 1) / b;
 }
 
-/* Fails unless the job's kind, geometry, shift and clip bounds are ones a core can run. */
-void tinyc_emu_check_job(int32_t tile, const tinyc_hal_job *j);
+/* Fails unless the job's kind, geometry, shift and clip bounds are ones the core can run. */
+void tinyc_emu_check_job(int32_t tile, const tinyc_hal_core *core, const tinyc_hal_job *j);
 int64_t tinyc_emu_weight_bytes(const tinyc_hal_job *j);
 uint64_t tinyc_emu_job_cycles(const tinyc_hal_core *core, const tinyc_hal_job *j);
-/* Runs a checked job on the core's memories. */
-void tinyc_emu_compute(const tinyc_hal_job *j, uint8_t *activations, const uint8_t *weights);
+/* Runs a checked job on the core's memories (an analog job fails on inputs beyond the core's bits). */
+void tinyc_emu_compute(int32_t tile, const tinyc_hal_core *core, const tinyc_hal_job *j, uint8_t *activations,
+                       const uint8_t *weights);
 
 #endif

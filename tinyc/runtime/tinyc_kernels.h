@@ -49,6 +49,14 @@ typedef struct {
 
 enum { TINYC_PAD_CONSTANT, TINYC_PAD_REFLECT, TINYC_PAD_EDGE };
 
+/* The analog array's read-out (tinyc/ir/analog.py): the ADC's rounding shift and clip, then the digital
+ * multiply-add of the bias and a rounding shift to the clipped output. */
+typedef struct {
+    int32_t adc_shift, adc_min, adc_max;
+    int32_t post_multiplier, post_shift;
+    int32_t out_min, out_max;
+} tinyc_adc;
+
 /* ---- TFLite fixed-point arithmetic (tinyc/ir/quant_math.py), in int64 without undefined behavior:
  * wrapping products go through uint64 and right shifts of negative values are written as floors. */
 static inline int64_t tinyc_asr(int64_t x, int32_t e)
@@ -96,6 +104,20 @@ static inline int64_t tinyc_multiply_by_quantized_multiplier_single(int64_t x, i
 static inline int32_t tinyc_clamp(int64_t x, int32_t lo, int32_t hi)
 {
     return (int32_t)(x < lo ? lo : x > hi ? hi : x);
+}
+
+/* (x + 2**(s-1)) >> s with a floor shift; x for s = 0 (the analog read-out's rounding). */
+static inline int64_t tinyc_round_shift(int64_t x, int32_t s)
+{
+    return s ? tinyc_asr(x + ((int64_t)1 << (s - 1)), s) : x;
+}
+
+/* One output of the analog array from its accumulation (tinyc/ir/analog.py, analog_out). */
+static inline int8_t tinyc_analog_out(int64_t acc, int64_t bias, const tinyc_adc *a)
+{
+    const int64_t adc = tinyc_clamp(tinyc_round_shift(acc, a->adc_shift), a->adc_min, a->adc_max);
+    return (int8_t)tinyc_clamp(tinyc_round_shift(adc * a->post_multiplier + bias, a->post_shift), a->out_min,
+                               a->out_max);
 }
 
 /* Advances a multi-index over dims [0, ndim) in row-major order, tracking two operands' offsets. */
@@ -146,6 +168,11 @@ void tinyc_maxpool_u8(const tinyc_window *g, const uint8_t *x, uint8_t *y);
 /* rq NULL: y is the int32 accumulator (plus bias); otherwise int8. w_zp_step as tinyc_requant.step. */
 void tinyc_qconv_s8(const tinyc_window *g, const int8_t *x, int32_t x_zp, const int8_t *w, const int32_t *w_zp,
                     int32_t w_zp_step, const int32_t *bias, const tinyc_requant *rq, void *y);
+/* The analog job's ops: a conv (groups 1) and x[rows][K] @ w[K][N], each read out through the ADC. */
+void tinyc_aconv_s8(const tinyc_window *g, const int8_t *x, const int8_t *w, const int32_t *bias,
+                    const tinyc_adc *adc, int8_t *y);
+void tinyc_amatmul_s8(const int8_t *x, const int8_t *w, const int32_t *bias, const tinyc_adc *adc, int8_t *y,
+                      int32_t rows, int32_t k, int32_t n);
 /* x[rows][K] @ w[K][N], requantized per column. */
 void tinyc_qmatmul_s8(const int8_t *x, int32_t x_zp, const int8_t *w, const int32_t *w_zp, int32_t w_zp_step,
                       const int32_t *bias, const tinyc_requant *rq, void *y, int32_t rows, int32_t k, int32_t n);

@@ -271,3 +271,50 @@ void tinyc_qsoftmax_s8(const int8_t *x, int8_t *y, int32_t outer, int32_t axis, 
             }
         }
 }
+
+/* The analog job's conv (groups 1) on the host: the accumulation starts at 0 (the array holds no bias),
+ * padding contributes nothing, and each output is read out through the ADC (tinyc_analog_out). */
+void tinyc_aconv_s8(const tinyc_window *g, const int8_t *x, const int8_t *w, const int32_t *bias,
+                    const tinyc_adc *adc, int8_t *y)
+{
+    const int32_t in_plane = g->in[0] * g->in[1] * g->in[2];
+    const int32_t ksize = g->kernel[0] * g->kernel[1] * g->kernel[2];
+    int32_t n, m, od, oh, ow, c, kd, kh, kw;
+    for (n = 0; n < g->n; n++)
+        for (m = 0; m < g->m; m++)
+            for (od = 0; od < g->out[0]; od++)
+                for (oh = 0; oh < g->out[1]; oh++)
+                    for (ow = 0; ow < g->out[2]; ow++) {
+                        int64_t acc = 0;
+                        for (c = 0; c < g->c; c++) {
+                            const int8_t *xc = x + (n * g->c + c) * in_plane;
+                            const int8_t *wc = w + (m * g->c + c) * ksize;
+                            for (kd = 0; kd < g->kernel[0]; kd++) {
+                                const int32_t id = tinyc_window_pos(g, 0, od, kd);
+                                for (kh = 0; kh < g->kernel[1] && tinyc_in_input(g, 0, id); kh++) {
+                                    const int32_t ih = tinyc_window_pos(g, 1, oh, kh);
+                                    for (kw = 0; kw < g->kernel[2] && tinyc_in_input(g, 1, ih); kw++) {
+                                        const int32_t iw = tinyc_window_pos(g, 2, ow, kw);
+                                        if (tinyc_in_input(g, 2, iw))
+                                            acc += xc[(id * g->in[1] + ih) * g->in[2] + iw]
+                                                   * wc[(kd * g->kernel[1] + kh) * g->kernel[2] + kw];
+                                    }
+                                }
+                            }
+                        }
+                        *y++ = tinyc_analog_out(acc, bias ? bias[m] : 0, adc);
+                    }
+}
+
+void tinyc_amatmul_s8(const int8_t *x, const int8_t *w, const int32_t *bias, const tinyc_adc *adc, int8_t *y,
+                      int32_t rows, int32_t k, int32_t n)
+{
+    int32_t r, i, j;
+    for (r = 0; r < rows; r++)
+        for (j = 0; j < n; j++) {
+            int64_t acc = 0;
+            for (i = 0; i < k; i++)
+                acc += x[r * k + i] * w[i * n + j];
+            y[r * n + j] = tinyc_analog_out(acc, bias ? bias[j] : 0, adc);
+        }
+}

@@ -54,7 +54,8 @@ class Chip:
             for core in self.accelerators:
                 m, ids = self.machine(core.name), self.ids(core.name)
                 rows.append(f'{{"{c_string(core.name)}", {ids.activations}, {ids.weights}, {m.pe_rows}, '
-                            f'{m.pe_cols}, {m.job_setup_cycles}}}')
+                            f'{m.pe_cols}, {m.job_setup_cycles}, {m.max_channels}, {m.array_rows}, {m.input_bits}, '
+                            f'{m.cycles_per_evaluation}, {m.write_cycles_per_row}}}')
             cores = _array(e, "chip_cores", "tinyc_hal_core", rows)
         dma = (0, 0)
         if self.accelerators:

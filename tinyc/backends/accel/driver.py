@@ -11,11 +11,15 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import VerifyError
+from ...ir import analog
 from ...targets import cost
 from ..c.kernels import QADD_FIELDS, ROUNDINGS, int32s, need
 
 JOB_KINDS = {"conv2d": "TINYC_JOB_CONV2D", "depthwise": "TINYC_JOB_DEPTHWISE", "dense": "TINYC_JOB_DENSE",
-             "add": "TINYC_JOB_ADD"}
+             "add": "TINYC_JOB_ADD", "analog_conv2d": "TINYC_JOB_ANALOG_CONV2D",
+             "analog_dense": "TINYC_JOB_ANALOG_DENSE"}
+ADC_FIELDS = ("adc_shift", "adc_min", "adc_max", "post_multiplier", "post_shift", "out_min", "out_max")
+NO_ADC = [0] * len(ADC_FIELDS)
 UNIT_MULTIPLIER = 1 << 30  # multiplier * 2**(shift - 31) is then the power of two 2**(shift - 1)
 
 TYPES_C = """/* One box of an accelerator layer: its job and the transfers that feed and drain it. */
@@ -114,7 +118,9 @@ def emit_layer(e, chip, node) -> list[str]:
     table = e.ident(node.name + "_tiles")
     e.decls.append(f"static const accel_tile {table}[{len(rows)}] = {{\n" + ",\n".join(rows) + "\n};\n")
     x2 = e.ptr(node.inputs[1]) if layer.kind == "add" else "NULL"
-    w = e.ptr(node.inputs[1]) if layer.kind != "add" else "NULL"
+    w = e.ptr(node.inputs[1]) if layer.kind not in ("add",) + cost.ANALOG else "NULL"
+    if layer.kind in cost.ANALOG:  # L2 holds the array's cells, packed as the job reads them
+        w = "(const int8_t *)" + e.array(node.name + "_cells", "uint8_t", pack_cells(analog.columns(g, node)))
     b = e.ptr(node.inputs[2]) if layer.has_bias else "NULL"
     desc = e.struct(node.name + "_layer", "accel_layer", [ids.index, ids.activations, ids.weights,
                                                           e.ptr(node.inputs[0]), x2, w, b, e.ptr(node.outputs[0]),
@@ -136,12 +142,16 @@ def _job_constants(e, node, layer) -> dict:
     a = node.attrs
     for v in node.inputs[:2] + node.outputs:
         need(e.g.values[v].dtype == "int8", f"{v} is {e.g.values[v].dtype}; accelerator jobs move int8")
+    if layer.kind in cost.ANALOG:
+        need(np.isin(e.g.values[node.inputs[1]].data, (-1, 0, 1)).all(), "an analog job takes ternary weights")
+        return dict(shift=a["post_shift"], out_min=a["out_min"], out_max=a["out_max"], add="NULL",
+                    adc=int32s([a[f] for f in ADC_FIELDS], "analog read-out").tolist(), write_rows=layer.rows)
     if layer.kind == "add":
         need(a["a_zp"] == a["b_zp"] == a["out_zp"] == 0, "an add job takes zero points 0")
         need(a["rounding"] == "single", "an add job rounds once (rounding 'single')")
         params = e.struct(node.name + "_params", "tinyc_qadd_params",
                           int32s([a[f] for f in QADD_FIELDS], "qadd parameters").tolist() + [ROUNDINGS["single"]])
-        return dict(shift=0, out_min=a["out_min"], out_max=a["out_max"], add="&" + params)
+        return dict(shift=0, out_min=a["out_min"], out_max=a["out_max"], add="&" + params, adc=NO_ADC, write_rows=0)
     need(a.get("multiplier") is not None, "an accelerator job requantizes to int8")
     need(a["x_zp"] == 0 and not np.any(a["w_zp"]) and a["out_zp"] == 0, "an accelerator job takes zero points 0")
     need(np.all(np.asarray(a["multiplier"]) == UNIT_MULTIPLIER) and np.unique(a["shift"]).size == 1
@@ -153,7 +163,7 @@ def _job_constants(e, node, layer) -> dict:
         depthwise = layer.kind == "depthwise"
         need(a["group"] == (layer.c_out if depthwise else 1) and (not depthwise or layer.c_in == layer.c_out),
              f"a {layer.kind} job takes {'one group per channel' if depthwise else 'group 1'}, not {a['group']}")
-    return dict(shift=shift, out_min=a["out_min"], out_max=a["out_max"], add="NULL")
+    return dict(shift=shift, out_min=a["out_min"], out_max=a["out_max"], add="NULL", adc=NO_ADC, write_rows=0)
 
 
 def _tile_rows(layer, tile, const: dict) -> list[str]:
@@ -174,7 +184,8 @@ def _tile_rows(layer, tile, const: dict) -> list[str]:
         job = [JOB_KINDS[layer.kind], b.cin, b.rows, b.cols, b.cn, b.hn, b.wn, layer.kh, layer.kw, layer.sh,
                layer.sw, *b.pads, const["shift"], const["out_min"], const["out_max"],
                input_at, input_at + in_bytes if layer.kind == "add" else 0,
-               tile.buffers * max_in + buf * max_out, weights_at, weights_at + max_w if max_b else -1, const["add"]]
+               tile.buffers * max_in + buf * max_out, weights_at, weights_at + max_w if max_b else -1, const["add"],
+               const["adc"], const["write_rows"] if b.starts_block else 0]
         transfers = [_box([b.cin, b.rows, b.cols], [layer.h_in * layer.w_in, layer.w_in]),
                      _box([b.cn, b.hn, b.wn], [layer.h_out * layer.w_out, layer.w_out]),
                      _weights_box(layer, b),
@@ -184,6 +195,16 @@ def _tile_rows(layer, tile, const: dict) -> list[str]:
         rows.append(f"    /* box {i}: channels {b.c0}+{b.cn}, rows {b.h0}+{b.hn}, columns {b.w0}+{b.wn} */\n    "
                     + _braces([job, *transfers, *offsets]))
     return rows
+
+
+def pack_cells(columns: np.ndarray) -> np.ndarray:
+    """[co][rows] ternary weights as the array's 2-bit cells: [co][ceil(rows / 4)] bytes, row r in bits
+    2 * (r % 4), -1 as 3 (two's complement)."""
+    co, rows = columns.shape
+    cells = np.zeros((co, -(-rows // 4) * 4), np.uint8)
+    cells[:, :rows] = columns.astype(np.int64) & 3
+    cells = cells.reshape(co, -1, 4)
+    return (cells[..., 0] | cells[..., 1] << 2 | cells[..., 2] << 4 | cells[..., 3] << 6).reshape(-1)
 
 
 def _box(count: list[int], stride: list[int]) -> list:

@@ -315,6 +315,31 @@ def qmatmul(e, node):
             f"{requant(e, node, n)}, {e.ptr(node.outputs[0])}, {x.size // max(k, 1)}, {k}, {n});"]
 
 
+def adc(e, node) -> str:
+    """The analog read-out's tinyc_adc, checked to be what the C arithmetic takes."""
+    a = node.attrs
+    need(0 <= a["adc_shift"] <= 31 and 0 <= a["post_shift"] <= 31 and a["adc_min"] <= a["adc_max"]
+         and -128 <= a["out_min"] <= a["out_max"] <= 127, "analog shifts 0..31 and ordered int8 clip bounds")
+    fields = ("adc_shift", "adc_min", "adc_max", "post_multiplier", "post_shift", "out_min", "out_max")
+    return "&" + e.struct(node.name + "_adc", "tinyc_adc", int32s([a[f] for f in fields], "ADC").tolist())
+
+
+def aconv(e, node):
+    dtypes(e, node, ("int8",), ("int8",), ("int32",))
+    w = e.g.values[node.inputs[1]]
+    need(node.attrs["group"] == 1, "aconv takes groups 1")
+    g = window(e, node, w.shape[2:], w.shape[0], 1)
+    return [f"tinyc_aconv_s8({g}, {arg(e, node, 0)}, {arg(e, node, 1)}, {arg(e, node, 2)}, {adc(e, node)}, "
+            f"{e.ptr(node.outputs[0])});"]
+
+
+def amatmul(e, node):
+    dtypes(e, node, ("int8",), ("int8",), ("int32",))
+    x, (k, n) = e.g.values[node.inputs[0]], e.g.values[node.inputs[1]].shape
+    return [f"tinyc_amatmul_s8({arg(e, node, 0)}, {arg(e, node, 1)}, {arg(e, node, 2)}, {adc(e, node)}, "
+            f"{e.ptr(node.outputs[0])}, {x.size // max(k, 1)}, {k}, {n});"]
+
+
 QADD_FIELDS = ("left_shift", "a_zp", "a_multiplier", "a_shift", "b_zp", "b_multiplier", "b_shift", "out_zp",
                "out_multiplier", "out_shift", "out_min", "out_max")
 
@@ -369,5 +394,5 @@ EMITTERS = {
     "relu": relu, "clip": clip, "sigmoid": sigmoid, "softmax": softmax, "avgpool": avgpool,
     "maxpool": maxpool, "reshape": reshape, "transpose": transpose, "concat": concat, "pad": pad,
     "quantize": quantize, "dequantize": dequantize, "flip_sign": flip_sign, "qconv": qconv,
-    "qmatmul": qmatmul, "qadd": qadd, "qavgpool": qavgpool, "lut": lut, "qsoftmax": qsoftmax,
+    "qmatmul": qmatmul, "qadd": qadd, "aconv": aconv, "amatmul": amatmul, "qavgpool": qavgpool, "lut": lut, "qsoftmax": qsoftmax,
 }
