@@ -327,3 +327,10 @@ def test_emulator_catches_an_8_bit_input():
     x = {"x": np.array([[100, 0, 0, 0]], np.int8)}
     with pytest.raises(ToolchainError, match=r"analog job input 100 at 0 is outside 7 bits"):
         CompiledModel(placed, DIANA, "analog", "m").run(x)
+
+
+def test_report_gives_the_cost_behind_each_choice(runs):
+    cm = runs["ic", "mixed"][0]
+    layers = {layer["name"]: layer for layer in cm.report["layers"]}
+    chosen = [layer for layer in layers.values() if "candidates" in layer]
+    assert chosen and all(layer["modeled"]["cycles"] == min(layer["candidates"].values()) for layer in chosen)

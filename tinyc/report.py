@@ -38,13 +38,16 @@ def _plain(x):
 
 
 def _placement(n, host: str) -> dict:
-    """Where the layer runs, and why the host when it does; the tile and modeled cost once tiled."""
+    """Where the layer runs, and why the host when it does (or, when several cores take it, every core's
+    modeled cycles behind the choice); the tile and modeled cost once tiled."""
     p = n.placement
     if p is None:
         return {"core": host, "pattern": ""}
     entry = {"core": p.core, "pattern": p.pattern}
     if p.reason:
         entry["reason"] = p.reason
+    if p.candidates:
+        entry["candidates"] = _plain(p.candidates)
     if p.tile is not None:
         entry["tile"] = _plain(p.tile)
     if p.cost is not None:
