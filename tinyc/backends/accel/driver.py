@@ -18,8 +18,7 @@ from ..c.kernels import QADD_FIELDS, ROUNDINGS, int32s, need
 JOB_KINDS = {"conv2d": "TINYC_JOB_CONV2D", "depthwise": "TINYC_JOB_DEPTHWISE", "dense": "TINYC_JOB_DENSE",
              "add": "TINYC_JOB_ADD", "analog_conv2d": "TINYC_JOB_ANALOG_CONV2D",
              "analog_dense": "TINYC_JOB_ANALOG_DENSE"}
-ADC_FIELDS = ("adc_shift", "adc_min", "adc_max", "post_multiplier", "post_shift", "out_min", "out_max")
-NO_ADC = [0] * len(ADC_FIELDS)
+NO_ADC = [0] * len(analog.ANALOG_ATTRS)  # tinyc_adc's fields are the analog ops' attributes, in order
 UNIT_MULTIPLIER = 1 << 30  # multiplier * 2**(shift - 31) is then the power of two 2**(shift - 1)
 
 TYPES_C = """/* One box of an accelerator layer: its job and the transfers that feed and drain it. */
@@ -145,7 +144,7 @@ def _job_constants(e, node, layer) -> dict:
     if layer.kind in cost.ANALOG:
         need(np.isin(e.g.values[node.inputs[1]].data, (-1, 0, 1)).all(), "an analog job takes ternary weights")
         return dict(shift=a["post_shift"], out_min=a["out_min"], out_max=a["out_max"], add="NULL",
-                    adc=int32s([a[f] for f in ADC_FIELDS], "analog read-out").tolist(), write_rows=layer.rows)
+                    adc=int32s([a[f] for f in analog.ANALOG_ATTRS], "analog read-out").tolist(), write_rows=layer.rows)
     if layer.kind == "add":
         need(a["a_zp"] == a["b_zp"] == a["out_zp"] == 0, "an add job takes zero points 0")
         need(a["rounding"] == "single", "an add job rounds once (rounding 'single')")

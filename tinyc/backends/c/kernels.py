@@ -9,6 +9,7 @@ import numpy as np
 
 from ...errors import UnsupportedError
 from ...ir import geometry as geo
+from ...ir.analog import ANALOG_ATTRS
 from .cdata import CTYPES, c_literals
 
 MAX_DIMS = 6
@@ -320,8 +321,8 @@ def adc(e, node) -> str:
     a = node.attrs
     need(0 <= a["adc_shift"] <= 31 and 0 <= a["post_shift"] <= 31 and a["adc_min"] <= a["adc_max"]
          and -128 <= a["out_min"] <= a["out_max"] <= 127, "analog shifts 0..31 and ordered int8 clip bounds")
-    fields = ("adc_shift", "adc_min", "adc_max", "post_multiplier", "post_shift", "out_min", "out_max")
-    return "&" + e.struct(node.name + "_adc", "tinyc_adc", int32s([a[f] for f in fields], "ADC").tolist())
+    fields = int32s([a[f] for f in ANALOG_ATTRS], "ADC").tolist()  # tinyc_adc's fields, in order
+    return "&" + e.struct(node.name + "_adc", "tinyc_adc", fields)
 
 
 def aconv(e, node):
