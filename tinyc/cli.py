@@ -47,6 +47,10 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--percentile", type=float, help="clip ranges at this percentile instead of min/max")
     c.add_argument("-o", "--output", required=True)
     sub.add_parser("targets", help="list the targets and their configurations")
+    c = sub.add_parser("bench", help="run a benchmark: " + ", ".join(BENCHMARKS),
+                       description="run a benchmark; `tinyc bench NAME -h` for its options")
+    c.add_argument("benchmark", choices=BENCHMARKS)
+    c.add_argument("options", nargs=argparse.REMAINDER, help="the benchmark's own options")
     return p
 
 
@@ -165,8 +169,18 @@ def cmd_targets(args):
               f"{t.main_memory.name} {t.main_memory.size_bytes} B")
 
 
+# name -> module with main(argv, prog); imported when run, so other commands do not load the benchmarks
+BENCHMARKS = {"mlperf-tiny": "tinyc.bench.mlperf_tiny"}
+
+
+def cmd_bench(args):
+    import importlib
+    bench = importlib.import_module(BENCHMARKS[args.benchmark])
+    return bench.main(args.options, prog=f"tinyc bench {args.benchmark}")
+
+
 COMMANDS = {"compile": cmd_compile, "run": cmd_run, "report": cmd_report, "quantize": cmd_quantize,
-            "targets": cmd_targets}
+            "targets": cmd_targets, "bench": cmd_bench}
 
 if __name__ == "__main__":
     sys.exit(main())

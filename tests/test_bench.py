@@ -1,0 +1,57 @@
+"""`tinyc bench mlperf-tiny --quick` end to end, in-process through the CLI: every row has every field,
+the C build matches the interpreter everywhere, and each speed-up is recomputed from the rows' own
+cycles (measured in the run, not constants). No timing is asserted."""
+import json
+
+import pytest
+
+from tinyc import targets
+from tinyc.cli import main
+
+FIELDS = ("network", "source", "variant", "config", "tiler", "cycles", "ms", "cycles_label", "speedup_vs_cpu",
+          "peak_l2_bytes", "code_size_bytes", "compile_s", "outputs_match", "cycles_per_core", "accelerator_layers")
+LABELS = ("modeled", "counted", "counted host + modeled accelerators")
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory, mlperf_dir):
+    out = tmp_path_factory.mktemp("bench")
+    code = main(["bench", "mlperf-tiny", "--quick", "--json", str(out / "rows.json"), "--out", str(out / "figures"),
+                 "--mlperf-dir", str(mlperf_dir)])
+    return code, json.loads((out / "rows.json").read_text()), out / "figures"
+
+
+def test_every_row_has_every_field_and_matches_the_interpreter(quick_run):
+    code, rows, _ = quick_run
+    assert code == 0
+    for row in rows:
+        missing = [f for f in FIELDS if f not in row]
+        assert not missing, (row.get("network"), row.get("config"), missing)
+        assert row["outputs_match"] is True, row
+        assert row["cycles_label"] in LABELS
+        assert row["peak_l2_bytes"] == row["weights_bytes"] + row["arena_bytes"]
+
+
+def test_every_configuration_runs_for_zoo_and_official(quick_run):
+    _, rows, _ = quick_run
+    configs = set(targets.get("diana").configs)
+    assert {r["config"] for r in rows if r["source"] == "zoo"} == configs
+    assert {r["config"] for r in rows if r["source"] == "official"} == configs
+    assert {r["tiler"] for r in rows} == {"cp-sat", "dory"}
+
+
+def test_speedups_come_from_the_rows_cycles(quick_run):
+    _, rows, _ = quick_run
+    cpu = {(r["network"], r["source"], r["variant"], r["tiler"]): r["cycles"] for r in rows if r["config"] == "cpu"}
+    for r in rows:
+        assert r["speedup_vs_cpu"] == pytest.approx(cpu[r["network"], r["source"], r["variant"], r["tiler"]] / r["cycles"])
+
+
+def test_writes_the_paper_table_and_figures_data(quick_run):
+    _, _, figures = quick_run
+    results = json.loads((figures / "mlperf_tiny.json").read_text())
+    claims = {h["claim"] for h in results["headlines"]}
+    assert any("120" in c or "plain TVM" in c for c in claims) and len(results["headlines"]) == 8
+    assert all(h["label"] for h in results["headlines"])
+    assert results["traces"] and all(t["intervals"] for t in results["traces"])
+    assert (figures / "mlperf_tiny_rows.csv").is_file() and (figures / "budget_sweep_modeled.csv").is_file()

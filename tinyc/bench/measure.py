@@ -1,0 +1,118 @@
+"""One benchmark row: a model compiled for one configuration and tiler, profiled, checked, measured.
+
+Labels: every cycle count is "modeled" (the emulator's timeline, priced by tinyc's cost model) unless
+the RV32 build ran on qemu and counted the host's instructions ("counted"); accelerator layers are
+always modeled. Compile time and outputs_match are measured on this machine.
+"""
+from __future__ import annotations
+
+import hashlib
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .. import rv32
+from ..compiler import compile as compile_model
+from ..errors import UnsupportedError
+from ..toolchain import run_executable
+from .models import seeded_inputs
+
+TRACE_ENV = "TINYC_TRACE"
+
+
+def peak_macs_per_cycle(core) -> int:
+    """The core's peak from its own data: `macs_per_cycle` where the target states it, else its array."""
+    if "macs_per_cycle" in core.params:
+        return int(core.params["macs_per_cycle"].value)
+    return int(core.params["pe_rows"].value * core.params["pe_cols"].value)
+
+
+def profile_counted(cm, inputs: dict, on: str) -> tuple[dict, bool]:
+    """(the profile's report, whether its host cycles are counted): on qemu when asked and available,
+    else on the host emulator, whose host cycles are the cost model's estimate."""
+    if on == "qemu":
+        try:
+            report = cm.profile(inputs, on="qemu")["report"]
+            return report, is_counted(report)
+        except UnsupportedError:
+            pass  # profile(on="qemu") not there yet: the host emulator's modeled figures instead
+    return cm.profile(inputs, on="host")["report"], False
+
+
+def is_counted(report: dict) -> bool:
+    """A profile counts the host when it says so or carries instruction counts (instret) per layer."""
+    return bool(report.get("counted")) or any("instret" in layer for layer in report["layers"])
+
+
+def measure(model, target, config: str, tiler: str, name: str, inputs_seed: int, on: str,
+            measured: dict) -> tuple[dict, object]:
+    """The row's figures, and the CompiledModel (for the time diagram's trace). `measured` maps the C
+    sources already run to their figures: the same program on the same input gives the same figures
+    (the emulator and qemu are deterministic), so a configuration the tiler or the dispatch leaves
+    unchanged (cpu with either tiler; an official model that no accelerator takes) is run once."""
+    start = time.perf_counter()
+    cm = compile_model(model, target=target.name, config=config, name=name, tiler=tiler)
+    compile_s = time.perf_counter() - start
+    key = hashlib.sha256(repr(sorted(cm.sources.items())).encode()).hexdigest()
+    if key not in measured:
+        measured[key] = run_figures(cm, target, inputs_seed, on)
+    return {**measured[key], "compile_s": compile_s}, cm
+
+
+def run_figures(cm, target, inputs_seed: int, on: str) -> dict:
+    inputs = seeded_inputs(cm.graph, inputs_seed)
+    report, counted = profile_counted(cm, inputs, on)
+    ran, expected = cm.run(inputs), cm.interpret(inputs)
+    matches = all(np.array_equal(ran[k], expected[k]) for k in cm.graph.outputs)
+    totals = report["totals"]
+    # profile(on="qemu") reports the RV32 build's size; the host emulator's report has the host's
+    size = totals["code_size"] if rv32.CC in totals["code_size"]["compiler"] else rv32.code_size_rv32(cm.sources)
+    cycles = int(report["total_cycles"])
+    per_core = {core: int(c) for core, c in report["cycles_per_core"].items()}
+    ms = 1e3 / target.clock_hz
+    accelerated = accelerator_layers(report, target)
+    return {
+        "cycles": cycles, "ms": cycles * ms,
+        "cycles_label": ("counted host + modeled accelerators" if accelerated else "counted") if counted else "modeled",
+        "host_cycles_label": "counted (RV32 instructions retired on qemu)" if counted else "modeled",
+        "profiled_on": report.get("profiled_on", on),
+        "cycles_per_core": per_core, "ms_per_core": {core: c * ms for core, c in per_core.items()},
+        "layers": len(report["layers"]),
+        "host_layers": sum(layer["core"] == target.host.name for layer in report["layers"]),
+        "accelerator_layers": accelerated,
+        "peak_l2_bytes": totals["weights_bytes"] + totals["arena_bytes"],
+        "weights_bytes": totals["weights_bytes"], "arena_bytes": totals["arena_bytes"],
+        "code_size_bytes": size["text"] + size["data"],
+        "code_size_rv32": {k: size[k] for k in ("text", "data", "bss")},
+        "outputs_match": matches,
+    }
+
+
+def accelerator_layers(report: dict, target) -> list[dict]:
+    """Each accelerator job (its anchor layer) with its profiled cycles and utilization against its
+    core's peak: MACs / (peak MAC/cycle x cycles), modeled."""
+    peaks = {c.name: peak_macs_per_cycle(c) for c in target.cores if c.kind == "accelerator"}
+    rows = []
+    for layer in report["layers"]:
+        if layer["core"] not in peaks or "modeled" not in layer:
+            continue  # a host layer, or an inner node of an accelerator chain (the anchor has the job)
+        macs, cycles = layer["modeled"]["macs"], int(layer["cycles"])
+        rows.append({"name": layer["name"], "core": layer["core"], "pattern": layer["pattern"], "macs": macs,
+                     "cycles": cycles, "peak_macs_per_cycle": peaks[layer["core"]],
+                     "utilization": macs / (peaks[layer["core"]] * cycles) if cycles else 0.0})
+    return rows
+
+
+def busy_intervals(cm, inputs_seed: int) -> dict:
+    """{"cores": [host, cores..., "dma"], "intervals": [(who, start, end, layer index)]}: the emulator's
+    trace of one run ($TINYC_TRACE), modeled cycles."""
+    g = cm.graph
+    inputs = seeded_inputs(g, inputs_seed)
+    with tempfile.TemporaryDirectory(prefix="tinyc-trace-") as tmp:
+        path = Path(tmp) / "trace.txt"
+        run_executable(cm.executable(), [cm._input_array(n, inputs) for n in g.inputs],
+                       [(g.values[o].shape, g.values[o].dtype) for o in g.outputs], env={TRACE_ENV: str(path)})
+        lines = [line.split() for line in path.read_text().splitlines() if line.strip()]
+    return {"cores": lines[0][1:], "intervals": [tuple(int(f) for f in line) for line in lines[1:]]}
