@@ -22,18 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 import tinyc  # noqa: E402
 from tinyc import toolchain  # noqa: E402
-
-MLPERF_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "models" / "mlperf_tiny"
-OFFICIAL_FILES = {"kws": "kws_ref_model.onnx", "vww": "vww_96_int8.onnx", "ic": "pretrainedResnet_quant.onnx",
-                  "ad": "ad01_int8.onnx"}
-
-
-def available_models(mlperf_dir: Path) -> dict:
-    """model id -> a thunk giving what tinyc.compile takes; official ones only where the files are."""
-    models = {f"official:{n}": (lambda f=mlperf_dir / f: f) for n, f in OFFICIAL_FILES.items()
-              if (mlperf_dir / f).is_file()}
-    models.update({f"zoo:{n}": (lambda n=n: tinyc.zoo.build(n, "int8")) for n in tinyc.zoo.names()})
-    return models
+from tinyc.bench.models import MLPERF_DIR, available_models  # noqa: E402  (shared with tinyc bench)
 
 
 def timed(fn, repeat: int) -> tuple[list[float], object]:

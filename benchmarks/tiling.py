@@ -12,26 +12,16 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import tinyc.zoo
 from tinyc import targets
-from tinyc.errors import DoesNotFitError
+from tinyc.bench.sweeps import BUDGETS, PAPER, TILERS, budget_sweep  # shared with tinyc bench mlperf-tiny
 from tinyc.frontend.onnx import from_onnx
 from tinyc.passes.canonicalize import canonicalize
 from tinyc.passes.dispatch import dispatch
 from tinyc.passes.tiling import tile_layer
 from tinyc.targets import cost
-from tinyc.targets.cost import Layer
-
-PAPER = {  # single layers as in HTVM's tiling experiment
-    "conv 32x32x32 3x3 -> 32": Layer("conv", "conv2d", 32, 32, 32, 32, 32, 32, 3, 3, 1, 1, (1, 1, 1, 1)),
-    "depthwise 32x32x32 3x3": Layer("depthwise", "depthwise", 32, 32, 32, 32, 32, 32, 3, 3, 1, 1, (1, 1, 1, 1)),
-    "dense 640 -> 128": Layer("dense", "dense", 640, 1, 1, 128, 1, 1),
-}
-BUDGETS = (8000, 12000, 16000, 24000, 32000, 48000, 64000, 96000, 128000, 192000, 256000)
-TILERS = ("cp-sat", "dory")
 
 
 def zoo_table(target, core_name: str) -> list[dict]:
@@ -81,26 +71,6 @@ def _mean(rows: list[dict]) -> float:
     """Mean modeled utilization of the CP-SAT tilings (nan without rows: the percentage prints nan%)."""
     values = [r["cp-sat"]["modeled_utilization"] for r in rows]
     return sum(values) / len(values) if values else float("nan")
-
-
-def budget_sweep(target, core_name: str) -> list[dict]:
-    base = cost.machine(target, target.core(core_name))
-    rows = []
-    for name, layer in PAPER.items():
-        for budget in BUDGETS:
-            m = replace(base, activation_bytes=budget)
-            for tiler in TILERS:
-                try:
-                    choice = tile_layer(layer, m, tiler)
-                except DoesNotFitError:
-                    rows.append({"layer": name, "l1_activation_bytes": budget, "tiler": tiler, "modeled_cycles": None})
-                    continue
-                rows.append({"layer": name, "l1_activation_bytes": budget, "tiler": tiler,
-                             "modeled_cycles": choice.cost.cycles,
-                             "modeled_utilization": round(choice.cost.utilization, 4),
-                             "tile": "x".join(map(str, (choice.tile.tc, choice.tile.th, choice.tile.tw))),
-                             "buffers": choice.tile.buffers, "solve_seconds": round(choice.seconds, 4)})
-    return rows
 
 
 def print_sweep(rows: list[dict]) -> None:

@@ -39,7 +39,8 @@ INPUT_SEED = 0
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true",
-                   help=f"zoo {' and '.join(QUICK_ZOO)} and official {' '.join(QUICK_OFFICIAL)} only, short sweeps (CI)")
+                   help=f"zoo {' and '.join(QUICK_ZOO)} and official {' '.join(QUICK_OFFICIAL)} only, "
+                        "short sweeps (CI)")
     p.add_argument("--target", default="diana", help="the target whose configurations run (default diana)")
     p.add_argument("--on", choices=("qemu", "host"), default="qemu",
                    help="count host layers on qemu (default; falls back to the host emulator's model when "
@@ -121,7 +122,8 @@ HEADER = (f"{'network':<8} {'source':<8} {'variant':<13} {'config':<8} {'tiler':
 
 def row_line(r: dict, host: str) -> str:
     if "error" in r:
-        return f"{r['network']:<8} {r['source']:<8} {r['variant']:<13} {r['config']:<8} {r['tiler']:<6} error: {r['error']}"
+        return (f"{r['network']:<8} {r['source']:<8} {r['variant']:<13} {r['config']:<8} {r['tiler']:<6} "
+                f"error: {r['error']}")
     ms = r["ms_per_core"]
     accel = sum(v for k, v in ms.items() if k not in (host, "dma"))
     convs = [layer["utilization"] for layer in r["accelerator_layers"] if "conv2d" in layer["pattern"]]
@@ -180,13 +182,14 @@ def run(args) -> int:
                         "on": args.on, "int8_configs": list(INT8_CONFIGS), "input_seed": INPUT_SEED},
                "rows": rows, "headlines": table, "budget_sweep": budget, "overhead_sweep": overhead,
                "traces": traces}
+    results["meta"]["seconds"] = round(time.monotonic() - begin, 1)  # the runs and sweeps, not the plotting
     written = figures.write_data(args.out, results) + figures.plot(args.out, results, target.clock_hz)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(rows, indent=1) + "\n")
-    results["meta"]["seconds"] = round(time.monotonic() - begin, 1)
-    print(f"\nwrote {len(set(written))} files to {args.out}/{'' if any(p.suffix == '.png' for p in written) else ' (no PNG: pip install tinyc[plot])'}"
-          f"{f', rows to {args.json}' if args.json else ''}; {results['meta']['seconds']} s on {results['meta']['cpu']}")
+    pngs = "" if any(p.suffix == ".png" for p in written) else " (no PNG: pip install tinyc[plot])"
+    print(f"\nwrote {len(set(written))} files to {args.out}/{pngs}{f', rows to {args.json}' if args.json else ''}; "
+          f"{round(time.monotonic() - begin, 1)} s on {results['meta']['cpu']}")
     return 1 if len(ok) < len(rows) or not all(r["outputs_match"] for r in ok) else 0
 
 

@@ -74,7 +74,8 @@ def conv_gap_to_peak(rows: list[dict], core: str) -> tuple[float | None, str, st
 
 def code_size_cut(rows: list[dict]) -> tuple[float | None, str, str]:
     cpu = {(r["network"], r["variant"]): r for r in _zoo(rows, tiler="cp-sat", config=CPU)}
-    cuts = [(100 * (1 - r["code_size_bytes"] / cpu[k]["code_size_bytes"]), f"{r['network']} {r['variant']} {r['config']}")
+    cuts = [(100 * (1 - r["code_size_bytes"] / cpu[k]["code_size_bytes"]),
+             f"{r['network']} {r['variant']} {r['config']}")
             for r in _zoo(rows, tiler="cp-sat") if r["config"] != CPU and (k := (r["network"], r["variant"])) in cpu]
     return (*_best(cuts), "measured (RV32 text + data, riscv64-unknown-elf-size)")
 
