@@ -19,7 +19,6 @@ import platform
 import sys
 from pathlib import Path
 
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
@@ -31,23 +30,9 @@ from tinyc.toolchain import HAL_EXCLUDED  # noqa: E402
 LABEL = "counted on qemu (instructions retired, icount shift=0)"
 
 
-def seeded_inputs(graph, seed: int) -> dict:
-    """Full-range integers or standard normal floats for every graph input."""
-    rng = np.random.default_rng(seed)
-    inputs = {}
-    for name in graph.inputs:
-        v = graph.values[name]
-        if np.issubdtype(np.dtype(v.dtype), np.integer):
-            info = np.iinfo(v.dtype)
-            inputs[name] = rng.integers(info.min, info.max + 1, v.shape).astype(v.dtype)
-        else:
-            inputs[name] = rng.standard_normal(v.shape).astype(v.dtype)
-    return inputs
-
-
 def measure(model, seed: int, target: str, config: str | None) -> dict:
     cm = tinyc.compile(model, target=target, config=config)
-    report = cm.profile(seeded_inputs(cm.graph, seed), on="qemu")["report"]
+    report = cm.profile(cm.random_inputs(seed), on="qemu")["report"]
     layers = [{"name": layer["name"], "op": layer["op"], "core": layer["core"], "macs": layer["macs"],
                "cycles_source": layer["cycles_source"], "cycles": layer["cycles"], "instret": layer.get("instret"),
                "instret_per_mac": layer["instret"] / layer["macs"] if layer.get("instret") and layer["macs"] else None}

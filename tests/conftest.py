@@ -4,6 +4,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tinyc.compiler import random_inputs  # noqa: F401  (the tests' seeded inputs)
+
 REPO = Path(__file__).resolve().parents[1]
 MLPERF_DIR = REPO.parent / "shared" / "models" / "mlperf_tiny"
 MLPERF_MODELS = {  # task: (onnx, tflite)
@@ -25,15 +27,16 @@ def mlperf_dir() -> Path:
     return MLPERF_DIR
 
 
-def random_inputs(graph_or_shapes, seed: int):
-    """Random tensors for every input of a compiled model: full int8 range, or standard normal floats."""
-    rng = np.random.default_rng(seed)
-    out = {}
-    for name in graph_or_shapes.inputs:
-        v = graph_or_shapes.values[name]
-        if v.dtype == "float32":
-            out[name] = rng.standard_normal(v.shape).astype(np.float32)
-        else:
-            info = np.iinfo(v.dtype)
-            out[name] = rng.integers(info.min, info.max + 1, v.shape).astype(v.dtype)
-    return out
+def snr_db(reference: np.ndarray, got: np.ndarray) -> float:
+    """Signal-to-noise ratio of `got` against `reference`, in dB (infinite when they are equal)."""
+    ref = reference.astype(np.float64)
+    noise = np.sum((got.astype(np.float64) - ref) ** 2)
+    return float("inf") if noise == 0 else float(10 * np.log10(np.sum(ref ** 2) / noise))
+
+
+def onnxruntime_batch(model, xs: np.ndarray) -> np.ndarray:
+    """onnxruntime's outputs for each sample of a batch fed one by one to a single-input model."""
+    import onnxruntime as ort
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    return np.concatenate([sess.run(None, {name: x[None]})[0] for x in xs])

@@ -12,7 +12,7 @@ import tinyc.zoo as zoo
 from tinyc import toolchain
 from tinyc.backends.c.emit import emit_c, runtime_sources
 from tinyc.compiler import CompiledModel
-from tinyc.errors import InputError, ToolchainError, UnsupportedError
+from tinyc.errors import InputError, ToolchainError
 from tinyc.frontend.onnx import from_onnx
 from tinyc.ir import interpret, ops
 from tinyc.ir.graph import Graph, Placement, Value

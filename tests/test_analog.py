@@ -13,6 +13,7 @@ import pytest
 
 import tinyc
 import tinyc.zoo as zoo
+from conftest import snr_db
 from tinyc.compiler import CompiledModel
 from tinyc.errors import ToolchainError
 from tinyc.frontend.onnx import from_onnx
@@ -285,12 +286,6 @@ def test_emulator_cycles_equal_the_model(runs, net, config):
             assert layer["cycles"] == want == p.cost["cycles"], n.name
             on_analog += p.core == "analog"
     assert on_analog > 0
-
-
-def snr_db(reference: np.ndarray, got: np.ndarray) -> float:
-    ref = reference.astype(np.float64)
-    noise = np.sum((got.astype(np.float64) - ref) ** 2)
-    return float("inf") if noise == 0 else 10 * np.log10(np.sum(ref ** 2) / noise)
 
 
 @pytest.mark.parametrize("net", NETS)

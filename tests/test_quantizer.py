@@ -1,7 +1,7 @@
 """tinyc.quantizer: post-training int8 QDQ that tracks the float model, in the format canonicalize reads."""
 import numpy as np
 import onnx
-import onnxruntime as ort
+from conftest import onnxruntime_batch, snr_db
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
@@ -10,16 +10,6 @@ from tinyc.quantizer import quantize, quantize_file
 from tinyc.zoo import build, sample
 
 SNR_DB = {"kws": 25, "vww": 40, "ic": 30, "ad": 20}  # measured >= 29, 49, 37, 25 dB (minmax, 16 samples)
-
-
-def run(model, xs):
-    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    name = sess.get_inputs()[0].name
-    return np.concatenate([sess.run(None, {name: x[None]})[0] for x in xs])
-
-
-def snr_db(ref, y):
-    return 10 * np.log10(np.sum(ref.astype(np.float64) ** 2) / max(np.sum((ref - y) ** 2, dtype=np.float64), 1e-30))
 
 
 def inits(model):
@@ -42,7 +32,7 @@ def test_quantized_zoo_model_tracks_float(name, power_of_two, capsys):
     onnx.checker.check_model(q, full_check=True)
     assert [t.type.tensor_type.elem_type for t in [*q.graph.input, *q.graph.output]] == [TensorProto.FLOAT] * 2
     xs = sample(name, 8, seed=2)
-    snr = snr_db(run(f, xs), run(q, xs))
+    snr = snr_db(onnxruntime_batch(f, xs), onnxruntime_batch(q, xs))
     with capsys.disabled():
         print(f"\n  quantize {name} {'pow2' if power_of_two else 'float scales'}: {snr:.1f} dB vs float")
     assert snr >= SNR_DB[name]
@@ -83,7 +73,7 @@ def test_int8_io_and_determinism():
     a = quantize(build("ic", "float"), cal, power_of_two=True, io="int8")
     assert a.SerializeToString() == quantize(build("ic", "float"), cal, power_of_two=True, io="int8").SerializeToString()
     assert [t.type.tensor_type.elem_type for t in [*a.graph.input, *a.graph.output]] == [TensorProto.INT8] * 2
-    out = run(a, np.zeros((1, 1, 3, 32, 32), np.int8)[0])
+    out = onnxruntime_batch(a, np.zeros((1, 1, 3, 32, 32), np.int8)[0])
     assert out.dtype == np.int8 and out.shape == (1, 10)
 
 
@@ -134,7 +124,7 @@ def test_gemm_pools_constants_and_calibration_layouts(power_of_two):
     ops = [n.op_type for n in q.graph.node]
     assert "Gemm" not in ops and ops.count("MatMul") == 2 and ops.count("Add") == 1  # gemm2 has no bias
     xs = np.random.default_rng(2).normal(size=(8, 3, 8, 8)).astype(np.float32)
-    assert snr_db(run(f, xs), run(q, xs)) >= 24  # measured 28.5 (float scales) and 34.4 dB (pow2)
+    assert snr_db(onnxruntime_batch(f, xs), onnxruntime_batch(q, xs)) >= 24  # measured 28.5 (float scales) and 34.4 dB (pow2)
     with pytest.raises(TinycError, match=r"expected \(N, 3, 8, 8\) or \(N, 1, 3, 8, 8\)"):
         quantize(f, cal[:, :2])
 
@@ -145,7 +135,7 @@ def test_quantize_file(tmp_path):
     np.save(calib_path, sample("ad", 8, seed=1))
     quantize_file(build_path, calib_path, out_path, power_of_two=True, percentile=99.9)
     xs = sample("ad", 4, seed=2)
-    assert snr_db(run(onnx.load(build_path), xs), run(onnx.load(out_path), xs)) >= SNR_DB["ad"]
+    assert snr_db(onnxruntime_batch(onnx.load(build_path), xs), onnxruntime_batch(onnx.load(out_path), xs)) >= SNR_DB["ad"]
 
 
 def test_errors_are_clear():

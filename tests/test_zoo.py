@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
+from conftest import onnxruntime_batch, snr_db
 import pytest
 from onnx import helper, numpy_helper, shape_inference
 
@@ -104,16 +104,6 @@ def official(name):
     return onnx.load(path)
 
 
-def run(model, xs):
-    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    name = sess.get_inputs()[0].name
-    return np.concatenate([sess.run(None, {name: x[None]})[0] for x in xs])
-
-
-def snr_db(ref, y):
-    return 10 * np.log10(np.sum(ref.astype(np.float64) ** 2) / max(np.sum((ref - y) ** 2, dtype=np.float64), 1e-30))
-
-
 def io_qparams(model):
     """(input scale, output scale, output zero point) of an int8-I/O model."""
     v = View(model)
@@ -126,7 +116,7 @@ def run_int8(model, xs):
     """Run an int8-I/O model on float inputs: quantize them, dequantize the outputs."""
     s_in, s_out, zp_out = io_qparams(model)
     q = np.clip(np.round(xs / s_in), -128, 127).astype(np.int8)
-    return (run(model, q).astype(np.float32) - zp_out) * s_out
+    return (onnxruntime_batch(model, q).astype(np.float32) - zp_out) * s_out
 
 
 def test_names():
@@ -211,7 +201,7 @@ def test_ternary_variant_weights_and_7bit_inputs(name):
 @pytest.mark.parametrize("name", ["kws", "vww", "ic", "ad"])
 def test_every_variant_runs_and_int8_tracks_float(name, capsys):
     xs = sample(name, 8, seed=123)
-    ref = run(zoo(name, "float"), xs)
+    ref = onnxruntime_batch(zoo(name, "float"), xs)
     assert np.isfinite(ref).all()
     snr = {variant: snr_db(ref, run_int8(zoo(name, variant), xs)) for variant in ("int8", "ternary")}
     with capsys.disabled():

@@ -117,14 +117,7 @@ def _load_inputs(cm, specs: list[str]) -> dict:
         except ValueError:  # numpy then suggests unpickling, which a text or foreign file does not need
             raise InputError(f"--input {name} is not a .npy array file", file=path) from None
     if not specs:
-        rng = np.random.default_rng(0)
-        for name in cm.graph.inputs:
-            v = cm.graph.values[name]
-            if v.dtype == "float32":
-                inputs[name] = rng.standard_normal(v.shape).astype(np.float32)
-            else:
-                info = np.iinfo(v.dtype)
-                inputs[name] = rng.integers(info.min, info.max + 1, v.shape).astype(v.dtype)
+        inputs = cm.random_inputs(seed=0)
     return inputs
 
 

@@ -17,7 +17,6 @@ from .. import rv32
 from ..compiler import compile as compile_model
 from ..errors import UnsupportedError
 from ..toolchain import run_executable
-from .models import seeded_inputs
 
 TRACE_ENV = "TINYC_TRACE"
 
@@ -62,7 +61,7 @@ def measure(model, target, config: str, tiler: str, name: str, inputs_seed: int,
 
 
 def run_figures(cm, target, inputs_seed: int, on: str) -> dict:
-    inputs = seeded_inputs(cm.graph, inputs_seed)
+    inputs = cm.random_inputs(inputs_seed)
     report, counted = profile_counted(cm, inputs, on)
     ran, expected = cm.run(inputs), cm.interpret(inputs)
     matches = all(np.array_equal(ran[k], expected[k]) for k in cm.graph.outputs)
@@ -109,7 +108,7 @@ def busy_intervals(cm, inputs_seed: int) -> dict:
     """{"cores": [host, cores..., "dma"], "intervals": [(who, start, end, layer index)]}: the emulator's
     trace of one run ($TINYC_TRACE), modeled cycles."""
     g = cm.graph
-    inputs = seeded_inputs(g, inputs_seed)
+    inputs = cm.random_inputs(inputs_seed)
     with tempfile.TemporaryDirectory(prefix="tinyc-trace-") as tmp:
         path = Path(tmp) / "trace.txt"
         run_executable(cm.executable(), [cm._input_array(n, inputs) for n in g.inputs],

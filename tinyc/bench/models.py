@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 
 from .. import zoo
 
@@ -19,17 +18,3 @@ def available_models(mlperf_dir: Path, variant: str = "int8") -> dict:
               if (mlperf_dir / f).is_file()}
     models.update({f"zoo:{n}": (lambda n=n: zoo.build(n, variant)) for n in zoo.names()})
     return models
-
-
-def seeded_inputs(graph, seed: int) -> dict:
-    """Full-range integers or standard normal floats for every graph input."""
-    rng = np.random.default_rng(seed)
-    inputs = {}
-    for name in graph.inputs:
-        v = graph.values[name]
-        if np.issubdtype(np.dtype(v.dtype), np.integer):
-            info = np.iinfo(v.dtype)
-            inputs[name] = rng.integers(info.min, info.max + 1, v.shape).astype(v.dtype)
-        else:
-            inputs[name] = rng.standard_normal(v.shape).astype(v.dtype)
-    return inputs
