@@ -1,5 +1,6 @@
 """The same model compiles to byte-identical sources and the same report: twice in one process, and in
-processes with different string hashing (set and dict orders must never leak into the output)."""
+processes with different string hashing (set and dict orders must never leak into the output), for the
+host alone and for DIANA with every core (dispatch by cost, CP-SAT tiling)."""
 from __future__ import annotations
 
 import json
@@ -21,21 +22,28 @@ MODELS = {  # float, and int8 QDQ with depthwise convolutions or with residual a
     "tiny_cnn": tiny_cnn,
     "kws_int8": lambda: zoo.build("kws", "int8"),
     "ic_int8": lambda: zoo.build("ic", "int8"),
+    "kws_ternary": lambda: zoo.build("kws", "ternary"),
 }
+TARGETS = ("cpu", "diana")
 COMPILE = """
 import json, sys, tinyc
 out = {}
 for path in sys.argv[1:]:
-    cm = tinyc.compile(path)
-    out[path] = {"sources": cm.sources, "report": cm.report}
+    for target in ("cpu", "diana"):
+        cm = tinyc.compile(path, target=target)
+        out[path + "@" + target] = {"sources": cm.sources, "report": cm.report}
 print(json.dumps(out))
 """
 
 
-def compiled(path: Path) -> dict:
+def compiled(path: Path, target: str) -> dict:
     """What must not vary, in its JSON form (the form a subprocess hands back)."""
-    cm = tinyc.compile(str(path))
+    cm = tinyc.compile(str(path), target=target)
     return json.loads(json.dumps({"sources": cm.sources, "report": cm.report}))
+
+
+def compiled_for_every_target(path: Path) -> dict:
+    return {f"{path}@{target}": compiled(path, target) for target in TARGETS}
 
 
 def in_subprocesses(paths: list[Path], hash_seeds=("1", "2")) -> list[dict]:
@@ -60,21 +68,22 @@ def model_paths(tmp_path_factory) -> dict[str, Path]:
     return paths
 
 
+@pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("name", MODELS)
-def test_same_process(model_paths, name):
-    first, second = compiled(model_paths[name]), compiled(model_paths[name])
+def test_same_process(model_paths, name, target):
+    first, second = compiled(model_paths[name], target), compiled(model_paths[name], target)
     assert {f: t.encode() for f, t in first["sources"].items()} == {f: t.encode() for f, t in second["sources"].items()}
     assert first["report"] == second["report"]
 
 
 def test_processes_with_different_hash_seeds(model_paths):
-    here = {str(p): compiled(p) for p in model_paths.values()}
+    here = {k: v for p in model_paths.values() for k, v in compiled_for_every_target(p).items()}
     one, two = in_subprocesses(list(model_paths.values()))
     assert one == two == here
 
 
 def test_mlperf_kws(mlperf_dir):
     path = mlperf_dir / "kws_ref_model.onnx"
-    first = compiled(path)
-    assert compiled(path) == first
-    assert in_subprocesses([path]) == [{str(path): first}] * 2
+    first = compiled_for_every_target(path)
+    assert compiled_for_every_target(path) == first
+    assert in_subprocesses([path]) == [first] * 2
