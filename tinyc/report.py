@@ -5,8 +5,6 @@ import numpy as np
 
 from .ir.graph import Graph
 
-MOVEMENT = ("reshape", "transpose", "concat", "pad", "flip_sign")
-
 
 def macs(g: Graph, n) -> int:
     out = g.values[n.outputs[0]]

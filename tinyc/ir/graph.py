@@ -23,17 +23,12 @@ class Quant:
     zero_point: np.ndarray
     axis: int | None = None
 
-    def is_power_of_two(self) -> bool:
-        mantissa, _ = np.frexp(self.scale.astype(np.float64))
-        return bool(np.all(self.scale > 0) and np.all(mantissa == 0.5))
-
 
 @dataclass
 class Value:
     name: str
     shape: tuple[int, ...]
     dtype: str
-    layout: str = ""
     quant: Quant | None = None
     data: np.ndarray | None = None  # set for constants
     offset: int | None = None  # byte offset in the arena, set by the memory planner

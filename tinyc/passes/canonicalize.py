@@ -22,8 +22,7 @@ from ..ir.verify import verify
 
 ELEMENTWISE = ("relu", "clip", "sigmoid")
 SAME_QUANT = ("reshape", "transpose", "pad", "maxpool", "avgpool", "concat")
-EXP_ONE = 1 << 20
-ROUNDING = {"qconv": "double", "qmatmul": "single"}  # as TFLite's Conv and FullyConnected int8 kernels  # fixed-point 1.0 of the softmax exp table
+EXP_ONE = 1 << 20  # fixed-point 1.0 of the softmax exp table
 
 
 class _Rewriter:

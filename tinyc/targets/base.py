@@ -71,7 +71,6 @@ class Target:
     # configuration name -> the accelerators it may use (the host is always there); the first is the default
     configs: dict = field(default_factory=lambda: {"cpu": ()}, hash=False)
     params: dict = field(default_factory=dict, hash=False)  # target-wide cost parameters (DMA), name -> Param
-    notes: dict = field(default_factory=dict, hash=False)
 
     @property
     def host(self) -> Core:
