@@ -303,7 +303,7 @@ def run_hal_probe(tmp_path, in_at=0, before_job="tinyc_hal_dma_wait();", during_
     main = HAL_PROBE.replace("@IN_AT@", str(in_at)).replace("@BEFORE_JOB@", before_job)
     exe = toolchain.build({**runtime_sources(), "main.c": main.replace("@DURING_JOB@", during_job)}, tmp_path,
                           sanitize=True)
-    return toolchain._run([str(exe)], tmp_path, "the HAL probe").stdout
+    return toolchain.run_tool([str(exe)], tmp_path, "the HAL probe").stdout
 
 
 def test_hal_timeline_and_result(tmp_path):

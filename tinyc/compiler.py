@@ -117,7 +117,7 @@ class CompiledModel:
     def run(self, inputs: dict, sanitize: bool = False) -> dict[str, np.ndarray]:
         """Build the emitted C with the host compiler, run it, return the outputs by ONNX name."""
         from .toolchain import run_executable
-        arrays = [self._input_array(name, inputs) for name in self.graph.inputs]
+        arrays = [self.input_array(name, inputs) for name in self.graph.inputs]
         outs = [(self.graph.values[o].shape, self.graph.values[o].dtype) for o in self.graph.outputs]
         results = run_executable(self.executable(sanitize), arrays, outs)
         return dict(zip(self.graph.outputs, results))
@@ -128,7 +128,8 @@ class CompiledModel:
         from .profile import profile
         return profile(self, inputs, on)
 
-    def _input_array(self, name: str, inputs: dict) -> np.ndarray:
+    def input_array(self, name: str, inputs: dict) -> np.ndarray:
+        """inputs[name] checked against the model's input (dtype, size) and shaped as it."""
         if name not in inputs:
             raise InputError(f"missing input {name!r}; the model's inputs are {', '.join(self.graph.inputs)}")
         v = self.graph.values[name]
@@ -144,7 +145,7 @@ class CompiledModel:
     def interpret(self, inputs: dict) -> dict[str, np.ndarray]:
         """The same model on tinyc's reference interpreter (the IR's spec)."""
         from .ir.interpret import interpret
-        return interpret(self.graph, {n: self._input_array(n, inputs) for n in self.graph.inputs})
+        return interpret(self.graph, {n: self.input_array(n, inputs) for n in self.graph.inputs})
 
     # ---- inspecting ----
     @property

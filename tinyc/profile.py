@@ -39,7 +39,7 @@ def profile(cm, inputs: dict, on: str = "host") -> dict:
     with tempfile.TemporaryDirectory(prefix="tinyc-profile-") as tmp:
         path = Path(tmp) / "profile.txt"
         g = cm.graph
-        arrays = [cm._input_array(name, inputs) for name in g.inputs]
+        arrays = [cm.input_array(name, inputs) for name in g.inputs]
         results = run_executable(cm.executable(), arrays, [(g.values[o].shape, g.values[o].dtype) for o in g.outputs],
                                  env={PROFILE_ENV: str(path)})
         text = path.read_text() if path.exists() else ""
@@ -58,7 +58,7 @@ def profile_on_qemu(cm, inputs: dict) -> dict:
     RV32 build's code size as totals.code_size."""
     g = cm.graph
     with tempfile.TemporaryDirectory(prefix="tinyc-profile-qemu-") as tmp:
-        outputs, counted, instret = rv32.run_model(cm, {n: cm._input_array(n, inputs) for n in g.inputs}, tmp)
+        outputs, counted, instret = rv32.run_model(cm, {n: cm.input_array(n, inputs) for n in g.inputs}, tmp)
     report = copy.deepcopy(cm.report)
     host = cm.target.host.name
     cores = [host] + [c.name for c in cm.target.cores if c.kind == "accelerator"] + ["dma"]

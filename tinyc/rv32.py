@@ -18,8 +18,8 @@ import numpy as np
 
 from .backends.c.emit import RV32_CFLAGS as CFLAGS, RV32_COUNTERS, RV32_ELF as ELF, RV32_LDFLAGS as LDFLAGS
 from .errors import ToolchainError
-from .toolchain import (HAL_EXCLUDED, RUNTIME_PREFIX, _project_files, _run, _runtime_objects, closure_size,
-                        output_paths, read_outputs, write_inputs)
+from .toolchain import (HAL_EXCLUDED, RUNTIME_PREFIX, closure_size, output_paths, project_files, read_outputs,
+                        run_tool, runtime_objects, write_inputs)
 
 CC = "riscv64-unknown-elf-gcc"
 SIZE = "riscv64-unknown-elf-size"
@@ -40,16 +40,16 @@ def build_rv32(sources: dict[str, str] | str | os.PathLike, workdir: str | os.Pa
     """Writes the project into workdir and cross-compiles it with instruction counters, as `make rv32`
     does; returns the ELF."""
     require_tools()
-    files = _project_files(sources)
+    files = project_files(sources)
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
         (work / name).write_text(text)
     flags = CFLAGS + (RV32_COUNTERS,)
-    objects = _runtime_objects(files, CC, flags)
+    objects = runtime_objects(files, CC, flags)
     own = [n for n in sorted(files) if n.endswith(".c") and not n.startswith(RUNTIME_PREFIX)]
     elf = work / ELF
-    _run([CC, *flags, *LDFLAGS, "-I", str(work), "-o", str(elf), *own, *map(str, objects), "-lm"], work,
+    run_tool([CC, *flags, *LDFLAGS, "-I", str(work), "-o", str(elf), *own, *map(str, objects), "-lm"], work,
          "building the model for RV32")
     return elf
 
@@ -72,7 +72,7 @@ def run_qemu(elf: str | os.PathLike, inputs: list[np.ndarray], outputs: list[tup
         ins, outs = write_inputs(inputs, Path(tmp)), output_paths(outputs, Path(tmp))
         # relative names: semihosting opens them in qemu's working directory
         args = [p.name for p in ins] + ["--"] + [p.name for p in outs]
-        proc = _run(qemu_command(elf, args), Path(tmp), f"running {elf.name} on {QEMU}", timeout)
+        proc = run_tool(qemu_command(elf, args), Path(tmp), f"running {elf.name} on {QEMU}", timeout)
         results = read_outputs(outputs, Path(tmp), elf.name)
     layers, total = _parse_counts(proc.stdout + proc.stderr, elf.name)
     return results, layers, total
@@ -112,5 +112,5 @@ def code_size_rv32(sources: dict[str, str] | str | os.PathLike, with_emulator: b
     unresolved unless with_emulator links the emulator in, as every build that runs does."""
     require_tools()
     link = LDFLAGS + ("-nostartfiles",) + (() if with_emulator else ("-Wl,--unresolved-symbols=ignore-all",))
-    size = closure_size(_project_files(sources), CC, SIZE, CFLAGS, link, ("-lm",), with_emulator)
+    size = closure_size(project_files(sources), CC, SIZE, CFLAGS, link, ("-lm",), with_emulator)
     return {**size, "excludes": "the harness and start-up code" if with_emulator else HAL_EXCLUDED}

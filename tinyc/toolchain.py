@@ -44,8 +44,10 @@ def _first_error(text: str) -> str:
     return (errors or lines or ["(no diagnostic)"])[0]
 
 
-def _run(cmd: list[str], cwd: Path, what: str, timeout: float | None = None,
-         env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def run_tool(cmd: list[str], cwd: Path, what: str, timeout: float | None = None,
+             env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Runs a compiler, the model or an emulator; a failure is a ToolchainError naming `what` with the
+    tool's first error line."""
     try:
         proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout,
                               env={"ASAN_OPTIONS": "detect_leaks=0", **os.environ, **(env or {})})
@@ -60,10 +62,10 @@ def _run(cmd: list[str], cwd: Path, what: str, timeout: float | None = None,
 
 @functools.lru_cache(maxsize=None)
 def _compiler_id(cc: str) -> str:
-    return _run([cc, "--version"], Path.cwd(), "C compiler check").stdout.splitlines()[0]
+    return run_tool([cc, "--version"], Path.cwd(), "C compiler check").stdout.splitlines()[0]
 
 
-def _runtime_objects(files: dict[str, str], cc: str, flags: tuple[str, ...]) -> list[Path]:
+def runtime_objects(files: dict[str, str], cc: str, flags: tuple[str, ...]) -> list[Path]:
     runtime = {n: t for n, t in sorted(files.items()) if n.startswith(RUNTIME_PREFIX) and n.endswith((".c", ".h"))}
     sources = [n for n in runtime if n.endswith(".c")]
     key = hashlib.sha256("\0".join([cc, _compiler_id(cc), *flags] + [f"{n}\0{t}" for n, t in runtime.items()])
@@ -77,7 +79,7 @@ def _runtime_objects(files: dict[str, str], cc: str, flags: tuple[str, ...]) -> 
     try:
         for name, text in runtime.items():
             (tmp / name).write_text(text)
-        _run([cc, *flags, "-c", *sources], tmp, "compiling the tinyc runtime")
+        run_tool([cc, *flags, "-c", *sources], tmp, "compiling the tinyc runtime")
         for name in runtime:
             (tmp / name).unlink()
         try:
@@ -90,7 +92,7 @@ def _runtime_objects(files: dict[str, str], cc: str, flags: tuple[str, ...]) -> 
     return objects
 
 
-def _project_files(project: dict[str, str] | str | os.PathLike) -> dict[str, str]:
+def project_files(project: dict[str, str] | str | os.PathLike) -> dict[str, str]:
     if isinstance(project, dict):
         return project
     root = Path(project)
@@ -100,7 +102,7 @@ def _project_files(project: dict[str, str] | str | os.PathLike) -> dict[str, str
 def build(project: dict[str, str] | str | os.PathLike, workdir: str | os.PathLike, sanitize: bool = False,
           cc: str | None = None) -> Path:
     """Writes the project into workdir (unless it is already there) and builds it; returns the executable."""
-    files = _project_files(project)
+    files = project_files(project)
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
@@ -109,10 +111,10 @@ def build(project: dict[str, str] | str | os.PathLike, workdir: str | os.PathLik
             path.write_text(text)
     cc = cc or os.environ.get("CC") or "gcc"
     flags = CFLAGS + (SANITIZE if sanitize else ())
-    objects = _runtime_objects(files, cc, flags)
+    objects = runtime_objects(files, cc, flags)
     own = [n for n in sorted(files) if n.endswith(".c") and not n.startswith(RUNTIME_PREFIX)]
     exe = work / EXE
-    _run([cc, *flags, "-I", str(work), "-o", str(exe), *own, *map(str, objects), "-lm"], work, "building the model")
+    run_tool([cc, *flags, "-I", str(work), "-o", str(exe), *own, *map(str, objects), "-lm"], work, "building the model")
     return exe
 
 
@@ -147,7 +149,7 @@ def run_executable(exe: str | os.PathLike, inputs: list[np.ndarray], outputs: li
     exe = Path(exe).resolve()
     with tempfile.TemporaryDirectory(prefix="tinyc-run-") as tmp:
         ins, outs = write_inputs(inputs, Path(tmp)), output_paths(outputs, Path(tmp))
-        _run([str(exe), *map(str, ins), "--", *map(str, outs)], Path(tmp), f"running {exe.name}", timeout, env)
+        run_tool([str(exe), *map(str, ins), "--", *map(str, outs)], Path(tmp), f"running {exe.name}", timeout, env)
         return read_outputs(outputs, Path(tmp), exe.name)
 
 
@@ -158,7 +160,7 @@ def code_size(project: dict[str, str] | str | os.PathLike, cc: str | None = None
     A partial link, so what the model calls outside itself (the HAL, the C library) stays undefined."""
     cc = cc or os.environ.get("CC") or "gcc"
     size_tool = cc[:-3] + "size" if cc.endswith("gcc") else "size"
-    size = closure_size(_project_files(project), cc, size_tool, flags, ("-r", "-nostdlib"))
+    size = closure_size(project_files(project), cc, size_tool, flags, ("-r", "-nostdlib"))
     return {**size, "excludes": f"{HAL_EXCLUDED} and the C library"}
 
 
@@ -176,14 +178,14 @@ def closure_size(files: dict[str, str], cc: str, size_tool: str, flags: tuple[st
     only with_emulator; never the harness), linked with `link` and --gc-sections; bss without the stack
     a linker script reserves."""
     flags = flags + SECTIONS
-    objects = [o for o in _runtime_objects(files, cc, flags) if with_emulator or not o.stem.startswith(EMULATOR_PREFIX)]
+    objects = [o for o in runtime_objects(files, cc, flags) if with_emulator or not o.stem.startswith(EMULATOR_PREFIX)]
     with tempfile.TemporaryDirectory(prefix="tinyc-size-") as tmp:
         for name, text in files.items():
             (Path(tmp) / name).write_text(text)
-        _run([cc, *flags, *link, "-Wl,--gc-sections", f"-Wl,--entry={run_symbol(files)}", "-o", "closure",
+        run_tool([cc, *flags, *link, "-Wl,--gc-sections", f"-Wl,--entry={run_symbol(files)}", "-o", "closure",
               "model.c", *map(str, objects), *libs], Path(tmp), f"linking the model with {cc}")
-        berkeley = _run([size_tool, "closure"], Path(tmp), "measuring code size").stdout.splitlines()[1].split()
-        sections = _run([size_tool, "-A", "-d", "closure"], Path(tmp), "measuring code size").stdout
+        berkeley = run_tool([size_tool, "closure"], Path(tmp), "measuring code size").stdout.splitlines()[1].split()
+        sections = run_tool([size_tool, "-A", "-d", "closure"], Path(tmp), "measuring code size").stdout
     stack = re.search(r"^\.stack\s+(\d+)", sections, re.M)
     text, data, bss = (int(x) for x in berkeley[:3])
     return {"text": text, "data": data, "bss": bss - (int(stack.group(1)) if stack else 0),

@@ -111,7 +111,7 @@ def busy_intervals(cm, inputs_seed: int) -> dict:
     inputs = cm.random_inputs(inputs_seed)
     with tempfile.TemporaryDirectory(prefix="tinyc-trace-") as tmp:
         path = Path(tmp) / "trace.txt"
-        run_executable(cm.executable(), [cm._input_array(n, inputs) for n in g.inputs],
+        run_executable(cm.executable(), [cm.input_array(n, inputs) for n in g.inputs],
                        [(g.values[o].shape, g.values[o].dtype) for o in g.outputs], env={TRACE_ENV: str(path)})
         lines = [line.split() for line in path.read_text().splitlines() if line.strip()]
     return {"cores": lines[0][1:], "intervals": [tuple(int(f) for f in line) for line in lines[1:]]}

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import UnsupportedError
 from .graph import Graph
-from .ops import CONV_ATTRS, _conv_acc, _window_shape, op
+from .ops import CONV_ATTRS, conv_acc, op, window_shape
 from .ranges import value_range
 
 ANALOG_ATTRS = ("adc_shift", "adc_min", "adc_max", "post_multiplier", "post_shift", "out_min", "out_max")
@@ -40,10 +40,10 @@ def analog_out(acc: np.ndarray, bias, a: dict) -> np.ndarray:
 @op("aconv", CONV_ATTRS + ANALOG_ATTRS)
 def _aconv():
     def infer(i, a):
-        return [(_window_shape(i[0], i[1].shape[0], i[1].shape[2:], a), "int8")]
+        return [(window_shape(i[0], i[1].shape[0], i[1].shape[2:], a), "int8")]
 
     def compute(i, a):
-        acc = _conv_acc(i[0].astype(np.int64), i[1].astype(np.int64), a, exact_int=True)
+        acc = conv_acc(i[0].astype(np.int64), i[1].astype(np.int64), a, exact_int=True)
         bias = 0 if len(i) < 3 or i[2] is None else i[2].astype(np.int64).reshape((1, -1) + (1,) * (acc.ndim - 2))
         return [analog_out(acc, bias, a)]
     return infer, compute

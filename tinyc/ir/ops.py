@@ -53,12 +53,12 @@ def _broadcast(a: Value, b: Value) -> Shape:
     return tuple(np.broadcast_shapes(a.shape, b.shape))
 
 
-def _window_shape(x: Value, channels: int, kernel, a) -> Shape:
+def window_shape(x: Value, channels: int, kernel, a) -> Shape:
     sp = geo.out_spatial(x.shape[2:], kernel, a["strides"], a["pads"], a["dilations"], a.get("ceil_mode", False))
     return (x.shape[0], channels) + sp
 
 
-def _conv_acc(x: np.ndarray, w: np.ndarray, a: dict, exact_int: bool) -> np.ndarray:
+def conv_acc(x: np.ndarray, w: np.ndarray, a: dict, exact_int: bool) -> np.ndarray:
     """Grouped N-d correlation. Integer inputs go through float64, exact while |acc| < 2**53."""
     group = a["group"]
     kernel = w.shape[2:]
@@ -103,10 +103,10 @@ POOL_ATTRS = ("kernel", "strides", "pads", "dilations", "ceil_mode")
 @op("conv", CONV_ATTRS)
 def _conv():
     def infer(i, a):
-        return [(_window_shape(i[0], i[1].shape[0], i[1].shape[2:], a), "float32")]
+        return [(window_shape(i[0], i[1].shape[0], i[1].shape[2:], a), "float32")]
 
     def compute(i, a):
-        y = _conv_acc(i[0], i[1], a, exact_int=False)
+        y = conv_acc(i[0], i[1], a, exact_int=False)
         if len(i) > 2 and i[2] is not None:
             y = y + i[2].reshape((1, -1) + (1,) * (y.ndim - 2))
         return [y.astype(np.float32)]
@@ -171,11 +171,11 @@ def _softmax():
 @op("avgpool", POOL_ATTRS + ("count_include_pad",))
 def _avgpool():
     def infer(i, a):
-        return [(_window_shape(i[0], i[0].shape[1], a["kernel"], a), i[0].dtype)]
+        return [(window_shape(i[0], i[0].shape[1], a["kernel"], a), i[0].dtype)]
 
     def compute(i, a):
         x = i[0]
-        out_sp = _window_shape(_value_of(x), x.shape[1], a["kernel"], a)[2:]
+        out_sp = window_shape(_value_of(x), x.shape[1], a["kernel"], a)[2:]
         total = sum(v for _, v in geo.windows(x.astype(np.float32), a["kernel"], a["strides"], a["pads"],
                                               a["dilations"], out_sp, 0.0))
         count = geo.valid_counts(x.shape[2:], a["kernel"], a["strides"], a["pads"], a["dilations"], out_sp,
@@ -192,7 +192,7 @@ def _value_of(x: np.ndarray) -> Value:
 def _maxpool():
     def compute(i, a):
         x = i[0]
-        out_sp = _window_shape(_value_of(x), x.shape[1], a["kernel"], a)[2:]
+        out_sp = window_shape(_value_of(x), x.shape[1], a["kernel"], a)[2:]
         lowest = -np.inf if x.dtype == np.float32 else np.iinfo(x.dtype).min
         views = [v for _, v in geo.windows(x, a["kernel"], a["strides"], a["pads"], a["dilations"], out_sp, lowest)]
         return [np.maximum.reduce(views).astype(x.dtype)]
@@ -297,12 +297,12 @@ def _flip_sign():
 def _qconv():
     def infer(i, a):
         dtype = "int32" if a.get("multiplier") is None else "int8"
-        return [(_window_shape(i[0], i[1].shape[0], i[1].shape[2:], a), dtype)]
+        return [(window_shape(i[0], i[1].shape[0], i[1].shape[2:], a), dtype)]
 
     def compute(i, a):
         x = i[0].astype(np.int64) - a["x_zp"]
         w = i[1].astype(np.int64) - _per_channel(a["w_zp"], i[1].shape[0], i[1].ndim, 0)
-        acc = _conv_acc(x, w, a, exact_int=True)
+        acc = conv_acc(x, w, a, exact_int=True)
         if len(i) > 2 and i[2] is not None:
             acc = acc + i[2].astype(np.int64).reshape((1, -1) + (1,) * (acc.ndim - 2))
         return [_requant_out(acc, a, 1)]
@@ -348,7 +348,7 @@ def _qavgpool():
     except as the value of counted padding."""
     def compute(i, a):
         x = i[0]
-        out_sp = _window_shape(_value_of(x), x.shape[1], a["kernel"], a)[2:]
+        out_sp = window_shape(_value_of(x), x.shape[1], a["kernel"], a)[2:]
         total = sum(v for _, v in geo.windows(x.astype(np.int64), a["kernel"], a["strides"], a["pads"],
                                               a["dilations"], out_sp, 0))
         count = geo.valid_counts(x.shape[2:], a["kernel"], a["strides"], a["pads"], a["dilations"], out_sp,
