@@ -87,54 +87,249 @@ static void store(const tinyc_requant *rq, void *y, int32_t index, int32_t chann
     }
 }
 
-/* The conv of tinyc_kernels_float.c with zero points: padding reads x_zp, i.e. contributes nothing. */
-void tinyc_qconv_s8(const tinyc_window *g, const int8_t *x, int32_t x_zp, const int8_t *w, const int32_t *w_zp,
-                    int32_t w_zp_step, const int32_t *bias, const tinyc_requant *rq, void *y)
+/* max |v - zp| over int8 v: with it, taps * span(x_zp) * span(w_zp) bounds every accumulator. */
+static int64_t span(int32_t zp)
+{
+    return zp < 0 ? 127 - (int64_t)zp : 128 + (int64_t)zp;
+}
+
+/* The largest span of per-channel (step 1) or per-tensor (step 0) zero points. */
+static int64_t max_span(const int32_t *zp, int32_t step, int32_t channels)
+{
+    int64_t most = span(zp[0]);
+    int32_t i;
+    for (i = 1; i < channels * step; i++)
+        most = span(zp[i]) > most ? span(zp[i]) : most;
+    return most;
+}
+
+/* The taps of one output row (od, oh) for a pair of output channels (w0 and w1; the same weights for an
+ * odd last channel): loops over channels, depth and height taps with pointer steps, each over an inner
+ * run of nk taps that are k_x apart in x and adjacent in w. The depth and height ranges are the valid
+ * ones of the row; a pointwise conv makes its channels the inner run instead (see qconv_narrow). */
+typedef struct {
+    const int8_t *x, *w0, *w1; /* the window's first valid tap at input column 0; the pair's weights there */
+    int32_t x_zp, wz0, wz1;
+    int32_t nc, c_x, c_w, nd, d_x, d_w, nh, h_x, h_w; /* count, x step and w step of each outer loop */
+    int32_t nk, k_x, s;                                /* the inner run; s: x step between outputs */
+} conv_taps;
+
+/* acc[i] += sum_k (w0[k] - wz0) * p[k * k_x + i * s] for the four outputs i, acc[4 + i] likewise with w1:
+ * each x load feeds two channels and each weight four outputs. Its own function over one inner run, so
+ * that the eight sums stay in registers (RV32 has too few for them and the outer loops' pointers). */
+TINYC_NOINLINE static void dot_2x4(const conv_taps *t, const int8_t *p, const int8_t *w0, const int8_t *w1, int32_t *acc)
+{
+    const int32_t s = t->s, k_x = t->k_x, wz0 = t->wz0, wz1 = t->wz1;
+    const int8_t *end = w0 + t->nk;
+    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3], b0 = acc[4], b1 = acc[5], b2 = acc[6], b3 = acc[7];
+    for (; w0 < end; w0++, w1++, p += k_x) {
+        const int32_t u = *w0 - wz0, v = *w1 - wz1;
+        const int32_t x0 = p[0], x1 = p[s], x2 = p[2 * s], x3 = p[3 * s];
+        a0 += u * x0;
+        a1 += u * x1;
+        a2 += u * x2;
+        a3 += u * x3;
+        b0 += v * x0;
+        b1 += v * x1;
+        b2 += v * x2;
+        b3 += v * x3;
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+    acc[4] = b0;
+    acc[5] = b1;
+    acc[6] = b2;
+    acc[7] = b3;
+}
+
+/* Four outputs per channel whose windows start at x + iw and lie inside the input. The products take x
+ * unshifted: x_zp comes off after, as x_zp times the weight sums wsum (sum of w - wz over the taps). */
+static void conv_block4(const conv_taps *t, int32_t iw, const int32_t *wsum, int32_t *acc)
+{
+    int32_t c, d, h, i;
+    const int8_t *xc = t->x + iw, *wc = t->w0, *vc = t->w1;
+    memset(acc, 0, 8 * sizeof *acc);
+    for (c = 0; c < t->nc; c++, xc += t->c_x, wc += t->c_w, vc += t->c_w) {
+        const int8_t *xd = xc, *wd = wc, *vd = vc;
+        for (d = 0; d < t->nd; d++, xd += t->d_x, wd += t->d_w, vd += t->d_w) {
+            const int8_t *xh = xd, *wh = wd, *vh = vd;
+            for (h = 0; h < t->nh; h++, xh += t->h_x, wh += t->h_w, vh += t->h_w)
+                dot_2x4(t, xh, wh, vh, acc);
+        }
+    }
+    for (i = 0; i < 8; i++)
+        acc[i] -= t->x_zp * wsum[i / 4];
+}
+
+/* wsum[0] and wsum[1]: the sums of w - wz over the row's taps, for the pair's two channels. */
+static void weight_sums(const conv_taps *t, int32_t *wsum)
+{
+    int32_t c, d, h, k;
+    const int8_t *wc = t->w0, *vc = t->w1;
+    wsum[0] = wsum[1] = 0;
+    for (c = 0; c < t->nc; c++, wc += t->c_w, vc += t->c_w)
+        for (d = 0; d < t->nd; d++)
+            for (h = 0; h < t->nh; h++)
+                for (k = 0; k < t->nk; k++) {
+                    wsum[0] += wc[d * t->d_w + h * t->h_w + k] - t->wz0;
+                    wsum[1] += vc[d * t->d_w + h * t->h_w + k] - t->wz1;
+                }
+}
+
+/* One output per channel, over the inner taps [k0, k1) only (the ones inside the input), into acc[3]
+ * and acc[7]: where conv_block4 leaves its last output of each channel. */
+static void conv_one(const conv_taps *t, int32_t iw, int32_t k0, int32_t k1, int32_t *acc)
+{
+    const int32_t k_x = t->k_x, x_zp = t->x_zp, wz0 = t->wz0, wz1 = t->wz1;
+    int32_t a = 0, b = 0, c, d, h;
+    const int8_t *xc = t->x + iw + k0 * k_x, *wc = t->w0 + k0, *vc = t->w1 + k0;
+    for (c = 0; c < t->nc; c++, xc += t->c_x, wc += t->c_w, vc += t->c_w) {
+        const int8_t *xd = xc, *wd = wc, *vd = vc;
+        for (d = 0; d < t->nd; d++, xd += t->d_x, wd += t->d_w, vd += t->d_w) {
+            const int8_t *xh = xd, *wh = wd, *vh = vd;
+            for (h = 0; h < t->nh; h++, xh += t->h_x, wh += t->h_w, vh += t->h_w) {
+                const int8_t *p = xh, *wu = wh, *wv = vh, *end = wh + (k1 - k0);
+                for (; wu < end; wu++, wv++, p += k_x) {
+                    const int32_t xv = *p - x_zp;
+                    a += xv * (*wu - wz0);
+                    b += xv * (*wv - wz1);
+                }
+            }
+        }
+    }
+    acc[3] = a;
+    acc[7] = b;
+}
+
+/* The conv with int32 accumulators, for when taps * span(x_zp) * span(w_zp) fits them. Walks channel
+ * pairs and output rows; along a row, runs of four outputs whose windows lie inside the input take
+ * conv_block4, the rest (borders, leftovers) conv_one. A pointwise conv (g flattened to one row by the
+ * caller) runs its channels as the inner taps: one long run instead of one tap per channel. */
+static void qconv_narrow(const tinyc_window *g, int32_t pointwise, const int8_t *x, int32_t x_zp, const int8_t *w,
+                         const int32_t *w_zp, int32_t w_zp_step, const int32_t *bias, const tinyc_requant *rq,
+                         void *y)
+{
+    const int32_t cg = g->c / g->groups, mg = g->m / g->groups, kw = g->kernel[2];
+    const int32_t in_plane = g->in[0] * g->in[1] * g->in[2], out_plane = g->out[0] * g->out[1] * g->out[2];
+    const int32_t ksize = g->kernel[0] * g->kernel[1] * kw, s = g->stride[2], pad = g->pad[2];
+    const int32_t reach = (kw - 1) * g->dilation[2]; /* from a window's first column to its last */
+    int32_t n, m, pair, od, oh, ow, i, kd0, kd1, kh0, kh1, nd = 0, nh = 0;
+    const int8_t *summed = NULL; /* the taps wsum holds: its first weight, nd and nh */
+    int32_t acc[8], wsum[2] = {0, 0};
+    conv_taps t;
+    t.x_zp = x_zp;
+    t.s = s;
+    t.c_x = in_plane;
+    t.c_w = ksize;
+    t.d_x = g->dilation[0] * g->in[1] * g->in[2];
+    t.d_w = g->kernel[1] * kw;
+    t.h_x = g->dilation[1] * g->in[2];
+    t.h_w = kw;
+    t.nk = pointwise ? cg : kw;
+    t.k_x = pointwise ? in_plane : g->dilation[2];
+    for (n = 0; n < g->n; n++)
+        for (m = 0; m < g->m; m += 1 + pair) { /* an odd last channel of a group goes alone */
+            const int8_t *xg = x + (n * g->c + m / mg * cg) * in_plane;
+            const int8_t *w0 = w + m * cg * ksize;
+            const int32_t ybase = (n * g->m + m) * out_plane;
+            pair = m % mg + 1 < mg;
+            t.wz0 = w_zp[m * w_zp_step];
+            t.wz1 = w_zp[(m + pair) * w_zp_step];
+            for (od = 0; od < g->out[0]; od++)
+                for (oh = 0; oh < g->out[1]; oh++) {
+                    const int32_t id = od * g->stride[0] - g->pad[0], ih = oh * g->stride[1] - g->pad[1];
+                    int32_t at = ybase + (od * g->out[1] + oh) * g->out[2];
+                    tinyc_tap_range(id, g->in[0], g->kernel[0], g->dilation[0], &kd0, &kd1);
+                    tinyc_tap_range(ih, g->in[1], g->kernel[1], g->dilation[1], &kh0, &kh1);
+                    t.nc = pointwise ? 1 : cg;
+                    t.nd = kd1 - kd0;
+                    t.nh = kh1 - kh0;
+                    t.x = xg + (id + kd0 * g->dilation[0]) * g->in[1] * g->in[2] + (ih + kh0 * g->dilation[1]) * g->in[2];
+                    t.w0 = w0 + (kd0 * g->kernel[1] + kh0) * kw;
+                    t.w1 = pair ? t.w0 + cg * ksize : t.w0;
+                    if (x_zp && (t.w0 != summed || t.nd != nd || t.nh != nh)) {
+                        weight_sums(&t, wsum);
+                        summed = t.w0;
+                        nd = t.nd;
+                        nh = t.nh;
+                    }
+                    for (ow = 0; ow < g->out[2];) {
+                        const int32_t iw = ow * s - pad;
+                        int32_t count = 1, k0 = 0, k1 = t.nk;
+                        if (ow + 4 <= g->out[2] && iw >= 0 && iw + 3 * s + reach < g->in[2]) {
+                            count = 4;
+                            conv_block4(&t, iw, wsum, acc);
+                        } else {
+                            if (!pointwise)
+                                tinyc_tap_range(iw, g->in[2], kw, g->dilation[2], &k0, &k1);
+                            conv_one(&t, iw, k0, k1, acc);
+                        }
+                        for (i = 4 - count; i < 4; i++, at++) {
+                            store(rq, y, at, m, (int64_t)acc[i] + (bias ? bias[m] : 0));
+                            if (pair)
+                                store(rq, y, at + out_plane, m + 1, (int64_t)acc[i + 4] + (bias ? bias[m + 1] : 0));
+                        }
+                        ow += count;
+                    }
+                }
+        }
+}
+
+/* The reference's exact sums in int64, for reductions too long for int32 (never in MLPerf Tiny). */
+static void qconv_wide(const tinyc_window *g, const int8_t *x, int32_t x_zp, const int8_t *w, const int32_t *w_zp,
+                       int32_t w_zp_step, const int32_t *bias, const tinyc_requant *rq, void *y)
 {
     const int32_t cg = g->c / g->groups, mg = g->m / g->groups;
     const int32_t in_plane = g->in[0] * g->in[1] * g->in[2];
-    const int32_t out_plane = g->out[0] * g->out[1] * g->out[2];
     const int32_t ksize = g->kernel[0] * g->kernel[1] * g->kernel[2];
-    int32_t n, m, od, oh, ow0, c, kd, kh, kw, i;
-    int32_t acc[TINYC_CHUNK];
-
+    int32_t n, m, od, oh, ow, c, kd, kh, kw, at = 0;
     for (n = 0; n < g->n; n++)
-        for (m = 0; m < g->m; m++) {
-            const int8_t *xg = x + (n * g->c + m / mg * cg) * in_plane;
-            const int8_t *wm = w + m * cg * ksize;
-            const int32_t wzp = w_zp[m * w_zp_step], ybase = (n * g->m + m) * out_plane;
+        for (m = 0; m < g->m; m++)
             for (od = 0; od < g->out[0]; od++)
                 for (oh = 0; oh < g->out[1]; oh++)
-                    for (ow0 = 0; ow0 < g->out[2]; ow0 += TINYC_CHUNK) {
-                        const int32_t len = tinyc_min(TINYC_CHUNK, g->out[2] - ow0);
-                        memset(acc, 0, sizeof acc);
-                        for (c = 0; c < cg; c++)
+                    for (ow = 0; ow < g->out[2]; ow++) {
+                        int64_t acc = bias ? bias[m] : 0;
+                        for (c = 0; c < cg; c++) {
+                            const int8_t *xc = x + (n * g->c + m / mg * cg + c) * in_plane;
+                            const int8_t *wc = w + (m * cg + c) * ksize;
                             for (kd = 0; kd < g->kernel[0]; kd++) {
                                 const int32_t id = tinyc_window_pos(g, 0, od, kd);
-                                if (!tinyc_in_input(g, 0, id))
-                                    continue;
-                                for (kh = 0; kh < g->kernel[1]; kh++) {
+                                for (kh = 0; kh < g->kernel[1] && tinyc_in_input(g, 0, id); kh++) {
                                     const int32_t ih = tinyc_window_pos(g, 1, oh, kh);
-                                    const int8_t *row, *wk;
-                                    if (!tinyc_in_input(g, 1, ih))
-                                        continue;
-                                    row = xg + c * in_plane + (id * g->in[1] + ih) * g->in[2];
-                                    wk = wm + ((c * g->kernel[0] + kd) * g->kernel[1] + kh) * g->kernel[2];
-                                    for (kw = 0; kw < g->kernel[2]; kw++) {
-                                        const int32_t wv = wk[kw] - wzp;
-                                        const int32_t off = kw * g->dilation[2] - g->pad[2], s = g->stride[2];
-                                        int32_t lo, hi;
-                                        tinyc_row_range(g, off, ow0, len, &lo, &hi);
-                                        for (i = lo; i < hi; i++)
-                                            acc[i - ow0] += wv * (row[i * s + off] - x_zp);
+                                    for (kw = 0; kw < g->kernel[2] && tinyc_in_input(g, 1, ih); kw++) {
+                                        const int32_t iw = tinyc_window_pos(g, 2, ow, kw);
+                                        if (tinyc_in_input(g, 2, iw))
+                                            acc += ((int64_t)xc[(id * g->in[1] + ih) * g->in[2] + iw] - x_zp)
+                                                   * ((int64_t)wc[(kd * g->kernel[1] + kh) * g->kernel[2] + kw]
+                                                      - w_zp[m * w_zp_step]);
                                     }
                                 }
                             }
-                        for (i = 0; i < len; i++)
-                            store(rq, y, ybase + (od * g->out[1] + oh) * g->out[2] + ow0 + i, m,
-                                  (int64_t)acc[i] + (bias ? bias[m] : 0));
+                        }
+                        store(rq, y, at++, m, acc);
                     }
-        }
+}
+
+/* Padding reads x_zp, i.e. contributes nothing. A 1x1 conv of stride 1 without padding is one long row:
+ * its plane goes through the row loop whole, so blocks of four never stop at a row's end. */
+void tinyc_qconv_s8(const tinyc_window *g, const int8_t *x, int32_t x_zp, const int8_t *w, const int32_t *w_zp,
+                    int32_t w_zp_step, const int32_t *bias, const tinyc_requant *rq, void *y)
+{
+    const int64_t taps = (int64_t)g->c / g->groups * g->kernel[0] * g->kernel[1] * g->kernel[2];
+    tinyc_window flat = *g;
+    int32_t d, pointwise = 1;
+    for (d = 0; d < 3; d++)
+        pointwise &= g->kernel[d] == 1 && g->stride[d] == 1 && g->pad[d] == 0 && g->pad_end[d] == 0;
+    if (pointwise) {
+        flat.in[2] = flat.out[2] = g->in[0] * g->in[1] * g->in[2];
+        flat.in[0] = flat.in[1] = flat.out[0] = flat.out[1] = 1;
+    }
+    if (taps * span(x_zp) * max_span(w_zp, w_zp_step, g->m) <= INT32_MAX)
+        qconv_narrow(&flat, pointwise, x, x_zp, w, w_zp, w_zp_step, bias, rq, y);
+    else
+        qconv_wide(g, x, x_zp, w, w_zp, w_zp_step, bias, rq, y);
 }
 
 /* sum_k (x - x_zp) * (w - w_zp[j]) == sum_k (x - x_zp) * w - w_zp[j] * sum_k (x - x_zp): the inner loop

@@ -4,6 +4,14 @@
 
 #include "tinyc_kernels.h"
 
+/* For a hot loop's own function: inlined into its caller, it shares RV32's registers with the outer
+ * loops and its sums spill to the stack. */
+#if defined(__GNUC__)
+#define TINYC_NOINLINE __attribute__((noinline))
+#else
+#define TINYC_NOINLINE
+#endif
+
 static inline int32_t tinyc_min(int32_t a, int32_t b)
 {
     return a < b ? a : b;
@@ -24,6 +32,14 @@ static inline int32_t tinyc_in_input(const tinyc_window *g, int32_t d, int32_t p
 static inline int32_t tinyc_in_padding(const tinyc_window *g, int32_t d, int32_t p)
 {
     return p >= -g->pad[d] && p < g->in[d] + g->pad_end[d];
+}
+
+/* Kernel offsets [*lo, *hi) of a window starting at input position `pos` (kernel k, dilation dil) that
+ * land inside [0, size): the valid taps along one dim, found once per output instead of per tap. */
+static inline void tinyc_tap_range(int32_t pos, int32_t size, int32_t k, int32_t dil, int32_t *lo, int32_t *hi)
+{
+    *lo = pos < 0 ? (-pos + dil - 1) / dil : 0;
+    *hi = size - pos <= 0 ? 0 : tinyc_min(k, (size - pos + dil - 1) / dil);
 }
 
 /* Outputs [*lo, *hi) within [o0, o0 + len) whose innermost input o * stride + off lies inside the row:
