@@ -73,14 +73,56 @@ void tinyc_maxpool_u8(const tinyc_window *g, const uint8_t *x, uint8_t *y)
     TINYC_MAXPOOL_BODY(uint8_t, 0)
 }
 
+/* floor(x / 2**e), 0 <= e <= 31. */
+static int32_t asr32(int32_t x, int32_t e)
+{
+    return x < 0 ? ~(~x >> e) : x >> e;
+}
+
+/* floor(x / 2**31) of a product plus a rounding term (|x| < 2**63) from its two words: the high word
+ * shifted up once and the low word's top bit. */
+static int32_t high_half(int64_t x)
+{
+    const uint64_t u = (uint64_t)x;
+    return (int32_t)((uint32_t)(u >> 32) << 1 | (uint32_t)u >> 31);
+}
+
+/* The requantization of an int32 accumulator in 32-bit words where its shift allows (shift < 0 for
+ * single rounding, -31 <= shift <= 0 for double), what nearly every layer has: the same values as
+ * tinyc_multiply_by_quantized_multiplier(_single), without their int64 shifts. *v is the result. */
+static int32_t requant_narrow(int32_t acc, int32_t multiplier, int32_t shift, int32_t rounding, int64_t *v)
+{
+    if (rounding == TINYC_ROUND_SINGLE) {
+        const int32_t total = 31 - shift;
+        int64_t half;
+        if (total < 32 || total > 63)
+            return 0;
+        half = total > 32 ? (int64_t)((uint64_t)(1u << (total - 33)) << 32) : (int64_t)1 << 31;
+        /* floor((acc * multiplier + half) / 2**total): the high word of the sum, shifted on */
+        *v = asr32((int32_t)(uint32_t)((uint64_t)((int64_t)acc * multiplier + half) >> 32), total - 32);
+    } else {
+        int64_t ab;
+        int32_t high, mask;
+        if (shift > 0 || shift < -31 || (acc == INT32_MIN && multiplier == INT32_MIN))
+            return 0;
+        ab = (int64_t)acc * multiplier;
+        /* the rounding doubling high mul: C's truncating division by 2**31 of ab plus the nudge */
+        high = ab >= 0 ? high_half(ab + (1 << 30)) : -high_half(-(ab + 1 - (1 << 30)));
+        mask = (int32_t)((1u << -shift) - 1);
+        *v = asr32(high, -shift) + ((high & mask) > (mask >> 1) + (high < 0));
+    }
+    return 1;
+}
+
 /* acc plus bias, requantized to int8 (rq set) or wrapped to int32 like the reference's astype. */
 static void store(const tinyc_requant *rq, void *y, int32_t index, int32_t channel, int64_t acc)
 {
     if (rq) {
         const int32_t multiplier = rq->multiplier[channel * rq->step], shift = rq->shift[channel * rq->step];
-        const int64_t v = rq->rounding == TINYC_ROUND_SINGLE
-                              ? tinyc_multiply_by_quantized_multiplier_single(acc, multiplier, shift)
-                              : tinyc_multiply_by_quantized_multiplier(acc, multiplier, shift);
+        int64_t v;
+        if (acc != (int32_t)acc || !requant_narrow((int32_t)acc, multiplier, shift, rq->rounding, &v))
+            v = rq->rounding == TINYC_ROUND_SINGLE ? tinyc_multiply_by_quantized_multiplier_single(acc, multiplier, shift)
+                                                   : tinyc_multiply_by_quantized_multiplier(acc, multiplier, shift);
         ((int8_t *)y)[index] = (int8_t)tinyc_clamp(v + rq->out_zp, rq->out_min, rq->out_max);
     } else {
         ((int32_t *)y)[index] = (int32_t)(uint32_t)(uint64_t)acc;
@@ -332,32 +374,53 @@ void tinyc_qconv_s8(const tinyc_window *g, const int8_t *x, int32_t x_zp, const 
         qconv_wide(g, x, x_zp, w, w_zp, w_zp_step, bias, rq, y);
 }
 
+/* Four columns of x[r] @ w, from the column j on: acc[t] += sum_i (x[i] - x_zp) * w[i][j + t]. Each x
+ * load feeds four columns; its own function keeps the sums in registers (TINYC_NOINLINE). */
+TINYC_NOINLINE static void dot_1x4(const int8_t *x, int32_t x_zp, const int8_t *w, int32_t k, int32_t n, int32_t *acc)
+{
+    const int8_t *end = x + k;
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    for (; x < end; x++, w += n) {
+        const int32_t xv = *x - x_zp;
+        a0 += xv * w[0];
+        a1 += xv * w[1];
+        a2 += xv * w[2];
+        a3 += xv * w[3];
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+}
+
 /* sum_k (x - x_zp) * (w - w_zp[j]) == sum_k (x - x_zp) * w - w_zp[j] * sum_k (x - x_zp): the inner loop
- * then reads w contiguously without a per-column subtraction. */
+ * then reads w without a per-column subtraction. int32 sums while k * span(x_zp) * 128 fits them. */
 void tinyc_qmatmul_s8(const int8_t *x, int32_t x_zp, const int8_t *w, const int32_t *w_zp, int32_t w_zp_step,
                       const int32_t *bias, const tinyc_requant *rq, void *y, int32_t rows, int32_t k, int32_t n)
 {
-    int32_t r, j0, i, j;
-    int32_t acc[TINYC_CHUNK];
+    const int32_t narrow = (int64_t)k * span(x_zp) * 128 <= INT32_MAX;
+    int32_t r, i, j, t;
+    int32_t acc[4];
+    int64_t sums[4];
     for (r = 0; r < rows; r++) {
         const int8_t *xr = x + r * k;
-        int32_t xsum = 0;
+        int64_t xsum = 0;
         for (i = 0; i < k; i++)
             xsum += xr[i] - x_zp;
-        for (j0 = 0; j0 < n; j0 += TINYC_CHUNK) {
-            const int32_t len = tinyc_min(TINYC_CHUNK, n - j0);
-            memset(acc, 0, sizeof acc);
-            for (i = 0; i < k; i++) {
-                const int32_t xv = xr[i] - x_zp;
-                const int8_t *wr = w + i * n + j0;
-                for (j = 0; j < len; j++)
-                    acc[j] += xv * wr[j];
+        for (j = 0; j < n; j += 4) {
+            const int32_t len = tinyc_min(4, n - j);
+            if (narrow && len == 4) {
+                dot_1x4(xr, x_zp, w + j, k, n, acc);
+                for (t = 0; t < 4; t++)
+                    sums[t] = acc[t];
+            } else { /* the last columns, or any too long for int32 */
+                for (t = 0; t < len; t++)
+                    for (sums[t] = 0, i = 0; i < k; i++)
+                        sums[t] += ((int64_t)xr[i] - x_zp) * w[i * n + j + t];
             }
-            for (j = 0; j < len; j++) {
-                const int32_t col = j0 + j;
-                store(rq, y, r * n + col, col,
-                      (int64_t)acc[j] - (int64_t)w_zp[col * w_zp_step] * xsum + (bias ? bias[col] : 0));
-            }
+            for (t = 0; t < len; t++)
+                store(rq, y, r * n + j + t, j + t,
+                      sums[t] - (int64_t)w_zp[(j + t) * w_zp_step] * xsum + (bias ? bias[j + t] : 0));
         }
     }
 }
