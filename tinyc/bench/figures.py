@@ -62,6 +62,14 @@ def _by_network(traces: list[dict]) -> dict:
     return nets
 
 
+def _save(plt, fig, path: Path, title: str) -> Path:
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def _time_diagram(plt, path: Path, net: str, traces: list[dict], clock_hz: float) -> Path:
     """Which core is busy when: one panel per configuration, one lane per core and the DMA."""
     fig, axes = plt.subplots(len(traces), 1, figsize=(11, 1.2 + 1.1 * sum(len(t["cores"]) for t in traces) / 2),
@@ -77,11 +85,7 @@ def _time_diagram(plt, path: Path, net: str, traces: list[dict], clock_hz: float
         ax.set_title(f"{net} ({t['variant']}), config {t['config']}, tiler {t['tiler']}: {end} cycles, all modeled "
                      f"(the host emulator's timeline)", fontsize=9)
         ax.set_xlabel("modeled time (ms)")
-    fig.suptitle(f"{net}: busy intervals per core (emulator trace, MODELED cycles)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path, f"{net}: busy intervals per core (emulator trace, MODELED cycles)")
 
 
 def _budget_plot(plt, path: Path, rows: list[dict]) -> Path:
@@ -98,11 +102,7 @@ def _budget_plot(plt, path: Path, rows: list[dict]) -> Path:
         ax.set_xlabel("L1 activation budget (kB)")
         ax.set_ylabel("modeled cycles")
         ax.legend()
-    fig.suptitle("Latency against the L1 budget, cp-sat vs dory (MODELED)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path, "Latency against the L1 budget, cp-sat vs dory (MODELED)")
 
 
 def _overhead_plot(plt, path: Path, rows: list[dict]) -> Path:
@@ -120,8 +120,4 @@ def _overhead_plot(plt, path: Path, rows: list[dict]) -> Path:
         ax.set_xlabel("layer MACs")
         ax.set_ylabel("modeled % of the core's peak")
         ax.legend()
-    fig.suptitle("Single layers: utilization of the core's peak (MODELED)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path, "Single layers: utilization of the core's peak (MODELED)")
