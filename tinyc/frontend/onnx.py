@@ -12,7 +12,7 @@ from ..errors import BadModelError, DoesNotFitError, NeedsConstantError, TinycEr
 from ..ir.graph import Graph, Value
 from ..ir.ops import OPS
 from ..ir.verify import verify
-from .loader import TENSOR_DTYPES, dtype_name, load, node_label
+from .loader import TENSOR_DTYPES, default_opset, dtype_name, load, node_label
 from . import onnx_qops  # noqa: F401  (registers the quantization converters in CONVERTERS)
 from .onnx_ops import CONVERTERS
 
@@ -76,7 +76,7 @@ def _tensor_dtype(elem_type: int, what: str) -> str:
 
 def from_onnx(model, source: str | None = None) -> Graph:
     proto, source = load(model, source)
-    opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
+    opset = default_opset(proto)
     g = Graph(_c_name(proto.graph.name or "model"))
     g.source = source
     try:

@@ -18,9 +18,10 @@ import numpy as np
 import onnx
 
 from tinyc.errors import BadModelError, TinycError
+from tinyc.frontend.loader import default_opset
 
 from .calibrate import calibrate, samples
-from .graph import QuantGraph, opset
+from .graph import QuantGraph
 from .qdq import emit
 
 __all__ = ["quantize", "quantize_file"]
@@ -81,7 +82,7 @@ def load(model):
         raise BadModelError(f"fails the ONNX checker: {str(err).splitlines()[0]}", file=file) from None
     except Exception as err:  # protobuf's DecodeError and friends: whatever it was, it is not ONNX
         raise BadModelError(f"not an ONNX model ({type(err).__name__})", file=file) from None
-    if opset(proto) < 13:  # per-channel DequantizeLinear and input-style Clip/Squeeze need opset 13
+    if default_opset(proto) < 13:  # per-channel DequantizeLinear and input-style Clip/Squeeze need opset 13
         proto = onnx.version_converter.convert_version(proto, 17)
     return proto, file
 

@@ -17,10 +17,6 @@ SUPPORTED = SHAPE_OPS | POOL_OPS | ACT_OPS | LAYER_OPS | {"Add", "Softmax", "Con
 SOFTMAX_QPARAMS = (2.0 ** -8, -128)  # TFLite's fixed softmax output: [0, 1) over all 256 codes
 
 
-def opset(model) -> int:
-    return max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
-
-
 def _attr(node, name, default):
     return next((helper.get_attribute_value(a) for a in node.attribute if a.name == name), default)
 

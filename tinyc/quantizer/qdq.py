@@ -3,7 +3,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from .graph import LAYER_OPS, SHAPE_OPS, opset
+from tinyc.frontend.loader import default_opset
+
+from .graph import LAYER_OPS, SHAPE_OPS
 from .weights import int8_weights
 
 INT32 = np.iinfo(np.int32)
@@ -39,7 +41,7 @@ class QDQEmitter:
             if self.q and self.int8_io:
                 new.type.tensor_type.elem_type = TensorProto.INT8
         graph = helper.make_graph(self.nodes, g.name, io[0], io[1], initializer=list(self.inits.values()))
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset(s.model))],
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", default_opset(s.model))],
                                   producer_name="tinyc", ir_version=max(s.model.ir_version, 7))
         onnx.checker.check_model(model)
         return model

@@ -13,13 +13,13 @@ import numpy as np
 from ...errors import VerifyError
 from ...ir import analog
 from ...targets import cost
+from ...targets.constraints import POWER_OF_TWO_MULTIPLIER
 from ..c.kernels import QADD_FIELDS, ROUNDINGS, int32s, need
 
 JOB_KINDS = {"conv2d": "TINYC_JOB_CONV2D", "depthwise": "TINYC_JOB_DEPTHWISE", "dense": "TINYC_JOB_DENSE",
              "add": "TINYC_JOB_ADD", "analog_conv2d": "TINYC_JOB_ANALOG_CONV2D",
              "analog_dense": "TINYC_JOB_ANALOG_DENSE"}
 NO_ADC = [0] * len(analog.ANALOG_ATTRS)  # tinyc_adc's fields are the analog ops' attributes, in order
-UNIT_MULTIPLIER = 1 << 30  # multiplier * 2**(shift - 31) is then the power of two 2**(shift - 1)
 
 TYPES_C = """/* One box of an accelerator layer: its job and the transfers that feed and drain it. */
 typedef struct {
@@ -153,7 +153,7 @@ def _job_constants(e, node, layer) -> dict:
         return dict(shift=0, out_min=a["out_min"], out_max=a["out_max"], add="&" + params, adc=NO_ADC, write_rows=0)
     need(a.get("multiplier") is not None, "an accelerator job requantizes to int8")
     need(a["x_zp"] == 0 and not np.any(a["w_zp"]) and a["out_zp"] == 0, "an accelerator job takes zero points 0")
-    need(np.all(np.asarray(a["multiplier"]) == UNIT_MULTIPLIER) and np.unique(a["shift"]).size == 1
+    need(np.all(np.asarray(a["multiplier"]) == POWER_OF_TWO_MULTIPLIER) and np.unique(a["shift"]).size == 1
          and a["rounding"] == "single", "an accelerator job requantizes with one power-of-two shift, rounded once")
     shift = 1 - int(np.ravel(a["shift"])[0])
     need(0 <= shift <= 31, f"an accelerator job shifts by 0..31, not {shift}")
