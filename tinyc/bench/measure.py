@@ -16,16 +16,10 @@ import numpy as np
 from .. import rv32
 from ..compiler import compile as compile_model
 from ..errors import UnsupportedError
+from ..targets import cost
 from ..toolchain import run_executable
 
 TRACE_ENV = "TINYC_TRACE"
-
-
-def peak_macs_per_cycle(core) -> int:
-    """The core's peak from its own data: `macs_per_cycle` where the target states it, else its array."""
-    if "macs_per_cycle" in core.params:
-        return int(core.params["macs_per_cycle"].value)
-    return int(core.params["pe_rows"].value * core.params["pe_cols"].value)
 
 
 def profile_counted(cm, inputs: dict, on: str) -> tuple[dict, bool]:
@@ -92,7 +86,7 @@ def run_figures(cm, target, inputs_seed: int, on: str) -> dict:
 def accelerator_layers(report: dict, target) -> list[dict]:
     """Each accelerator job (its anchor layer) with its profiled cycles and utilization against its
     core's peak: MACs / (peak MAC/cycle x cycles), modeled."""
-    peaks = {c.name: peak_macs_per_cycle(c) for c in target.cores if c.kind == "accelerator"}
+    peaks = {c.name: cost.machine(target, c).peak_macs_per_cycle for c in target.cores if c.kind == "accelerator"}
     rows = []
     for layer in report["layers"]:
         if layer["core"] not in peaks or "modeled" not in layer:

@@ -19,7 +19,6 @@ from ..passes.tiling import tile_layer
 from ..targets import cost
 from ..targets.cost import Layer
 from ..zoo.graph import Net
-from .measure import peak_macs_per_cycle
 
 PAPER = {  # single layers as in HTVM's tiling experiment
     "conv 32x32x32 3x3 -> 32": Layer("conv", "conv2d", 32, 32, 32, 32, 32, 32, 3, 3, 1, 1, (1, 1, 1, 1)),
@@ -99,7 +98,7 @@ def overhead_sweep(target, configs: dict[str, str], geometries=GEOMETRIES) -> li
     rows = []
     for config, variant in configs.items():
         core = target.accelerators(config)[0]
-        peak = peak_macs_per_cycle(core)
+        peak = cost.machine(target, core).peak_macs_per_cycle
         for kind, c_in, c_out, size, kernel in geometries:
             row = {"config": config, "core": core.name, "variant": variant, "kind": kind, "c_in": c_in,
                    "c_out": c_out, "size": size, "kernel": kernel}

@@ -18,6 +18,7 @@ from ..ir.graph import Graph, Node
 
 GEOMETRY_OPS = ("qconv", "qmatmul", "qadd", "aconv", "amatmul")  # the IR ops whose geometry a job takes
 DENSE_OPS = ("qmatmul", "amatmul")
+CONV_OPS, MATMUL_OPS = ("conv", "qconv", "aconv"), ("matmul",) + DENSE_OPS  # the ops with MACs
 # kinds whose every output channel reads every input channel
 WHOLE_INPUT = ("conv2d", "dense", "analog_conv2d", "analog_dense")
 ANALOG = ("analog_conv2d", "analog_dense")  # an array evaluation per output pixel; weights as 2-bit cells
@@ -110,6 +111,10 @@ class Machine:
     input_bits: int = 8  # the jobs' inputs must fit this many bits, signed
     cycles_per_evaluation: int = 0  # analog: one array evaluation (every column, one output pixel)
     write_cycles_per_row: int = 0  # analog: writing one array row of a channel block's weights
+
+    @property
+    def peak_macs_per_cycle(self) -> int:
+        return self.macs_per_cycle or self.pe_rows * self.pe_cols
 
 
 @dataclass(frozen=True)
@@ -323,20 +328,27 @@ def evaluate(layer: Layer, tile: Tile, m: Machine) -> Cost:
     dma_in, compute, dma_out = zip(*(box_cycles(layer, b, m) for b in jobs))
     cycles = latency(list(dma_in), list(compute), list(dma_out), tile.buffers)
     return Cost(cycles, sum(compute), sum(dma_in) + sum(dma_out), sum(box_dma_bytes(layer, b) for b in jobs),
-                len(jobs), layer.macs, layer.macs / ((m.macs_per_cycle or m.pe_rows * m.pe_cols) * cycles))
+                len(jobs), layer.macs, layer.macs / (m.peak_macs_per_cycle * cycles))
 
 
 # ---------------------------------------------------------------- host
+def macs(g: Graph, node: str | Node) -> int:
+    """Multiply-accumulates of a conv or dense node, float, integer or analog; 0 for any other op."""
+    n = node if isinstance(node, Node) else g.node(node)
+    out = g.values[n.outputs[0]]
+    if n.op in CONV_OPS:
+        return out.size * int(np.prod(g.values[n.inputs[1]].shape[1:]))
+    if n.op in MATMUL_OPS:
+        return out.size * g.values[n.inputs[0]].shape[-1]
+    return 0
+
+
 def host_cycles(g: Graph, node: str | Node, host_core) -> int:
     """An estimate for a layer on the host: cycles per MAC plus cycles per output element."""
     n = node if isinstance(node, Node) else g.node(node)
     out = g.values[n.outputs[0]]
-    macs = 0
-    if n.op in ("conv", "qconv"):
-        macs = out.size * int(np.prod(g.values[n.inputs[1]].shape[1:]))
-    elif n.op in ("matmul", "qmatmul"):
-        macs = out.size * g.values[n.inputs[0]].shape[-1]
-    elif "kernel" in n.attrs:  # pooling: one accumulate per window element
-        macs = out.size * int(np.prod(n.attrs["kernel"]))
+    work = macs(g, n)
+    if not work and "kernel" in n.attrs:  # pooling: one accumulate per window element
+        work = out.size * int(np.prod(n.attrs["kernel"]))
     p = host_core.params
-    return math.ceil(macs * p["cycles_per_mac"].value + out.size * p["cycles_per_element"].value)
+    return math.ceil(work * p["cycles_per_mac"].value + out.size * p["cycles_per_element"].value)
