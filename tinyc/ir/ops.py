@@ -174,18 +174,24 @@ def _avgpool():
         return [(window_shape(i[0], i[0].shape[1], a["kernel"], a), i[0].dtype)]
 
     def compute(i, a):
-        x = i[0]
-        out_sp = window_shape(_value_of(x), x.shape[1], a["kernel"], a)[2:]
-        total = sum(v for _, v in geo.windows(x.astype(np.float32), a["kernel"], a["strides"], a["pads"],
-                                              a["dilations"], out_sp, 0.0))
-        count = geo.valid_counts(x.shape[2:], a["kernel"], a["strides"], a["pads"], a["dilations"], out_sp,
-                                 a["count_include_pad"])
+        total, inside, padded = _window_sums(i[0].astype(np.float32), a)
+        count = padded if a["count_include_pad"] else inside
         return [(total / count.astype(np.float32)).astype(np.float32)]
     return infer, compute
 
 
 def _value_of(x: np.ndarray) -> Value:
     return Value("", tuple(x.shape), str(x.dtype))
+
+
+def _window_sums(x: np.ndarray, a: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per output of a pool: the sum of its window (padding read as 0, in x's dtype), how many of its
+    positions lie inside the input, and how many inside the input or its declared padding."""
+    out_sp = window_shape(_value_of(x), x.shape[1], a["kernel"], a)[2:]
+    total = sum(v for _, v in geo.windows(x, a["kernel"], a["strides"], a["pads"], a["dilations"], out_sp, 0))
+    inside, padded = (geo.valid_counts(x.shape[2:], a["kernel"], a["strides"], a["pads"], a["dilations"], out_sp,
+                                       include_pad) for include_pad in (False, True))
+    return total, inside, padded
 
 
 @op("maxpool", POOL_ATTRS)
@@ -347,16 +353,11 @@ def _qavgpool():
     """TFLite's int8 average: input and output share their quantization, so no zero point enters the sum
     except as the value of counted padding."""
     def compute(i, a):
-        x = i[0]
-        out_sp = window_shape(_value_of(x), x.shape[1], a["kernel"], a)[2:]
-        total = sum(v for _, v in geo.windows(x.astype(np.int64), a["kernel"], a["strides"], a["pads"],
-                                              a["dilations"], out_sp, 0))
-        count = geo.valid_counts(x.shape[2:], a["kernel"], a["strides"], a["pads"], a["dilations"], out_sp,
-                                 a["count_include_pad"]).astype(np.int64)
-        if a["count_include_pad"]:  # counted padding reads x_zp; the ceil_mode overhang is not counted
-            inside = geo.valid_counts(x.shape[2:], a["kernel"], a["strides"], a["pads"], a["dilations"], out_sp,
-                                      False).astype(np.int64)
-            total = total + a["x_zp"] * (count - inside)
+        total, inside, padded = _window_sums(i[0].astype(np.int64), a)
+        inside = inside.astype(np.int64)
+        count = padded.astype(np.int64) if a["count_include_pad"] else inside
+        # counted padding reads x_zp; the ceil_mode overhang is not counted
+        total = total + a["x_zp"] * (count - inside)
         return [np.clip(qm.rounded_average(total, count), a["out_min"], a["out_max"]).astype(np.int8)]
     return _avgpool[0], compute
 
