@@ -145,26 +145,30 @@ static int64_t max_span(const int32_t *zp, int32_t step, int32_t channels)
     return most;
 }
 
+/* One loop over taps: its count and its steps in x and in w. */
+typedef struct {
+    int32_t n, x, w;
+} conv_loop;
+
 /* The taps of one output row (od, oh) for a pair of output channels (w0 and w1; the same weights for an
- * odd last channel): loops over channels, depth and height taps with pointer steps, each over an inner
- * run of nk taps that are k_x apart in x and adjacent in w. The depth and height ranges are the valid
- * ones of the row; a pointwise conv makes its channels the inner run instead (see qconv_narrow). */
+ * odd last channel): three outer loops, each over an inner run. The depth and height loops cover the
+ * row's valid taps; the inner run is the longer of the width taps and the group's channels, so that the
+ * per-run overhead (dot_2x4's call) is paid for as many taps as possible. */
 typedef struct {
     const int8_t *x, *w0, *w1; /* the window's first valid tap at input column 0; the pair's weights there */
-    int32_t x_zp, wz0, wz1;
-    int32_t nc, c_x, c_w, nd, d_x, d_w, nh, h_x, h_w; /* count, x step and w step of each outer loop */
-    int32_t nk, k_x, s;                                /* the inner run; s: x step between outputs */
+    int32_t x_zp, wz0, wz1, s; /* s: the x step between outputs */
+    conv_loop outer[3], inner;
 } conv_taps;
 
-/* acc[i] += sum_k (w0[k] - wz0) * p[k * k_x + i * s] for the four outputs i, acc[4 + i] likewise with w1:
- * each x load feeds two channels and each weight four outputs. Its own function over one inner run, so
- * that the eight sums stay in registers (RV32 has too few for them and the outer loops' pointers). */
+/* acc[i] += sum_k (w0[k] - wz0) * p[k * inner.x + i * s] for the four outputs i, acc[4 + i] likewise with
+ * w1: each x load feeds two channels and each weight four outputs. Its own function over one inner run,
+ * so that the eight sums stay in registers (RV32 has too few for them and the outer loops' pointers). */
 TINYC_NOINLINE static void dot_2x4(const conv_taps *t, const int8_t *p, const int8_t *w0, const int8_t *w1, int32_t *acc)
 {
-    const int32_t s = t->s, k_x = t->k_x, wz0 = t->wz0, wz1 = t->wz1;
-    const int8_t *end = w0 + t->nk;
+    const int32_t s = t->s, k_x = t->inner.x, k_w = t->inner.w, wz0 = t->wz0, wz1 = t->wz1;
+    const int8_t *end = w0 + t->inner.n * k_w;
     int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3], b0 = acc[4], b1 = acc[5], b2 = acc[6], b3 = acc[7];
-    for (; w0 < end; w0++, w1++, p += k_x) {
+    for (; w0 != end; w0 += k_w, w1 += k_w, p += k_x) {
         const int32_t u = *w0 - wz0, v = *w1 - wz1;
         const int32_t x0 = p[0], x1 = p[s], x2 = p[2 * s], x3 = p[3 * s];
         a0 += u * x0;
@@ -190,87 +194,79 @@ TINYC_NOINLINE static void dot_2x4(const conv_taps *t, const int8_t *p, const in
  * unshifted: x_zp comes off after, as x_zp times the weight sums wsum (sum of w - wz over the taps). */
 static void conv_block4(const conv_taps *t, int32_t iw, const int32_t *wsum, int32_t *acc)
 {
-    int32_t c, d, h, i;
-    const int8_t *xc = t->x + iw, *wc = t->w0, *vc = t->w1;
+    const conv_loop *o = t->outer;
+    const int32_t dw = (int32_t)(t->w1 - t->w0);
+    int32_t a, b, c, i;
+    const int8_t *xa = t->x + iw, *wa = t->w0;
     memset(acc, 0, 8 * sizeof *acc);
-    for (c = 0; c < t->nc; c++, xc += t->c_x, wc += t->c_w, vc += t->c_w) {
-        const int8_t *xd = xc, *wd = wc, *vd = vc;
-        for (d = 0; d < t->nd; d++, xd += t->d_x, wd += t->d_w, vd += t->d_w) {
-            const int8_t *xh = xd, *wh = wd, *vh = vd;
-            for (h = 0; h < t->nh; h++, xh += t->h_x, wh += t->h_w, vh += t->h_w)
-                dot_2x4(t, xh, wh, vh, acc);
+    for (a = 0; a < o[0].n; a++, xa += o[0].x, wa += o[0].w) {
+        const int8_t *xb = xa, *wb = wa;
+        for (b = 0; b < o[1].n; b++, xb += o[1].x, wb += o[1].w) {
+            const int8_t *xc = xb, *wc = wb;
+            for (c = 0; c < o[2].n; c++, xc += o[2].x, wc += o[2].w)
+                dot_2x4(t, xc, wc, wc + dw, acc);
         }
     }
     for (i = 0; i < 8; i++)
         acc[i] -= t->x_zp * wsum[i / 4];
 }
 
-/* wsum[0] and wsum[1]: the sums of w - wz over the row's taps, for the pair's two channels. */
-static void weight_sums(const conv_taps *t, int32_t *wsum)
+/* One output per channel at x + iw over the taps of t (whose width loop the caller clipped to the
+ * input), into acc[3] and acc[7]: where conv_block4 leaves its last output of each channel. With x
+ * NULL, the sums of w - wz alone (for the x_zp term of conv_block4) into acc[0] and acc[1]. */
+TINYC_NOINLINE static void conv_one(const conv_taps *t, const int8_t *x, int32_t *acc)
 {
-    int32_t c, d, h, k;
-    const int8_t *wc = t->w0, *vc = t->w1;
-    wsum[0] = wsum[1] = 0;
-    for (c = 0; c < t->nc; c++, wc += t->c_w, vc += t->c_w)
-        for (d = 0; d < t->nd; d++)
-            for (h = 0; h < t->nh; h++)
-                for (k = 0; k < t->nk; k++) {
-                    wsum[0] += wc[d * t->d_w + h * t->h_w + k] - t->wz0;
-                    wsum[1] += vc[d * t->d_w + h * t->h_w + k] - t->wz1;
-                }
-}
-
-/* One output per channel, over the inner taps [k0, k1) only (the ones inside the input), into acc[3]
- * and acc[7]: where conv_block4 leaves its last output of each channel. */
-static void conv_one(const conv_taps *t, int32_t iw, int32_t k0, int32_t k1, int32_t *acc)
-{
-    const int32_t k_x = t->k_x, x_zp = t->x_zp, wz0 = t->wz0, wz1 = t->wz1;
-    int32_t a = 0, b = 0, c, d, h;
-    const int8_t *xc = t->x + iw + k0 * k_x, *wc = t->w0 + k0, *vc = t->w1 + k0;
-    for (c = 0; c < t->nc; c++, xc += t->c_x, wc += t->c_w, vc += t->c_w) {
-        const int8_t *xd = xc, *wd = wc, *vd = vc;
-        for (d = 0; d < t->nd; d++, xd += t->d_x, wd += t->d_w, vd += t->d_w) {
-            const int8_t *xh = xd, *wh = wd, *vh = vd;
-            for (h = 0; h < t->nh; h++, xh += t->h_x, wh += t->h_w, vh += t->h_w) {
-                const int8_t *p = xh, *wu = wh, *wv = vh, *end = wh + (k1 - k0);
-                for (; wu < end; wu++, wv++, p += k_x) {
-                    const int32_t xv = *p - x_zp;
+    const conv_loop *o = t->outer;
+    const int32_t dw = (int32_t)(t->w1 - t->w0), k_x = t->inner.x, k_w = t->inner.w, x_zp = t->x_zp;
+    const int32_t wz0 = t->wz0, wz1 = t->wz1;
+    int32_t a = 0, b = 0, ia, ib, ic;
+    const int8_t *xa = x ? x : t->x, *wa = t->w0;
+    for (ia = 0; ia < o[0].n; ia++, xa += o[0].x, wa += o[0].w) {
+        const int8_t *xb = xa, *wb = wa;
+        for (ib = 0; ib < o[1].n; ib++, xb += o[1].x, wb += o[1].w) {
+            const int8_t *xc = xb, *wc = wb;
+            for (ic = 0; ic < o[2].n; ic++, xc += o[2].x, wc += o[2].w) {
+                const int8_t *p = xc, *wu = wc, *end = wc + t->inner.n * k_w;
+                for (; wu != end; wu += k_w, p += k_x) {
+                    const int32_t xv = x ? *p - x_zp : 1;
                     a += xv * (*wu - wz0);
-                    b += xv * (*wv - wz1);
+                    b += xv * (wu[dw] - wz1);
                 }
             }
         }
     }
-    acc[3] = a;
-    acc[7] = b;
+    acc[x ? 3 : 0] = a;
+    acc[x ? 7 : 1] = b;
 }
 
 /* The conv with int32 accumulators, for when taps * span(x_zp) * span(w_zp) fits them. Walks channel
  * pairs and output rows; along a row, runs of four outputs whose windows lie inside the input take
- * conv_block4, the rest (borders, leftovers) conv_one. A pointwise conv (g flattened to one row by the
- * caller) runs its channels as the inner taps: one long run instead of one tap per channel. */
-static void qconv_narrow(const tinyc_window *g, int32_t pointwise, const int8_t *x, int32_t x_zp, const int8_t *w,
-                         const int32_t *w_zp, int32_t w_zp_step, const int32_t *bias, const tinyc_requant *rq,
-                         void *y)
+ * conv_block4, the rest (borders, leftovers) conv_one. A pointwise conv comes flattened to one row. */
+static void qconv_narrow(const tinyc_window *g, const int8_t *x, int32_t x_zp, const int8_t *w, const int32_t *w_zp,
+                         int32_t w_zp_step, const int32_t *bias, const tinyc_requant *rq, void *y)
 {
-    const int32_t cg = g->c / g->groups, mg = g->m / g->groups, kw = g->kernel[2];
+    const int32_t cg = g->c / g->groups, mg = g->m / g->groups, kw = g->kernel[2], dil = g->dilation[2];
     const int32_t in_plane = g->in[0] * g->in[1] * g->in[2], out_plane = g->out[0] * g->out[1] * g->out[2];
     const int32_t ksize = g->kernel[0] * g->kernel[1] * kw, s = g->stride[2], pad = g->pad[2];
-    const int32_t reach = (kw - 1) * g->dilation[2]; /* from a window's first column to its last */
-    int32_t n, m, pair, od, oh, ow, i, kd0, kd1, kh0, kh1, nd = 0, nh = 0;
+    const int32_t reach = (kw - 1) * dil;  /* from a window's first column to its last */
+    const int32_t channels_inner = cg > kw; /* else the width taps are the inner run */
+    const conv_loop channel = {cg, in_plane, ksize}, width = {kw, dil, 1};
+    const conv_loop depth = {0, g->dilation[0] * g->in[1] * g->in[2], g->kernel[1] * kw};
+    const conv_loop height = {0, g->dilation[1] * g->in[2], kw};
+    conv_loop *ld, *lh, *lw; /* where the depth and height loops (counts per row) and the width loop sit */
+    int32_t n, m, pair, od, oh, ow, i, nd = 0, nh = 0;
     const int8_t *summed = NULL; /* the taps wsum holds: its first weight, nd and nh */
     int32_t acc[8], wsum[2] = {0, 0};
     conv_taps t;
     t.x_zp = x_zp;
     t.s = s;
-    t.c_x = in_plane;
-    t.c_w = ksize;
-    t.d_x = g->dilation[0] * g->in[1] * g->in[2];
-    t.d_w = g->kernel[1] * kw;
-    t.h_x = g->dilation[1] * g->in[2];
-    t.h_w = kw;
-    t.nk = pointwise ? cg : kw;
-    t.k_x = pointwise ? in_plane : g->dilation[2];
+    t.outer[0] = channels_inner ? depth : channel;
+    t.outer[1] = channels_inner ? height : depth;
+    t.outer[2] = channels_inner ? width : height;
+    t.inner = channels_inner ? channel : width;
+    ld = channels_inner ? &t.outer[0] : &t.outer[1];
+    lh = channels_inner ? &t.outer[1] : &t.outer[2];
+    lw = channels_inner ? &t.outer[2] : &t.inner;
     for (n = 0; n < g->n; n++)
         for (m = 0; m < g->m; m += 1 + pair) { /* an odd last channel of a group goes alone */
             const int8_t *xg = x + (n * g->c + m / mg * cg) * in_plane;
@@ -282,31 +278,35 @@ static void qconv_narrow(const tinyc_window *g, int32_t pointwise, const int8_t 
             for (od = 0; od < g->out[0]; od++)
                 for (oh = 0; oh < g->out[1]; oh++) {
                     const int32_t id = od * g->stride[0] - g->pad[0], ih = oh * g->stride[1] - g->pad[1];
-                    int32_t at = ybase + (od * g->out[1] + oh) * g->out[2];
+                    int32_t at = ybase + (od * g->out[1] + oh) * g->out[2], kd0, kd1, kh0, kh1;
                     tinyc_tap_range(id, g->in[0], g->kernel[0], g->dilation[0], &kd0, &kd1);
                     tinyc_tap_range(ih, g->in[1], g->kernel[1], g->dilation[1], &kh0, &kh1);
-                    t.nc = pointwise ? 1 : cg;
-                    t.nd = kd1 - kd0;
-                    t.nh = kh1 - kh0;
+                    ld->n = kd1 - kd0;
+                    lh->n = kh1 - kh0;
                     t.x = xg + (id + kd0 * g->dilation[0]) * g->in[1] * g->in[2] + (ih + kh0 * g->dilation[1]) * g->in[2];
                     t.w0 = w0 + (kd0 * g->kernel[1] + kh0) * kw;
                     t.w1 = pair ? t.w0 + cg * ksize : t.w0;
-                    if (x_zp && (t.w0 != summed || t.nd != nd || t.nh != nh)) {
-                        weight_sums(&t, wsum);
+                    if (x_zp && (t.w0 != summed || ld->n != nd || lh->n != nh)) {
+                        conv_one(&t, NULL, wsum);
                         summed = t.w0;
-                        nd = t.nd;
-                        nh = t.nh;
+                        nd = ld->n;
+                        nh = lh->n;
                     }
                     for (ow = 0; ow < g->out[2];) {
                         const int32_t iw = ow * s - pad;
-                        int32_t count = 1, k0 = 0, k1 = t.nk;
+                        int32_t count = 1, k0, k1;
                         if (ow + 4 <= g->out[2] && iw >= 0 && iw + 3 * s + reach < g->in[2]) {
                             count = 4;
                             conv_block4(&t, iw, wsum, acc);
                         } else {
-                            if (!pointwise)
-                                tinyc_tap_range(iw, g->in[2], kw, g->dilation[2], &k0, &k1);
-                            conv_one(&t, iw, k0, k1, acc);
+                            tinyc_tap_range(iw, g->in[2], kw, dil, &k0, &k1);
+                            lw->n = k1 - k0; /* the width taps inside the input, then back to all */
+                            t.w0 += k0;
+                            t.w1 += k0;
+                            conv_one(&t, t.x + iw + k0 * dil, acc);
+                            lw->n = kw;
+                            t.w0 -= k0;
+                            t.w1 -= k0;
                         }
                         for (i = 4 - count; i < 4; i++, at++) {
                             store(rq, y, at, m, (int64_t)acc[i] + (bias ? bias[m] : 0));
@@ -369,7 +369,7 @@ void tinyc_qconv_s8(const tinyc_window *g, const int8_t *x, int32_t x_zp, const 
         flat.in[0] = flat.in[1] = flat.out[0] = flat.out[1] = 1;
     }
     if (taps * span(x_zp) * max_span(w_zp, w_zp_step, g->m) <= INT32_MAX)
-        qconv_narrow(&flat, pointwise, x, x_zp, w, w_zp, w_zp_step, bias, rq, y);
+        qconv_narrow(&flat, x, x_zp, w, w_zp, w_zp_step, bias, rq, y);
     else
         qconv_wide(g, x, x_zp, w, w_zp, w_zp_step, bias, rq, y);
 }

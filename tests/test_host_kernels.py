@@ -1,0 +1,112 @@
+"""The host int8 kernels' fast paths against the reference interpreter, bit for bit.
+
+tinyc_qconv_s8 and tinyc_qmatmul_s8 sum in int32 where taps * span(x_zp) * span(w_zp) (span: the
+largest |v - zp| over int8 v) proves it and in int64 otherwise; the conv takes four outputs of two
+channels at a time where their windows lie inside the input, one at a time at borders and leftovers,
+and runs a pointwise conv as one long row. Each case here lands on a different mix of those paths.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from test_c_backend import RNG, check, new_graph, rand, window_attrs
+from tinyc.ir import ops
+from tinyc.ir import quant_math as qm
+
+INT32_MAX = 2 ** 31 - 1
+
+
+def span(zp: int) -> int:
+    return max(127 - zp, zp + 128)
+
+
+def requant(m: int, k: int, rounding: str) -> dict:
+    mult, shift = zip(*(qm.quantize_multiplier(r) for r in RNG.uniform(0.2, 2.0, m) / k))
+    return dict(multiplier=list(mult), shift=list(shift), out_zp=-7, out_min=-128, out_max=127, rounding=rounding)
+
+
+def qconv(g, x, w, bias, x_zp, w_zp, group, attrs, rq):
+    inputs = [x, w] + ([bias] if bias else [])
+    return ops.add(g, "qconv", inputs, "y", group=group, x_zp=x_zp, w_zp=w_zp, **attrs, **rq)
+
+
+# (x shape, weight shape, group, strides, pads, dilations, x_zp, per-channel w_zp)
+CONVS = [
+    ((1, 3, 9, 10), (5, 3, 3, 3), 1, 1, 1, 1, -128, True),              # odd channels: a pair then one alone
+    ((1, 1, 49, 10), (6, 1, 10, 4), 1, 2, (4, 1, 5, 1), 1, 0, False),    # DS-CNN's first conv
+    ((1, 6, 11, 13), (6, 1, 3, 3), 6, 1, 1, 1, 3, True),                 # depthwise
+    ((1, 4, 12, 14), (8, 2, 3, 3), 2, 2, (0, 1, 2, 0), 1, -5, True),     # groups, stride, asymmetric pads
+    ((1, 2, 13, 17), (4, 2, 3, 2), 1, (1, 2), 2, (2, 3), 9, False),      # dilation wider than the pads
+    ((1, 4, 5, 7), (3, 4, 1, 1), 1, 1, 0, 1, 11, True),                  # pointwise: one row of 35
+    ((2, 6, 3, 3), (7, 6, 1, 1), 1, 1, 0, 1, -1, False),                 # pointwise, batch 2, 9 outputs
+    ((1, 4, 6, 6), (4, 4, 1, 1), 1, 2, 0, 1, 2, True),                   # 1x1 of stride 2: not pointwise
+    ((1, 4, 6, 6), (4, 4, 1, 1), 1, 1, 1, 1, 2, True),                   # 1x1 with padding: not pointwise
+    ((1, 2, 3, 3), (2, 2, 5, 5), 1, 1, 2, 1, 4, False),                  # kernel wider than the input
+    ((1, 3, 40), (4, 3, 5), 1, 3, (2, 1), 1, -60, True),                 # 1-D
+    ((1, 2, 4, 5, 6), (3, 2, 2, 3, 3), 1, (1, 2, 1), 1, (2, 1, 1), 6, True),  # 3-D
+]
+
+
+@pytest.mark.parametrize("xs,ws,group,strides,pads,dil,x_zp,per_channel", CONVS)
+@pytest.mark.parametrize("rounding", ["single", "double", None])
+def test_qconv_paths(xs, ws, group, strides, pads, dil, x_zp, per_channel, rounding, tmp_path):
+    g = new_graph(x=(xs, "int8"))
+    m = ws[0]
+    w = g.add_const("w", rand(ws, "int8")).name
+    b = g.add_const("b", RNG.integers(-3000, 3000, m).astype(np.int32)).name
+    w_zp = RNG.integers(-9, 9, m).tolist() if per_channel else [0]
+    rq = requant(m, int(np.prod(ws[1:])), rounding) if rounding else dict(multiplier=None, shift=None, out_zp=0,
+                                                                          out_min=-128, out_max=127, rounding="single")
+    y = qconv(g, "x", w, b, x_zp, w_zp, group, window_attrs(len(xs) - 2, strides, pads, dil), rq)
+    check(g, y, tmp_path)
+
+
+@pytest.mark.parametrize("x_zp,w_zp", [(127, -128), (-128, 127), (0, 0)])
+@pytest.mark.parametrize("extra", [0, 1])
+def test_qconv_int32_bound(x_zp, w_zp, extra, tmp_path):
+    """Every product at its extreme, over exactly as many taps as int32 holds (extra 0: the int32 path)
+    and one more (extra 1: the int64 path); int32 output shows the sums themselves."""
+    x_val, w_val = (-128 if x_zp >= 0 else 127), (-128 if w_zp >= 0 else 127)
+    taps = INT32_MAX // (span(x_zp) * span(w_zp)) + extra
+    for kernel, xs, ws in [((1, 1), (1, taps, 2, 3), (3, taps, 1, 1)),   # pointwise: a block of four, two alone
+                           ((1, 3), (1, taps // 3 + extra, 1, 6), (2, taps // 3 + extra, 1, 3))]:
+        g = new_graph(x=(xs, "int8"))
+        w = g.add_const("w", np.full(ws, w_val, np.int8)).name
+        attrs = window_attrs(2, 1, (0, 1, 0, 1) if kernel != (1, 1) else 0)
+        acc = qconv(g, "x", w, "", x_zp, [w_zp], 1, attrs, dict(multiplier=None, shift=None, out_zp=0,
+                                                                 out_min=-128, out_max=127, rounding="single"))
+        q = ops.add(g, "qconv", ["x", w], "q", group=1, x_zp=x_zp, w_zp=[w_zp], **attrs, **requant(ws[0], taps, "double"))
+        for x in (np.full(xs, x_val, np.int8), rand(xs, "int8")):
+            check(g, [acc, q], tmp_path, {"x": x})
+
+
+@pytest.mark.parametrize("rows,k,n,x_zp", [(1, 64, 12, 0), (3, 37, 9, -128), (2, 640, 128, 5), (1, 5, 3, 127)])
+def test_qmatmul_paths(rows, k, n, x_zp, tmp_path):
+    g = new_graph(x=((rows, k), "int8"))
+    w = g.add_const("w", rand((k, n), "int8")).name
+    b = g.add_const("b", RNG.integers(-3000, 3000, n).astype(np.int32)).name
+    y = ops.add(g, "qmatmul", ["x", w, b], "y", x_zp=x_zp, w_zp=RNG.integers(-4, 4, n).tolist(),
+                **requant(n, k, "single"))
+    check(g, y, tmp_path)
+
+
+@pytest.mark.parametrize("extra", [0, 1])
+def test_qmatmul_int32_bound(extra, tmp_path):
+    """k * span(x_zp) * 128 at int32's limit (extra 0) and past it (extra 1: int64 sums)."""
+    k = INT32_MAX // (span(127) * 128) + extra
+    g = new_graph(x=((1, k), "int8"))
+    w = g.add_const("w", np.full((k, 6), -128, np.int8)).name
+    y = ops.add(g, "qmatmul", ["x", w], "y", x_zp=127, w_zp=[0, 1, -1, 127, -128, 0], multiplier=None, shift=None,
+                out_zp=0, out_min=-128, out_max=127, rounding="single")
+    check(g, y, tmp_path, {"x": np.full((1, k), -128, np.int8)})
+
+
+def test_fast_paths_under_sanitizers(tmp_path):
+    """Blocks, borders, pairs and the pointwise row with nonzero zero points, under ASan and UBSan."""
+    g = new_graph(x=((1, 5, 7, 9), "int8"))
+    w3 = g.add_const("w3", rand((5, 5, 3, 3), "int8")).name
+    w1 = g.add_const("w1", rand((3, 5, 1, 1), "int8")).name
+    a = qconv(g, "x", w3, "", -128, RNG.integers(-3, 3, 5).tolist(), 1, window_attrs(2, 1, 1), requant(5, 45, "double"))
+    y = ops.add(g, "qconv", [a, w1], "pw", group=1, x_zp=-7, w_zp=[0], **window_attrs(2), **requant(3, 5, "single"))
+    check(g, [a, y], tmp_path, sanitize=True)
