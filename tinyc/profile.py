@@ -73,7 +73,7 @@ def profile_on_qemu(cm, inputs: dict) -> dict:
         else:
             modeled = layer.get("modeled")
             if modeled is None:
-                raise ToolchainError(f"layer {layer['name']} runs on {layer['core']} without a modeled cost")
+                raise ToolchainError(f"runs on {layer['core']} without a modeled cost", node=layer["name"])
             per_core[layer["core"]], per_core["dma"] = modeled["compute_cycles"], modeled["dma_cycles"]
             layer.update(cycles=modeled["cycles"], cycles_source=MODELED, dma_bytes=modeled["dma_bytes"])
         layer["cycles_per_core"] = per_core

@@ -111,7 +111,7 @@ def lower(g: Graph, name: str, adc_bits: int) -> None:
     if len(inputs) > 2 and inputs[2] and scale != 1:
         b = g.values[inputs[2]].data.astype(np.int64) * scale
         if np.abs(b).max(initial=0) >= 2 ** 31:
-            raise UnsupportedError(f"{name}: the bias times {scale} leaves int32")
+            raise UnsupportedError(f"the bias times {scale} leaves int32", node=name)
         inputs[2] = g.add_const(f"{inputs[2]}_x{scale}", b.astype(np.int32)).name
     attrs = {k: n.attrs[k] for k in CONV_ATTRS} if n.op == "qconv" else {}
     g.set_node(name, op=LOWERED[n.op], inputs=inputs, attrs={**attrs, **rule})

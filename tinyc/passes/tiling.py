@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from ortools.sat.python import cp_model
 
-from ..errors import DoesNotFitError
+from ..errors import DoesNotFitError, TinycError
 from ..ir.graph import Graph
 from ..targets import cost
 from ..targets.cost import Cost, Layer, Machine, Tile
@@ -87,7 +87,7 @@ def cp_sat(layer: Layer, m: Machine) -> Choice:
         if found is not None and (best is None or found.cost.cycles <= best.cost.cycles):
             best = found
     if best is None:
-        raise RuntimeError(f"{layer.name}: CP-SAT found no tiling in {SOLVE_SECONDS} s, though one fits")
+        raise TinycError(f"CP-SAT found no tiling in {SOLVE_SECONDS} s, though one fits", node=layer.name)
     return Choice(best.tile, best.cost, proven, solves, 0.0)
 
 

@@ -107,7 +107,7 @@ def emit_layer(e, chip, node) -> list[str]:
     need(p.anchor in ("", node.name), f"{node.name} is part of {p.anchor}'s job; the backend runs one-node jobs")
     need(p.pattern in JOB_KINDS, f"job kind {p.pattern!r} is not one of {', '.join(JOB_KINDS)}")
     if not p.tile:
-        raise VerifyError(f"{node.name} is placed on {p.core} without a tiling (run the tiling pass first)")
+        raise VerifyError(f"placed on {p.core} without a tiling (run the tiling pass first)", node=node.name)
     layer = cost.layer_geometry(g, node, p.pattern)
     tile = cost.Tile(p.tile["c_out"], p.tile["h_out"], p.tile["w_out"], p.tile["buffers"])
     need(tile.buffers in LOOPS_C, f"buffers must be 1 or 2, not {tile.buffers}")
