@@ -1,6 +1,6 @@
 """TFLite's int8 reference arithmetic, in numpy: the integer semantics of tinyc's quantized ops.
 
-The C runtime (tinyc/runtime/tinyc_kernels.c) implements the same functions; both follow
+The C runtime (tinyc/runtime/tinyc_kernels_int.c) implements the same functions; both follow
 tensorflow/lite/kernels/internal/common.h and quantization_util.cc (double rounding, the default).
 """
 from __future__ import annotations

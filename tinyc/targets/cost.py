@@ -28,7 +28,7 @@ CELLS_PER_BYTE = 4  # a ternary cell is 2 bits: the array's 147456 B hold its 11
 @dataclass(frozen=True)
 class Layer:
     name: str
-    kind: str  # the job kind: "conv2d", "depthwise", "dense" or "add"
+    kind: str  # the job kind (pattern name): "conv2d", "depthwise", "dense", "add", "analog_conv2d", "analog_dense"
     c_in: int
     h_in: int
     w_in: int
