@@ -165,3 +165,34 @@ def test_report_and_profile_on_diana(capsys):
     assert main(["run", "zoo:ad", "--target", "diana", "--profile"]) == 0
     out = capsys.readouterr().out
     assert "cycles (modeled)" in out and "ms at 260 MHz" in out
+
+
+def test_targets_lists_diana_cores_and_configs(capsys):
+    assert main(["targets"]) == 0
+    out = capsys.readouterr().out
+    assert "cores: host (cpu), digital (accelerator), analog (accelerator)" in out
+    assert "configs: mixed = digital + analog (default), cpu = host only, digital = digital, analog = analog" in out
+
+
+def test_usage_errors_are_one_line(capsys):
+    """argparse's own errors (a bad --tiler, a missing -o, no command) read like every other error."""
+    for argv in (["report", "zoo:ad", "--tiler", "greedy"], ["compile", "zoo:ad"], []):
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        line = one_line_error(capsys, exit_.value.code)
+        assert "--help" in line
+
+
+def test_tiler_option(capsys):
+    """--tiler reaches tinyc.compile: dory keeps a layer that fits L1 whole in one box."""
+    assert main(["report", "zoo:ad", "--target", "diana", "--config", "digital", "--tiler", "dory", "--json"]) == 0
+    layers = json.loads(capsys.readouterr().out)["layers"]
+    tiled = [layer for layer in layers if layer.get("tile")]
+    assert tiled and all(layer["tile"]["buffers"] == 1 for layer in tiled)
+
+
+def test_a_configuration_that_takes_no_layer_says_so(capsys):
+    """The int8 zoo has no ternary weights: under analog every layer runs on the host, with a note."""
+    assert main(["report", "zoo:ad", "--target", "diana", "--config", "analog"]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("tinyc: note: configuration analog of diana places no layer on an accelerator")

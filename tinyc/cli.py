@@ -12,13 +12,21 @@ import numpy as np
 
 from . import targets
 from .errors import InputError, TinycError
+from .passes.tiling import TILERS
 from .report import format_profile, format_text
 
 EXIT_ERROR = 2
 
 
+class _Parser(argparse.ArgumentParser):
+    """A usage error is one line like every other error, `tinyc: error: ...`, with exit status 2."""
+
+    def error(self, message: str):
+        self.exit(EXIT_ERROR, f"tinyc: error: {message} (see `{self.prog} --help`)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tinyc", description="Compile quantized ONNX models for TinyML chips.")
+    p = _Parser(prog="tinyc", description="Compile quantized ONNX models for TinyML chips.")
     p.add_argument("--version", action="version", version=f"tinyc {_version()}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -27,7 +35,11 @@ def _parser() -> argparse.ArgumentParser:
         c.add_argument("model", help="an ONNX model file, or zoo:NAME[:VARIANT] for a bundled network "
                                      "(NAME kws, vww, ic, ad; VARIANT float, int8 (default), ternary)")
         c.add_argument("--target", default="cpu", help="target chip (see `tinyc targets`; default cpu)")
-        c.add_argument("--config", help="which of the target's cores to use (default: all it has)")
+        c.add_argument("--config", help="which of the target's cores to use: one of its configurations (see "
+                                        "`tinyc targets`; default the first listed)")
+        c.add_argument("--tiler", choices=list(TILERS), default="cp-sat",
+                       help="how accelerator layers are tiled: cp-sat (minimum modeled latency, default) or "
+                            "dory (DORY/HTVM's heuristic)")
         return c
 
     c = model_command("compile", "compile a model into a self-contained C project")
@@ -40,13 +52,16 @@ def _parser() -> argparse.ArgumentParser:
                    help="also print the modeled cycles per layer and core (the emulator's counters)")
     c = model_command("report", "print what runs where, MACs, buffers, memory")
     c.add_argument("--json", action="store_true", help="print the report as JSON")
-    c = sub.add_parser("quantize", help="post-training static quantization of a float model to int8 QDQ")
-    c.add_argument("model")
-    c.add_argument("--calib", required=True, metavar="DATA.npy", help="calibration inputs, (N, *input shape)")
+    help_text = "post-training static quantization of a float model to int8 QDQ"
+    c = sub.add_parser("quantize", help=help_text, description=help_text)
+    c.add_argument("model", help="a float ONNX model file")
+    c.add_argument("--calib", required=True, metavar="DATA.npy",
+                   help="calibration inputs, (N, *input shape); a .npz of input name -> array for several inputs")
     c.add_argument("--pow2", action="store_true", help="round every scale to a power of two (DIANA)")
     c.add_argument("--percentile", type=float, help="clip ranges at this percentile instead of min/max")
-    c.add_argument("-o", "--output", required=True)
-    sub.add_parser("targets", help="list the targets and their configurations")
+    c.add_argument("-o", "--output", required=True, help="the quantized ONNX model to write")
+    help_text = "list the targets, their cores and configurations"
+    sub.add_parser("targets", help=help_text, description=help_text)
     c = sub.add_parser("bench", help="run a benchmark: " + ", ".join(BENCHMARKS),
                        description="run a benchmark; `tinyc bench NAME -h` for its options")
     c.add_argument("benchmark", choices=BENCHMARKS)
@@ -93,7 +108,11 @@ def _model_source(spec: str):
 def _compile(args):
     from .compiler import compile
     model, name = _model_source(args.model)
-    return compile(model, target=args.target, config=args.config, name=name)
+    cm = compile(model, target=args.target, config=args.config, name=name, tiler=args.tiler)
+    if cm.target.accelerators(cm.config) and all(n.placement.core == cm.target.host.name for n in cm.graph.nodes()):
+        print(f"tinyc: note: configuration {cm.config} of {cm.target.name} places no layer on an accelerator; "
+              f"every layer runs on the host (`tinyc report` says why)", file=sys.stderr)
+    return cm
 
 
 def cmd_compile(args):
@@ -157,9 +176,12 @@ def cmd_quantize(args):
 def cmd_targets(args):
     for name in targets.names():
         t = targets.get(name)
+        configs = [f"{c} = {' + '.join(cores) or 'host only'}{' (default)' if c == t.default_config else ''}"
+                   for c, cores in t.configs.items()]
         print(f"{t.name:<8} {t.description}")
-        print(f"{'':<8} configs: {', '.join(t.configs)}; cores: {', '.join(c.name for c in t.cores)}; "
+        print(f"{'':<8} cores: {', '.join(f'{c.name} ({c.kind})' for c in t.cores)}; "
               f"{t.main_memory.name} {t.main_memory.size_bytes} B")
+        print(f"{'':<8} configs: {', '.join(configs)}")
 
 
 # name -> module with main(argv, prog); imported when run, so other commands do not load the benchmarks
