@@ -23,8 +23,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 import tinyc  # noqa: E402
-from compile_time import MLPERF_DIR, available_models  # noqa: E402  (this folder is on sys.path)
 from tinyc import rv32  # noqa: E402
+from tinyc.bench.models import MLPERF_DIR, available_models  # noqa: E402
 from tinyc.toolchain import HAL_EXCLUDED  # noqa: E402
 
 LABEL = "counted on qemu (instructions retired, icount shift=0)"

@@ -43,8 +43,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "short sweeps (CI)")
     p.add_argument("--target", default="diana", help="the target whose configurations run (default diana)")
     p.add_argument("--on", choices=("qemu", "host"), default="qemu",
-                   help="count host layers on qemu (default; falls back to the host emulator's model when "
-                        "profile(on='qemu') is not available) or model them on the host emulator")
+                   help="count host layers on qemu (default; needs `make rv32-tools`) or model them on the host "
+                        "emulator")
     p.add_argument("--mlperf-dir", type=Path, default=MLPERF_DIR, help="the official MLPerf Tiny models")
     p.add_argument("--json", type=Path, help="write the rows (one per network, source, config, tiler) here")
     p.add_argument("--out", type=Path, default=Path("build/bench-mlperf-tiny"),
