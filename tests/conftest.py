@@ -4,8 +4,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinyc.compiler import random_inputs  # noqa: F401  (the tests' seeded inputs)
-
 REPO = Path(__file__).resolve().parents[1]
 MLPERF_DIR = REPO.parent / "shared" / "models" / "mlperf_tiny"
 MLPERF_MODELS = {  # task: (onnx, tflite)

@@ -8,7 +8,7 @@ import pytest
 
 import tinyc
 import tinyc.zoo
-from conftest import MLPERF_MODELS, random_inputs
+from conftest import MLPERF_MODELS
 
 
 @pytest.mark.parametrize("net", tinyc.zoo.names())
@@ -16,7 +16,7 @@ def test_zoo_int8_on_the_digital_core_equals_the_host_build(net):
     model = tinyc.zoo.build(net, "int8")
     diana = tinyc.compile(model, target="diana", config="digital")
     cpu = tinyc.compile(model, target="cpu")
-    x = random_inputs(diana.graph, seed=1)
+    x = diana.random_inputs(1)
     got, want = diana.run(x, sanitize=net in ("kws", "ad")), cpu.run(x)
     for name in want:
         np.testing.assert_array_equal(got[name], want[name])
@@ -27,7 +27,7 @@ def test_zoo_int8_on_the_digital_core_equals_the_host_build(net):
 @pytest.mark.parametrize("task", sorted(MLPERF_MODELS))
 def test_official_models_compile_for_diana_and_say_why_layers_stay_on_the_host(mlperf_dir, task):
     cm = tinyc.compile(mlperf_dir / MLPERF_MODELS[task][0], target="diana")
-    x = random_inputs(cm.graph, seed=0)
+    x = cm.random_inputs(0)
     for name, value in tinyc.compile(mlperf_dir / MLPERF_MODELS[task][0], target="cpu").run(x).items():
         np.testing.assert_array_equal(cm.run(x)[name], value)
     compute = [layer for layer in cm.report["layers"] if layer["macs"]]

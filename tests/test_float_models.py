@@ -9,7 +9,6 @@ from onnx import helper, numpy_helper
 import tinyc
 from tinyc.errors import UnsupportedError
 
-from conftest import random_inputs
 from onnx_builders import const, model, tensor
 
 RTOL = 1e-4
@@ -28,7 +27,7 @@ def weights(*shape, scale=0.5):
 
 def check_against_onnxruntime(m: onnx.ModelProto, target: str = "cpu", seed: int = 0):
     cm = tinyc.compile(m, target=target)
-    feeds = random_inputs(cm.graph, seed)
+    feeds = cm.random_inputs(seed)
     got = cm.run(feeds)
     session = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
     expected = session.run(None, feeds)

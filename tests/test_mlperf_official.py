@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import tinyc
-from conftest import MLPERF_MODELS, random_inputs
+from conftest import MLPERF_MODELS
 
 N_INPUTS = 20
 # Random inputs leave some outputs near a tie, where a rounding difference of a few LSB in the logits,
@@ -18,7 +18,7 @@ DECISIVE_MARGIN = 32
 def official(request, mlperf_dir):
     onnx_name, tflite_name = MLPERF_MODELS[request.param]
     cm = tinyc.compile(mlperf_dir / onnx_name, target="cpu")
-    inputs = [random_inputs(cm.graph, seed) for seed in range(N_INPUTS)]
+    inputs = [cm.random_inputs(seed) for seed in range(N_INPUTS)]
     outputs = [cm.run(x) for x in inputs]
     return request.param, cm, inputs, outputs, mlperf_dir / onnx_name, mlperf_dir / tflite_name
 

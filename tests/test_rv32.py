@@ -13,7 +13,7 @@ import pytest
 
 import tinyc
 import tinyc.zoo
-from conftest import MLPERF_MODELS, REPO, random_inputs
+from conftest import MLPERF_MODELS, REPO
 from tinyc import rv32, toolchain
 from tinyc.errors import ToolchainError
 
@@ -35,7 +35,7 @@ def assert_same_outputs(got, expected):
 def check_on_qemu(what, cm, seed=0):
     """The whole model on the host: every layer counted, the same count every run."""
     need_rv32_tools()
-    inputs = random_inputs(cm.graph, seed)
+    inputs = cm.random_inputs(seed)
     first = cm.profile(inputs, on="qemu")
     assert_same_outputs(first["outputs"], cm.run(inputs))
     report = first["report"]
@@ -69,7 +69,7 @@ def test_digital_profile_on_qemu(name):
     """Host layers counted, accelerator layers with the host profile's modeled figures."""
     need_rv32_tools()
     cm = tinyc.compile(tinyc.zoo.build(name, "int8"), target="diana", config="digital")
-    inputs = random_inputs(cm.graph, 0)
+    inputs = cm.random_inputs(0)
     on_qemu, on_host = cm.profile(inputs, on="qemu"), cm.profile(inputs)
     assert_same_outputs(on_qemu["outputs"], on_host["outputs"])
     qemu, host = on_qemu["report"], on_host["report"]
@@ -109,7 +109,7 @@ def test_make_rv32_builds_the_written_project(tmp_path):
     project = cm.write(tmp_path / "project")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RV32_", "MAKEFLAGS"))}
     subprocess.run(["make", "-s", "rv32"], cwd=project, check=True, capture_output=True, timeout=300, env=env)
-    inputs = random_inputs(cm.graph, 0)
+    inputs = cm.random_inputs(0)
     ins = toolchain.write_inputs([inputs[n] for n in cm.graph.inputs], tmp_path)
     outs = toolchain.output_paths(cm.graph.outputs, tmp_path)
     run = subprocess.run(rv32.qemu_command(project / rv32.ELF, [p.name for p in ins] + ["--"] + [p.name for p in outs]),

@@ -46,20 +46,6 @@ def compile(model, target: str = "cpu", config: str | None = None, name: str = "
     return CompiledModel(graph, tgt, config, _c_identifier(name))
 
 
-def random_inputs(g: Graph, seed: int = 0) -> dict[str, np.ndarray]:
-    """Seeded inputs for every graph input: the full range of an integer dtype, standard normal floats."""
-    rng = np.random.default_rng(seed)
-    inputs = {}
-    for name in g.inputs:
-        v = g.values[name]
-        if np.issubdtype(np.dtype(v.dtype), np.integer):
-            info = np.iinfo(v.dtype)
-            inputs[name] = rng.integers(info.min, info.max + 1, v.shape).astype(v.dtype)
-        else:
-            inputs[name] = rng.standard_normal(v.shape).astype(v.dtype)
-    return inputs
-
-
 def _check_fits(g: Graph, target) -> None:
     weights = sum(v.nbytes for v in g.values.values() if v.is_const)
     need = weights + g.arena_bytes
@@ -139,8 +125,18 @@ class CompiledModel:
         return np.ascontiguousarray(arr).reshape(v.shape)
 
     def random_inputs(self, seed: int = 0) -> dict[str, np.ndarray]:
-        """Seeded inputs of the right names, dtypes and shapes: full integer range or standard normal."""
-        return random_inputs(self.graph, seed)
+        """Seeded inputs of the right names, dtypes and shapes: the full range of an integer dtype, standard
+        normal floats (the CLI's, the benchmarks' and the tests' one source of inputs)."""
+        rng = np.random.default_rng(seed)
+        inputs = {}
+        for name in self.graph.inputs:
+            v = self.graph.values[name]
+            if np.issubdtype(np.dtype(v.dtype), np.integer):
+                info = np.iinfo(v.dtype)
+                inputs[name] = rng.integers(info.min, info.max + 1, v.shape).astype(v.dtype)
+            else:
+                inputs[name] = rng.standard_normal(v.shape).astype(v.dtype)
+        return inputs
 
     def interpret(self, inputs: dict) -> dict[str, np.ndarray]:
         """The same model on tinyc's reference interpreter (the IR's spec)."""
