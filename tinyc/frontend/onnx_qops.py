@@ -120,7 +120,8 @@ def quantized_conv(ctx):
         real = x_scale * np.broadcast_to(w_scale, (w.shape[0],)) / y_scale
         requant = qm.requant_attrs(real, y_zp - 128 if out_dtype == "uint8" else y_zp, (-128, 127), "qconv")
         bias = conv_bias(ctx, 8, w.shape[0])
-    result = ctx.emit("qconv", [x_name, w_name, bias], out(ctx) if out_dtype != "uint8" else None, group=group, x_zp=int(np.ravel(x_zp)[0]), w_zp=w_zp, **a, **requant)
+    result = ctx.emit("qconv", [x_name, w_name, bias], out(ctx) if out_dtype != "uint8" else None, group=group,
+                      x_zp=int(np.ravel(x_zp)[0]), w_zp=w_zp, **a, **requant)
     _finish_requant(ctx, result, out_dtype)
 
 
