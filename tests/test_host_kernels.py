@@ -43,6 +43,8 @@ CONVS = [
     ((1, 4, 6, 6), (4, 4, 1, 1), 1, 2, 0, 1, 2, True),                   # 1x1 of stride 2: not pointwise
     ((1, 4, 6, 6), (4, 4, 1, 1), 1, 1, 1, 1, 2, True),                   # 1x1 with padding: not pointwise
     ((1, 2, 3, 3), (2, 2, 5, 5), 1, 1, 2, 1, 4, False),                  # kernel wider than the input
+    ((1, 1, 3), (1, 1, 1), 1, 1, (2, 0), 1, 5, False),                   # windows wholly in the padding
+    ((1, 2, 4, 4), (3, 2, 2, 2), 1, 1, 3, 1, -2, True),                  # the same in 2-D
     ((1, 3, 40), (4, 3, 5), 1, 3, (2, 1), 1, -60, True),                 # 1-D
     ((1, 2, 4, 5, 6), (3, 2, 2, 3, 3), 1, (1, 2, 1), 1, (2, 1, 1), 6, True),  # 3-D
 ]
@@ -110,3 +112,16 @@ def test_fast_paths_under_sanitizers(tmp_path):
     a = qconv(g, "x", w3, "", -128, RNG.integers(-3, 3, 5).tolist(), 1, window_attrs(2, 1, 1), requant(5, 45, "double"))
     y = ops.add(g, "qconv", [a, w1], "pw", group=1, x_zp=-7, w_zp=[0], **window_attrs(2), **requant(3, 5, "single"))
     check(g, [a, y], tmp_path, sanitize=True)
+
+
+@pytest.mark.parametrize("left_shift", [0, 20, 22, 23, 30])
+@pytest.mark.parametrize("rounding", ["double", "single"])
+def test_qadd_paths(left_shift, rounding, tmp_path):
+    """qadd's 32-bit rescales up to left_shift 22 with int8 zero points, int64 past it; shifts of both signs."""
+    g = new_graph(a=((2, 3, 5, 7), "int8"), b=((3, 1, 7), "int8"))
+    params = qm.add_params(0.05, 0.02, 0.07, left_shift)
+    params.update(rounding=rounding)
+    y = ops.add(g, "qadd", ["a", "b"], "y", a_zp=-128, b_zp=127, out_zp=-1, out_min=-128, out_max=127, **params)
+    z = ops.add(g, "qadd", ["a", y], "z", a_zp=3, b_zp=0, out_zp=2, out_min=-100, out_max=100,
+                **dict(qm.add_params(3.0, 0.01, 0.002, left_shift), rounding=rounding))
+    check(g, [y, z], tmp_path)

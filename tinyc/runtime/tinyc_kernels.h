@@ -58,41 +58,15 @@ typedef struct {
 } tinyc_adc;
 
 /* ---- TFLite fixed-point arithmetic (tinyc/ir/quant_math.py), in int64 without undefined behavior:
- * wrapping products go through uint64 and right shifts of negative values are written as floors.
- * 32-bit hosts (RV32) have no 64-bit shifter or divider: a variable int64 shift or an int64 division
- * is a libcall there, so shifts go word by word and the one division is written as shifts. */
-static inline int64_t tinyc_join(uint32_t hi, uint32_t lo)
-{
-    return (int64_t)((uint64_t)hi << 32 | lo); /* wraps, as the uint64 products do */
-}
-
-/* floor(x / 2**e), 0 <= e <= 63. */
+ * wrapping products go through uint64 and right shifts of negative values are written as floors. */
 static inline int64_t tinyc_asr(int64_t x, int32_t e)
 {
-    const uint32_t fill = x < 0 ? 0xffffffffu : 0;
-    uint32_t hi = (uint32_t)((uint64_t)x >> 32), lo = (uint32_t)(uint64_t)x;
-    if (e >= 32) {
-        lo = hi;
-        hi = fill;
-        e -= 32;
-    }
-    if (e)
-        return tinyc_join(hi >> e | fill << (32 - e), lo >> e | hi << (32 - e));
-    return tinyc_join(hi, lo);
+    return x >= 0 ? x >> e : ~(~x >> e);
 }
 
-/* x * 2**e wrapped to int64, 0 <= e <= 63. */
 static inline int64_t tinyc_shl(int64_t x, int32_t e)
 {
-    uint32_t hi = (uint32_t)((uint64_t)x >> 32), lo = (uint32_t)(uint64_t)x;
-    if (e >= 32) {
-        hi = lo;
-        lo = 0;
-        e -= 32;
-    }
-    if (e)
-        return tinyc_join(hi << e | lo >> (32 - e), lo << e);
-    return tinyc_join(hi, lo);
+    return (int64_t)((uint64_t)x << e);
 }
 
 static inline int64_t tinyc_rounding_doubling_high_mul(int64_t a, int32_t b)
@@ -102,13 +76,12 @@ static inline int64_t tinyc_rounding_doubling_high_mul(int64_t a, int32_t b)
         return INT32_MAX;
     ab = (int64_t)((uint64_t)a * (uint64_t)(int64_t)b);
     total = (int64_t)((uint64_t)ab + (uint64_t)(ab >= 0 ? (1 << 30) : 1 - (1 << 30)));
-    /* truncating toward zero, as C's division by 2**31 that TFLite relies on; total > INT64_MIN */
-    return total >= 0 ? tinyc_asr(total, 31) : -tinyc_asr(-total, 31);
+    return total / ((int64_t)1 << 31); /* C division truncates toward zero, as TFLite relies on */
 }
 
 static inline int64_t tinyc_rounding_divide_by_pot(int64_t x, int32_t e)
 {
-    const int64_t mask = (int64_t)((uint64_t)tinyc_shl(1, e) - 1);
+    const int64_t mask = (int64_t)(((uint64_t)1 << e) - 1);
     const int64_t threshold = (mask >> 1) + (x < 0);
     return tinyc_asr(x, e) + ((x & mask) > threshold);
 }
@@ -124,7 +97,7 @@ static inline int64_t tinyc_multiply_by_quantized_multiplier(int64_t x, int32_t 
 static inline int64_t tinyc_multiply_by_quantized_multiplier_single(int64_t x, int32_t multiplier, int32_t shift)
 {
     const int32_t total = 31 - shift;
-    const uint64_t half = (uint64_t)tinyc_shl(1, total - 1);
+    const uint64_t half = (uint64_t)1 << (total - 1);
     return tinyc_asr((int64_t)((uint64_t)x * (uint64_t)(int64_t)multiplier + half), total);
 }
 
@@ -136,7 +109,7 @@ static inline int32_t tinyc_clamp(int64_t x, int32_t lo, int32_t hi)
 /* (x + 2**(s-1)) >> s with a floor shift; x for s = 0 (the analog read-out's rounding). */
 static inline int64_t tinyc_round_shift(int64_t x, int32_t s)
 {
-    return s ? tinyc_asr(x + tinyc_shl(1, s - 1), s) : x;
+    return s ? tinyc_asr(x + ((int64_t)1 << (s - 1)), s) : x;
 }
 
 /* One output of the analog array from its accumulation (tinyc/ir/analog.py, analog_out). */

@@ -425,15 +425,24 @@ void tinyc_qmatmul_s8(const int8_t *x, int32_t x_zp, const int8_t *w, const int3
     }
 }
 
-static int8_t qadd_one(const tinyc_qadd_params *p, int32_t a, int32_t b)
+/* narrow: (x - zp) << left_shift fits int32 with room for the sum of both (qadd_s8 checked), so each
+ * rescale goes through requant_narrow where its shift allows, as in nearly every layer. */
+static int8_t qadd_one(const tinyc_qadd_params *p, int32_t narrow, int32_t a, int32_t b)
 {
-    const int64_t sa = tinyc_shl((int64_t)a - p->a_zp, p->left_shift);
-    const int64_t sb = tinyc_shl((int64_t)b - p->b_zp, p->left_shift);
-    const int64_t total = tinyc_multiply_by_quantized_multiplier(sa, p->a_multiplier, p->a_shift)
-                          + tinyc_multiply_by_quantized_multiplier(sb, p->b_multiplier, p->b_shift);
-    const int64_t out = p->rounding == TINYC_ROUND_SINGLE
-                            ? tinyc_multiply_by_quantized_multiplier_single(total, p->out_multiplier, p->out_shift)
-                            : tinyc_multiply_by_quantized_multiplier(total, p->out_multiplier, p->out_shift);
+    int64_t va, vb, out;
+    if (!narrow || !requant_narrow((a - p->a_zp) * (1 << p->left_shift), p->a_multiplier, p->a_shift,
+                                   TINYC_ROUND_DOUBLE, &va))
+        va = tinyc_multiply_by_quantized_multiplier(tinyc_shl((int64_t)a - p->a_zp, p->left_shift), p->a_multiplier,
+                                                    p->a_shift);
+    if (!narrow || !requant_narrow((b - p->b_zp) * (1 << p->left_shift), p->b_multiplier, p->b_shift,
+                                   TINYC_ROUND_DOUBLE, &vb))
+        vb = tinyc_multiply_by_quantized_multiplier(tinyc_shl((int64_t)b - p->b_zp, p->left_shift), p->b_multiplier,
+                                                    p->b_shift);
+    if (va + vb != (int32_t)(va + vb) || !requant_narrow((int32_t)(va + vb), p->out_multiplier, p->out_shift,
+                                                         p->rounding, &out))
+        out = p->rounding == TINYC_ROUND_SINGLE
+                  ? tinyc_multiply_by_quantized_multiplier_single(va + vb, p->out_multiplier, p->out_shift)
+                  : tinyc_multiply_by_quantized_multiplier(va + vb, p->out_multiplier, p->out_shift);
     return (int8_t)tinyc_clamp(out + p->out_zp, p->out_min, p->out_max);
 }
 
@@ -441,12 +450,15 @@ void tinyc_qadd_s8(const tinyc_bcast *b, const tinyc_qadd_params *p, const int8_
 {
     const int32_t last = b->ndim - 1, len = b->shape[last];
     const int32_t sa = b->stride_a[last], sb = b->stride_b[last];
+    const int32_t narrow = p->left_shift <= 22
+                           && (span(p->a_zp) > span(p->b_zp) ? span(p->a_zp) : span(p->b_zp)) << p->left_shift
+                                  <= INT32_MAX / 2;
     int32_t count = 1, idx[TINYC_MAX_DIMS] = {0}, off_a = 0, off_b = 0, t, i;
     for (t = 0; t < last; t++)
         count *= b->shape[t];
     for (t = 0; t < count; t++, y += len) {
         for (i = 0; i < len; i++)
-            y[i] = qadd_one(p, x0[off_a + i * sa], x1[off_b + i * sb]);
+            y[i] = qadd_one(p, narrow, x0[off_a + i * sa], x1[off_b + i * sb]);
         tinyc_bcast_step(b, last, idx, &off_a, &off_b);
     }
 }

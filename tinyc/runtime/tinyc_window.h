@@ -35,11 +35,13 @@ static inline int32_t tinyc_in_padding(const tinyc_window *g, int32_t d, int32_t
 }
 
 /* Kernel offsets [*lo, *hi) of a window starting at input position `pos` (kernel k, dilation dil) that
- * land inside [0, size): the valid taps along one dim, found once per output instead of per tap. */
+ * land inside [0, size): the valid taps along one dim, found once per output instead of per tap. Empty
+ * (*hi == *lo) for a window wholly in the padding. */
 static inline void tinyc_tap_range(int32_t pos, int32_t size, int32_t k, int32_t dil, int32_t *lo, int32_t *hi)
 {
     *lo = pos < 0 ? (-pos + dil - 1) / dil : 0;
     *hi = size - pos <= 0 ? 0 : tinyc_min(k, (size - pos + dil - 1) / dil);
+    *hi = *hi < *lo ? *lo : *hi;
 }
 
 /* Outputs [*lo, *hi) within [o0, o0 + len) whose innermost input o * stride + off lies inside the row:
