@@ -27,7 +27,8 @@ def dump(g: Graph) -> str:
         outs = ", ".join(f"%{o}: {_type(g.values[o])}" for o in n.outputs)
         ins = ", ".join(("$" if g.values[v].is_const else "%") + v if v else "_" for v in n.inputs)
         attrs = ", ".join(f"{k}={_attr(v)}" for k, v in sorted(n.attrs.items()))
-        lines.append(f"  {outs} = {n.op}({ins}){'  {' + attrs + '}' if attrs else ''}  # {n.name}")
+        where = f" on {n.placement.core}" if n.placement else ""
+        lines.append(f"  {outs} = {n.op}({ins}){'  {' + attrs + '}' if attrs else ''}  # {n.name}{where}")
     lines.append("  return " + ", ".join("%" + o for o in g.outputs))
     return "\n".join(lines) + "\n"
 

@@ -1,7 +1,7 @@
 """The targets tinyc compiles for: `get(name)` and `names()`."""
 from __future__ import annotations
 
-from ..errors import UnsupportedError
+from ..errors import InputError
 from .base import Core, Memory, Target
 from .diana import DIANA
 from .diana import HOST as DIANA_HOST
@@ -35,7 +35,7 @@ def get(name: str | Target) -> Target:
     if isinstance(name, Target):
         return name
     if name not in _TARGETS:
-        raise UnsupportedError(f"unknown target {name!r}; known targets: {', '.join(names())}")
+        raise InputError(f"unknown target {name!r}; known targets: {', '.join(names())}")
     return _TARGETS[name]
 
 
