@@ -413,10 +413,16 @@ void tinyc_qmatmul_s8(const int8_t *x, int32_t x_zp, const int8_t *w, const int3
                 dot_1x4(xr, x_zp, w + j, k, n, acc);
                 for (t = 0; t < 4; t++)
                     sums[t] = acc[t];
-            } else { /* the last columns, or any too long for int32 */
-                for (t = 0; t < len; t++)
+            } else { /* the last columns, in int64 where int32 cannot hold them */
+                for (t = 0; t < len; t++) {
+                    int32_t a = 0;
                     for (sums[t] = 0, i = 0; i < k; i++)
-                        sums[t] += ((int64_t)xr[i] - x_zp) * w[i * n + j + t];
+                        if (narrow)
+                            a += (xr[i] - x_zp) * w[i * n + j + t];
+                        else
+                            sums[t] += ((int64_t)xr[i] - x_zp) * w[i * n + j + t];
+                    sums[t] += a;
+                }
             }
             for (t = 0; t < len; t++)
                 store(rq, y, r * n + j + t, j + t,
