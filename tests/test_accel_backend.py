@@ -52,7 +52,7 @@ def place(g: Graph, tiles: dict) -> Graph:
 
 
 def build(g: Graph, target=DIANA) -> CompiledModel:
-    plan_memory(g.connect())
+    g = plan_memory(g.connect())
     return CompiledModel(g, target, "digital", "model")
 
 
@@ -332,7 +332,7 @@ def test_hal_transfer_into_a_running_job(tmp_path):
 def test_no_accelerator_no_driver_code():
     """Host layers keep their kernels, between the HAL's layer markers and with the host estimate."""
     g = dense_graph(16, 16)
-    plan_memory(g.connect())
+    g = plan_memory(g.connect())
     c = emit_c(g, "model", DIANA)["model.c"]
     assert "accel_" not in c and "tinyc_qmatmul_s8(" in c
     assert f"tinyc_hal_host_work(UINT64_C({cost.host_cycles(g, 'fc', DIANA.host)}));" in c

@@ -117,7 +117,7 @@ def host_graph(g: Graph) -> Graph:
     g = g.copy()
     for n in g.nodes():
         g.set_node(n.name, placement=Placement("host"))
-    plan_memory(g.connect())
+    g = plan_memory(g.connect())
     return g
 
 
@@ -129,7 +129,7 @@ def analog_placed(g: Graph, name: str, kind: str, tile) -> Graph:
             tc, th, tw, buffers = tile
             p = Placement("analog", kind, name, tile={"c_out": tc, "h_out": th, "w_out": tw, "buffers": buffers})
         g.set_node(n.name, placement=p)
-    plan_memory(g.connect())
+    g = plan_memory(g.connect())
     return g
 
 

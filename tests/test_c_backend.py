@@ -35,7 +35,7 @@ def new_graph(**inputs) -> Graph:
 def run_c(g: Graph, feeds: dict, workdir, sanitize=False) -> dict:
     g.connect()
     verify(g)
-    plan_memory(g)
+    g = plan_memory(g)
     exe = toolchain.build(emit_c(g), workdir, sanitize=sanitize)
     outs = toolchain.run_executable(exe, [feeds[n] for n in g.inputs],
                                     [(g.values[o].shape, g.values[o].dtype) for o in g.outputs])
@@ -205,7 +205,7 @@ def test_reshape_shared_and_copied(tmp_path):
     kept = ops.add(g, "sigmoid", ["x"], "kept")
     copied = ops.add(g, "reshape", [kept], "copy", shape=(24,))
     check(g, [shared, kept, copied], tmp_path)
-    c = emit_c(g)["model.c"]
+    c = emit_c(plan_memory(g))["model.c"]
     assert "shares its input's buffer" in c and c.count("memcpy(") >= 2
 
 
@@ -331,7 +331,7 @@ def test_emission_is_deterministic():
 def test_header_and_size_mismatch(tmp_path):
     g = new_graph(x=((2, 3), "float32"))
     g.outputs = [ops.add(g, "relu", ["x"], "y")]
-    plan_memory(g.connect())
+    g = plan_memory(g.connect())
     files = emit_c(g, prefix="net")
     assert "int net_run(const void *const inputs[], void *const outputs[]);" in files["model.h"]
     assert "#define NET_INPUT0_BYTES 24" in files["model.h"]
@@ -349,7 +349,7 @@ def test_build_error_names_first_error(tmp_path):
 def test_unsupported_dtype_is_reported():
     g = new_graph(x=((4,), "int32"))
     g.outputs = [ops.add(g, "sigmoid", ["x"], "s")]
-    plan_memory(g.connect())
+    g = plan_memory(g.connect())
     with pytest.raises(UnsupportedError, match="sigmoid input 0 is int32"):
         emit_c(g)
 
@@ -362,7 +362,7 @@ def test_missing_compiler_is_a_toolchain_error(tmp_path):
 def test_project_dict_builds_alone_with_make(tmp_path):
     g = new_graph(x=((3, 4), "int8"))
     g.outputs = [ops.add(g, "transpose", ["x"], "t", perm=(1, 0))]
-    plan_memory(g.connect())
+    g = plan_memory(g.connect())
     for name, text in emit_c(g).items():
         (tmp_path / name).write_text(text)
     subprocess.run(["make", "-s"], cwd=tmp_path, check=True, capture_output=True)
@@ -376,7 +376,7 @@ def test_code_size_counts_weights_and_arena():
     w = g.add_const("w", rand((64, 32), "int8")).name
     g.outputs = [ops.add(g, "qmatmul", ["x", w], "fc", x_zp=0, w_zp=0, multiplier=None, shift=None, out_zp=0,
                          out_min=-128, out_max=127, rounding="single")]
-    plan_memory(g.connect())
+    g = plan_memory(g.connect())
     size = toolchain.code_size(emit_c(g))
     assert size["text"] > 64 * 32 and size["bss"] >= g.arena_bytes
 
@@ -386,4 +386,4 @@ def test_awkward_names_compile(tmp_path):
     g.name = "net */ ??/"
     g.outputs = [ops.add(g, "relu", g.inputs, "3rd */ out/* ??= é")]
     check(g, g.outputs, tmp_path)
-    assert '"in/*put\\077\\077 \\042\\303\\251\\134"' in emit_c(g)["model.c"]
+    assert '"in/*put\\077\\077 \\042\\303\\251\\134"' in emit_c(plan_memory(g))["model.c"]

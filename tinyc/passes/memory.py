@@ -62,6 +62,8 @@ def lower_bound(bufs: list[Buffer]) -> int:
 
 
 def plan_memory(g: Graph) -> Graph:
+    """A copy of the graph with every activation's arena offset, the arena size and its lower bound."""
+    g = g.copy()
     bufs = buffers(g)
     placed: list[Buffer] = []
     for buf in sorted(bufs, key=lambda b: (-b.nbytes, b.first, b.values[0])):
