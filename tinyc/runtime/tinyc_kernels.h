@@ -101,6 +101,53 @@ static inline int64_t tinyc_multiply_by_quantized_multiplier_single(int64_t x, i
     return tinyc_asr((int64_t)((uint64_t)x * (uint64_t)(int64_t)multiplier + half), total);
 }
 
+/* floor(x / 2**e), 0 <= e <= 31. */
+static inline int32_t tinyc_asr32(int32_t x, int32_t e)
+{
+    return x < 0 ? ~(~x >> e) : x >> e;
+}
+
+/* floor(x / 2**31) of a product plus a rounding term (|x| < 2**63) from its two words: the high word
+ * shifted up once and the low word's top bit. */
+static inline int32_t tinyc_high_half(int64_t x)
+{
+    const uint64_t u = (uint64_t)x;
+    return (int32_t)((uint32_t)(u >> 32) << 1 | (uint32_t)u >> 31);
+}
+
+/* The requantization of an int32 accumulator in 32-bit words where its shift allows (shift < 0 for
+ * single rounding, -31 <= shift <= 0 for double), what nearly every layer has: the same values as
+ * tinyc_multiply_by_quantized_multiplier(_single), without their int64 shifts. *v is the result. */
+static inline int32_t tinyc_requant_narrow(int32_t acc, int32_t multiplier, int32_t shift, int32_t rounding, int64_t *v)
+{
+    if (rounding == TINYC_ROUND_SINGLE) {
+        const int32_t total = 31 - shift;
+        int64_t half;
+        if (total < 32 || total > 63)
+            return 0;
+        half = total > 32 ? (int64_t)((uint64_t)(1u << (total - 33)) << 32) : (int64_t)1 << 31;
+        /* floor((acc * multiplier + half) / 2**total): the high word of the sum, shifted on */
+        *v = tinyc_asr32((int32_t)(uint32_t)((uint64_t)((int64_t)acc * multiplier + half) >> 32), total - 32);
+    } else {
+        int64_t ab;
+        int32_t high, mask;
+        if (shift > 0 || shift < -31 || (acc == INT32_MIN && multiplier == INT32_MIN))
+            return 0;
+        ab = (int64_t)acc * multiplier;
+        /* the rounding doubling high mul: C's truncating division by 2**31 of ab plus the nudge */
+        high = ab >= 0 ? tinyc_high_half(ab + (1 << 30)) : -tinyc_high_half(-(ab + 1 - (1 << 30)));
+        mask = (int32_t)((1u << -shift) - 1);
+        *v = tinyc_asr32(high, -shift) + ((high & mask) > (mask >> 1) + (high < 0));
+    }
+    return 1;
+}
+
+/* max |v - zp| over int8 v: with it, taps * span(x_zp) * span(w_zp) bounds every accumulator. */
+static inline int64_t tinyc_zp_span(int32_t zp)
+{
+    return zp < 0 ? 127 - (int64_t)zp : 128 + (int64_t)zp;
+}
+
 static inline int32_t tinyc_clamp(int64_t x, int32_t lo, int32_t hi)
 {
     return (int32_t)(x < lo ? lo : x > hi ? hi : x);
