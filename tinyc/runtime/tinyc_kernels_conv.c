@@ -205,6 +205,33 @@ static void qconv_narrow(const tinyc_window *g, const int8_t *x, int32_t x_zp, c
         }
 }
 
+/* sum over `channels` planes and the window's taps inside the input of (x - x_zp) * (w - w_zp), in int64:
+ * one output of a conv, for the kernels whose bounds do not prove int32 (and the analog array's). */
+static int64_t window_dot(const tinyc_window *g, const int8_t *x, int32_t x_zp, const int8_t *w, int32_t w_zp,
+                          int32_t channels, int32_t od, int32_t oh, int32_t ow)
+{
+    const int32_t in_plane = g->in[0] * g->in[1] * g->in[2];
+    const int32_t ksize = g->kernel[0] * g->kernel[1] * g->kernel[2];
+    int64_t acc = 0;
+    int32_t c, kd, kh, kw;
+    for (c = 0; c < channels; c++) {
+        const int8_t *xc = x + c * in_plane, *wc = w + c * ksize;
+        for (kd = 0; kd < g->kernel[0]; kd++) {
+            const int32_t id = tinyc_window_pos(g, 0, od, kd);
+            for (kh = 0; kh < g->kernel[1] && tinyc_in_input(g, 0, id); kh++) {
+                const int32_t ih = tinyc_window_pos(g, 1, oh, kh);
+                for (kw = 0; kw < g->kernel[2] && tinyc_in_input(g, 1, ih); kw++) {
+                    const int32_t iw = tinyc_window_pos(g, 2, ow, kw);
+                    if (tinyc_in_input(g, 2, iw))
+                        acc += ((int64_t)xc[(id * g->in[1] + ih) * g->in[2] + iw] - x_zp)
+                               * ((int64_t)wc[(kd * g->kernel[1] + kh) * g->kernel[2] + kw] - w_zp);
+                }
+            }
+        }
+    }
+    return acc;
+}
+
 /* The reference's exact sums in int64, for reductions too long for int32 (never in MLPerf Tiny). */
 static void qconv_wide(const tinyc_window *g, const int8_t *x, int32_t x_zp, const int8_t *w, const int32_t *w_zp,
                        int32_t w_zp_step, const int32_t *bias, const tinyc_requant *rq, void *y)
@@ -212,32 +239,16 @@ static void qconv_wide(const tinyc_window *g, const int8_t *x, int32_t x_zp, con
     const int32_t cg = g->c / g->groups, mg = g->m / g->groups;
     const int32_t in_plane = g->in[0] * g->in[1] * g->in[2];
     const int32_t ksize = g->kernel[0] * g->kernel[1] * g->kernel[2];
-    int32_t n, m, od, oh, ow, c, kd, kh, kw, at = 0;
+    int32_t n, m, od, oh, ow, at = 0;
     for (n = 0; n < g->n; n++)
         for (m = 0; m < g->m; m++)
             for (od = 0; od < g->out[0]; od++)
                 for (oh = 0; oh < g->out[1]; oh++)
-                    for (ow = 0; ow < g->out[2]; ow++) {
-                        int64_t acc = bias ? bias[m] : 0;
-                        for (c = 0; c < cg; c++) {
-                            const int8_t *xc = x + (n * g->c + m / mg * cg + c) * in_plane;
-                            const int8_t *wc = w + (m * cg + c) * ksize;
-                            for (kd = 0; kd < g->kernel[0]; kd++) {
-                                const int32_t id = tinyc_window_pos(g, 0, od, kd);
-                                for (kh = 0; kh < g->kernel[1] && tinyc_in_input(g, 0, id); kh++) {
-                                    const int32_t ih = tinyc_window_pos(g, 1, oh, kh);
-                                    for (kw = 0; kw < g->kernel[2] && tinyc_in_input(g, 1, ih); kw++) {
-                                        const int32_t iw = tinyc_window_pos(g, 2, ow, kw);
-                                        if (tinyc_in_input(g, 2, iw))
-                                            acc += ((int64_t)xc[(id * g->in[1] + ih) * g->in[2] + iw] - x_zp)
-                                                   * ((int64_t)wc[(kd * g->kernel[1] + kh) * g->kernel[2] + kw]
-                                                      - w_zp[m * w_zp_step]);
-                                    }
-                                }
-                            }
-                        }
-                        store(rq, y, at++, m, acc);
-                    }
+                    for (ow = 0; ow < g->out[2]; ow++)
+                        store(rq, y, at++, m,
+                              (bias ? bias[m] : 0)
+                                  + window_dot(g, x + (n * g->c + m / mg * cg) * in_plane, x_zp, w + m * cg * ksize,
+                                               w_zp[m * w_zp_step], cg, od, oh, ow));
 }
 
 /* Padding reads x_zp, i.e. contributes nothing. A 1x1 conv of stride 1 without padding is one long row:
@@ -324,31 +335,15 @@ void tinyc_aconv_s8(const tinyc_window *g, const int8_t *x, const int8_t *w, con
 {
     const int32_t in_plane = g->in[0] * g->in[1] * g->in[2];
     const int32_t ksize = g->kernel[0] * g->kernel[1] * g->kernel[2];
-    int32_t n, m, od, oh, ow, c, kd, kh, kw;
+    int32_t n, m, od, oh, ow;
     for (n = 0; n < g->n; n++)
         for (m = 0; m < g->m; m++)
             for (od = 0; od < g->out[0]; od++)
                 for (oh = 0; oh < g->out[1]; oh++)
-                    for (ow = 0; ow < g->out[2]; ow++) {
-                        int64_t acc = 0;
-                        for (c = 0; c < g->c; c++) {
-                            const int8_t *xc = x + (n * g->c + c) * in_plane;
-                            const int8_t *wc = w + (m * g->c + c) * ksize;
-                            for (kd = 0; kd < g->kernel[0]; kd++) {
-                                const int32_t id = tinyc_window_pos(g, 0, od, kd);
-                                for (kh = 0; kh < g->kernel[1] && tinyc_in_input(g, 0, id); kh++) {
-                                    const int32_t ih = tinyc_window_pos(g, 1, oh, kh);
-                                    for (kw = 0; kw < g->kernel[2] && tinyc_in_input(g, 1, ih); kw++) {
-                                        const int32_t iw = tinyc_window_pos(g, 2, ow, kw);
-                                        if (tinyc_in_input(g, 2, iw))
-                                            acc += xc[(id * g->in[1] + ih) * g->in[2] + iw]
-                                                   * wc[(kd * g->kernel[1] + kh) * g->kernel[2] + kw];
-                                    }
-                                }
-                            }
-                        }
-                        *y++ = tinyc_analog_out(acc, bias ? bias[m] : 0, adc);
-                    }
+                    for (ow = 0; ow < g->out[2]; ow++)
+                        *y++ = tinyc_analog_out(window_dot(g, x + n * g->c * in_plane, 0, w + m * g->c * ksize, 0,
+                                                           g->c, od, oh, ow),
+                                                bias ? bias[m] : 0, adc);
 }
 
 void tinyc_amatmul_s8(const int8_t *x, const int8_t *w, const int32_t *bias, const tinyc_adc *adc, int8_t *y,
