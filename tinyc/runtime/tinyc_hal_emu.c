@@ -289,26 +289,29 @@ static void copy_box(const tinyc_hal_box *box, uint8_t *dst, const uint8_t *src,
         }
 }
 
-void tinyc_hal_dma_in(int32_t tile, int32_t memory, int32_t offset, const void *l2, const tinyc_hal_box *box)
+/* Checks and times one transfer of a box into (writes) or out of a core memory; 0 when it moves nothing. */
+static int start_transfer(int32_t tile, const char *what, int32_t memory, int32_t offset, const tinyc_hal_box *box,
+                          int32_t writes)
 {
     const int64_t bytes = box_bytes(tile, box);
     region r;
     if (bytes == 0)
-        return;
-    r = use(tile, "DMA in", memory, offset, bytes, 1);
+        return 0;
+    r = use(tile, what, memory, offset, bytes, writes);
     transfer(tile, &r);
-    copy_box(box, emu.memory[memory] + offset, (const uint8_t *)l2, 1);
+    return 1;
+}
+
+void tinyc_hal_dma_in(int32_t tile, int32_t memory, int32_t offset, const void *l2, const tinyc_hal_box *box)
+{
+    if (start_transfer(tile, "DMA in", memory, offset, box, 1))
+        copy_box(box, emu.memory[memory] + offset, (const uint8_t *)l2, 1);
 }
 
 void tinyc_hal_dma_out(int32_t tile, void *l2, int32_t memory, int32_t offset, const tinyc_hal_box *box)
 {
-    const int64_t bytes = box_bytes(tile, box);
-    region r;
-    if (bytes == 0)
-        return;
-    r = use(tile, "DMA out", memory, offset, bytes, 0);
-    transfer(tile, &r);
-    copy_box(box, (uint8_t *)l2, emu.memory[memory] + offset, 0);
+    if (start_transfer(tile, "DMA out", memory, offset, box, 0))
+        copy_box(box, (uint8_t *)l2, emu.memory[memory] + offset, 0);
 }
 
 void tinyc_hal_dma_wait(void)
