@@ -100,12 +100,13 @@ class CompiledModel:
             self._executables[sanitize] = str(build(self.sources, work, sanitize=sanitize))
         return self._executables[sanitize]
 
-    def run(self, inputs: dict, sanitize: bool = False) -> dict[str, np.ndarray]:
-        """Build the emitted C with the host compiler, run it, return the outputs by ONNX name."""
+    def run(self, inputs: dict, sanitize: bool = False, env: dict | None = None) -> dict[str, np.ndarray]:
+        """Build the emitted C with the host compiler, run it, return the outputs by ONNX name. `env`:
+        extra environment variables for the run (the emulator's $TINYC_PROFILE and $TINYC_TRACE)."""
         from .toolchain import run_executable
         arrays = [self.input_array(name, inputs) for name in self.graph.inputs]
         outs = [(self.graph.values[o].shape, self.graph.values[o].dtype) for o in self.graph.outputs]
-        results = run_executable(self.executable(sanitize), arrays, outs)
+        results = run_executable(self.executable(sanitize), arrays, outs, env=env)
         return dict(zip(self.graph.outputs, results))
 
     def profile(self, inputs: dict, on: str = "host") -> dict:

@@ -19,7 +19,6 @@ from pathlib import Path
 
 from . import rv32
 from .errors import InputError, ToolchainError
-from .toolchain import run_executable
 
 PROFILE_ENV = "TINYC_PROFILE"
 COUNTED = "counted on qemu"
@@ -38,10 +37,7 @@ def profile(cm, inputs: dict, on: str = "host") -> dict:
         raise InputError(f"profile on 'host' or 'qemu', not {on!r}")
     with tempfile.TemporaryDirectory(prefix="tinyc-profile-") as tmp:
         path = Path(tmp) / "profile.txt"
-        g = cm.graph
-        arrays = [cm.input_array(name, inputs) for name in g.inputs]
-        results = run_executable(cm.executable(), arrays, [(g.values[o].shape, g.values[o].dtype) for o in g.outputs],
-                                 env={PROFILE_ENV: str(path)})
+        outputs = cm.run(inputs, env={PROFILE_ENV: str(path)})
         text = path.read_text() if path.exists() else ""
     report = copy.deepcopy(cm.report)
     counters = parse(text, len(report["layers"]))
@@ -49,7 +45,7 @@ def profile(cm, inputs: dict, on: str = "host") -> dict:
         layer.update(measured)
     report.update(modeled=True, profiled_on=on, total_cycles=counters["total"]["cycles"],
                   cycles_per_core=counters["total"]["cycles_per_core"], dma_bytes=counters["total"]["dma_bytes"])
-    return {"outputs": dict(zip(g.outputs, results)), "report": report}
+    return {"outputs": outputs, "report": report}
 
 
 def profile_on_qemu(cm, inputs: dict) -> dict:

@@ -16,7 +16,6 @@ import numpy as np
 from .. import rv32
 from ..compiler import compile as compile_model
 from ..targets import cost
-from ..toolchain import run_executable
 
 TRACE_ENV = "TINYC_TRACE"
 
@@ -90,11 +89,8 @@ def accelerator_layers(report: dict, target) -> list[dict]:
 def busy_intervals(cm, inputs_seed: int) -> dict:
     """{"cores": [host, cores..., "dma"], "intervals": [(who, start, end, layer index)]}: the emulator's
     trace of one run ($TINYC_TRACE), modeled cycles."""
-    g = cm.graph
-    inputs = cm.random_inputs(inputs_seed)
     with tempfile.TemporaryDirectory(prefix="tinyc-trace-") as tmp:
         path = Path(tmp) / "trace.txt"
-        run_executable(cm.executable(), [cm.input_array(n, inputs) for n in g.inputs],
-                       [(g.values[o].shape, g.values[o].dtype) for o in g.outputs], env={TRACE_ENV: str(path)})
+        cm.run(cm.random_inputs(inputs_seed), env={TRACE_ENV: str(path)})
         lines = [line.split() for line in path.read_text().splitlines() if line.strip()]
     return {"cores": lines[0][1:], "intervals": [tuple(int(f) for f in line) for line in lines[1:]]}
