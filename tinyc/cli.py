@@ -6,12 +6,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from . import targets
-from .errors import InputError, TinycError
+from .errors import InputError, TinycError, TinycNote
 from .passes.tiling import TILERS
 from .report import format_profile, format_text
 
@@ -40,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
         c.add_argument("--tiler", choices=list(TILERS), default="cp-sat",
                        help="how accelerator layers are tiled: cp-sat (minimum modeled latency, default) or "
                             "dory (DORY/HTVM's heuristic)")
+        c.add_argument("--batch", type=int, metavar="N",
+                       help="the size of a dynamic batch dimension (default 1, with a note)")
         return c
 
     c = model_command("compile", "compile a model into a self-contained C project")
@@ -74,10 +77,19 @@ def _version() -> str:
     return __version__
 
 
+def _note(text: str) -> None:
+    print(f"tinyc: note: {text}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args) or 0
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", TinycNote)
+            shown = warnings.showwarning
+            warnings.showwarning = lambda message, category, *rest: (
+                _note(str(message)) if issubclass(category, TinycNote) else shown(message, category, *rest))
+            return COMMANDS[args.command](args) or 0
     except TinycError as e:
         print(f"tinyc: error: {e}", file=sys.stderr)
     except KeyboardInterrupt:
@@ -108,10 +120,10 @@ def _model_source(spec: str):
 def _compile(args):
     from .compiler import compile
     model, name = _model_source(args.model)
-    cm = compile(model, target=args.target, config=args.config, name=name, tiler=args.tiler)
+    cm = compile(model, target=args.target, config=args.config, name=name, tiler=args.tiler, batch=args.batch)
     if cm.target.accelerators(cm.config) and all(n.placement.core == cm.target.host.name for n in cm.graph.nodes()):
-        print(f"tinyc: note: configuration {cm.config} of {cm.target.name} places no layer on an accelerator; "
-              f"every layer runs on the host (`tinyc report` says why)", file=sys.stderr)
+        _note(f"configuration {cm.config} of {cm.target.name} places no layer on an accelerator; "
+              f"every layer runs on the host (`tinyc report` says why)")
     return cm
 
 

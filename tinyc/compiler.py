@@ -21,18 +21,19 @@ from .report import build_report
 
 
 def compile(model, target: str = "cpu", config: str | None = None, name: str = "model",
-            tiler: str = "cp-sat") -> "CompiledModel":
+            tiler: str = "cp-sat", batch: int | None = None) -> "CompiledModel":
     """Compile an ONNX model (a path, bytes or onnx.ModelProto) for `target`.
 
     config: which of the target's accelerators to use (`tinyc.targets.get(target).configs`; default the
-    first, every core); tiler: "cp-sat" (minimum modeled latency) or "dory" (DORY's heuristic)."""
+    first, every core); tiler: "cp-sat" (minimum modeled latency) or "dory" (DORY's heuristic); batch: the
+    size of a dynamic batch dimension (default 1, with a TinycNote warning)."""
     tgt = targets.get(target)
     config = config or tgt.default_config
     if config not in tgt.configs:
         raise InputError(f"target {tgt.name} has configurations {', '.join(tgt.configs)}, not {config!r}")
     if tiler not in TILERS:
         raise InputError(f"unknown tiler {tiler!r}; tilers: {', '.join(TILERS)}")
-    graph = from_onnx(model)
+    graph = from_onnx(model, batch=batch)
     passes = (("canonicalize", canonicalize),
               ("dispatch", lambda g: dispatch(g, tgt, config)),
               ("tiling", lambda g: tiling(g, tgt, tiler)),

@@ -74,8 +74,8 @@ def _tensor_dtype(elem_type: int, what: str) -> str:
     return TENSOR_DTYPES[elem_type]
 
 
-def from_onnx(model, source: str | None = None) -> Graph:
-    proto, source = load(model, source)
+def from_onnx(model, source: str | None = None, batch: int | None = None) -> Graph:
+    proto, source = load(model, source, batch)
     opset = default_opset(proto)
     g = Graph(_c_name(proto.graph.name or "model"))
     g.source = source
