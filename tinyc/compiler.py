@@ -44,7 +44,7 @@ def compile(model, target: str = "cpu", config: str | None = None, name: str = "
         _check_fits(graph, tgt)
     except TinycError as e:
         raise e.located(file=graph.source) from None
-    return CompiledModel(graph, tgt, config, _c_identifier(name))
+    return CompiledModel(graph, tgt, config, _c_identifier(name), model=model)
 
 
 def _check_fits(g: Graph, target) -> None:
@@ -77,8 +77,9 @@ def _c_identifier(name: str) -> str:
 
 
 class CompiledModel:
-    def __init__(self, graph: Graph, target, config: str, prefix: str):
+    def __init__(self, graph: Graph, target, config: str, prefix: str, model=None):
         self.graph = graph
+        self.model = model  # the ONNX model as given to compile (path, bytes or ModelProto): validate's reference
         self.target = target
         self.config = config
         self.prefix = prefix
@@ -86,7 +87,7 @@ class CompiledModel:
         self.sources = emit_c(graph, prefix, target)
         self._report = build_report(graph, target, config)
         self._workdir: tempfile.TemporaryDirectory | None = None
-        self._executables: dict[bool, str] = {}
+        self._executables: dict[tuple[bool, bool], str] = {}
 
     # ---- the C project ----
     def write(self, directory, force: bool = False) -> Path:
@@ -122,14 +123,18 @@ class CompiledModel:
         return final
 
     # ---- running ----
-    def executable(self, sanitize: bool = False) -> str:
+    def executable(self, sanitize: bool = False, dump: bool = False) -> str:
+        """The built harness; `dump`: the validation build, which writes every layer's output to the file
+        $TINYC_DUMP names (tinyc/validate.py reads it)."""
         from .toolchain import build
-        if sanitize not in self._executables:
+        key = (sanitize, dump)
+        if key not in self._executables:
             if self._workdir is None:
                 self._workdir = tempfile.TemporaryDirectory(prefix="tinyc-")
-            work = Path(self._workdir.name) / ("asan" if sanitize else "host")
-            self._executables[sanitize] = str(build(self.sources, work, sanitize=sanitize))
-        return self._executables[sanitize]
+            work = Path(self._workdir.name) / ("asan" if sanitize else "host") / ("dump" if dump else "")
+            self._executables[key] = str(build(self.sources, work, sanitize=sanitize,
+                                               defines=("TINYC_DUMP",) if dump else ()))
+        return self._executables[key]
 
     def run(self, inputs: dict, sanitize: bool = False, env: dict | None = None) -> dict[str, np.ndarray]:
         """Build the emitted C with the host compiler, run it, return the outputs by ONNX name. `env`:
@@ -145,6 +150,14 @@ class CompiledModel:
         core (tinyc/profile.py)."""
         from .profile import profile
         return profile(self, inputs, on)
+
+    def validate(self, inputs, reference="onnxruntime") -> dict:
+        """Run the emitted C and a reference side by side on `inputs` (a dict name -> array, or a list of
+        them) and compare every layer's output the reference has too: max |difference| (in LSB for integer
+        tensors), SNR, the first layer that departs by more than 1 LSB (tinyc/validate.py). reference:
+        "onnxruntime" (the model compiled) or the path of a .tflite file."""
+        from .validate import validate
+        return validate(self, inputs, reference)
 
     def input_array(self, name: str, inputs: dict) -> np.ndarray:
         """inputs[name] checked against the model's input (dtype, size) and shaped as it."""

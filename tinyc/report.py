@@ -17,6 +17,16 @@ def _buffer(g: Graph, name: str) -> dict:
     return entry
 
 
+def _io(g: Graph, name: str) -> dict:
+    """A graph input or output; a quantized one with its scale and zero point (real = (q - zp) * scale)."""
+    entry = _buffer(g, name)
+    quant = g.io_quant(name)
+    if quant is not None:
+        entry["scale"], entry["zero_point"] = quant.per_tensor
+        entry["real"] = quant.text()
+    return entry
+
+
 def _plain(x):
     """numpy scalars and arrays, and tuples, as the JSON types they stand for."""
     if isinstance(x, dict):
@@ -73,8 +83,8 @@ def build_report(g: Graph, target, config: str) -> dict:
             "arena_bytes": g.arena_bytes,
             "arena_lower_bound_bytes": g.arena_lower_bound,
         },
-        "inputs": [_buffer(g, v) for v in g.inputs],
-        "outputs": [_buffer(g, v) for v in g.outputs],
+        "inputs": [_io(g, v) for v in g.inputs],
+        "outputs": [_io(g, v) for v in g.outputs],
     }
 
 
@@ -102,6 +112,10 @@ def format_text(report: dict) -> str:
                 f"code {t['code_size']['text']} B text")
     if accelerated:
         rows.append(f"accelerator layers: {accelerated} cycles (modeled; `tinyc run --profile` adds the host's)")
+    for kind in ("inputs", "outputs"):
+        rows += [f"{kind[:-1]} {io['name']}: {io['dtype']}{io['shape']}" +
+                 (f", real = {io['real']}" if "real" in io else "")
+                 for io in report[kind]]
     return "\n".join(rows)
 
 
