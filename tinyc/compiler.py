@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from . import targets
-from .errors import DoesNotFitError, InputError, TinycError
+from .errors import DoesNotFitError, InputError, TinycError, note
 from .frontend.onnx import from_onnx
 from .ir.graph import Graph
 from .ir.verify import verify
@@ -41,20 +41,22 @@ def compile(model, target: str = "cpu", config: str | None = None, name: str = "
     try:
         for step_name, step in passes:
             graph = verify(step(graph), after=step_name)
-        _check_fits(graph, tgt)
+        _check_fits(graph, tgt, config)
     except TinycError as e:
         raise e.located(file=graph.source) from None
     return CompiledModel(graph, tgt, config, _c_identifier(name), model=model)
 
 
-def _check_fits(g: Graph, target) -> None:
+def _check_fits(g: Graph, target, config: str) -> None:
     weights = sum(v.nbytes for v in g.values.values() if v.is_const)
     need = weights + g.arena_bytes
     budget = target.main_memory
     if need > budget.size_bytes:
-        raise DoesNotFitError(
+        err = DoesNotFitError(
             f"needs {need} B of {budget.name} ({weights} B of weights + {g.arena_bytes} B of activations), "
             f"{target.name} has {budget.size_bytes} B", node=g.name)
+        err.report = build_report(g, target, config)  # per layer, what takes the room
+        raise err
 
 
 PROJECT_MARK = ".tinyc-project"  # lists the files tinyc wrote into a project directory, one per line
@@ -167,6 +169,9 @@ class CompiledModel:
         arr = np.asarray(inputs[name])
         if arr.dtype != np.dtype(v.dtype) or arr.size != v.size:
             raise InputError(f"input {name!r} must be {v.dtype}{list(v.shape)}, got {arr.dtype}{list(arr.shape)}")
+        if arr.shape != v.shape:
+            note(f"input {name!r}: a {arr.dtype}{list(arr.shape)} array taken as {list(v.shape)} (the same elements "
+                 "in row-major order)")
         return np.ascontiguousarray(arr).reshape(v.shape)
 
     def random_inputs(self, seed: int = 0) -> dict[str, np.ndarray]:

@@ -45,7 +45,10 @@ class NeedsConstantError(UnsupportedError):
 
 
 class DoesNotFitError(TinycError):
-    """The model or a layer does not fit the target's memories."""
+    """The model or a layer does not fit the target's memories. `report`: the compile report of a model
+    too big for the main memory (what takes the room), None for a layer that does not fit."""
+
+    report: dict | None = None
 
 
 class ToolchainError(TinycError):
