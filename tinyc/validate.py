@@ -59,9 +59,10 @@ class OnnxRuntime:
                        for i in proto.graph.input if i.name not in init]
         self.outputs = [(o, (), "") for o in outputs]
         self.order = []
-        shared = [o for n in proto.graph.node for o in n.output
-                  if o in wanted and o in types and _np_dtype(types[o].type) == wanted[o][1]]
-        proto.graph.output.extend(types[t] for t in shared if t not in outputs)
+        named = [o for n in proto.graph.node for o in n.output if o in wanted and o in types]
+        proto.graph.output.extend(types[t] for t in named if t not in outputs)
+        # fed from tinyc where it can stand in (a tensor that does not is refused by the mapping)
+        shared = [t for t in named if _np_dtype(types[t].type) == wanted[t][1] and _fits(types[t].type, wanted[t][0])]
         self.fetch = [o.name for o in proto.graph.output]
         self.session = _session(proto)
         for node in proto.graph.node:
@@ -78,6 +79,12 @@ class OnnxRuntime:
         chained = dict(zip(self.fetch, self.session.run(self.fetch, given)))
         given.update({t + self.FED: ours[t] for t in self.fed})
         return chained, dict(zip(self.fetch, self.alone.run(self.fetch, given)))
+
+
+def _fits(type_proto, shape: tuple[int, ...]) -> bool:
+    """Whether a tensor of `shape` can be fed where the ONNX type stands (a dynamic dimension takes any size)."""
+    dims = type_proto.tensor_type.shape.dim
+    return len(dims) == len(shape) and all(not d.HasField("dim_value") or d.dim_value == n for d, n in zip(dims, shape))
 
 
 def _np_dtype(type_proto) -> str:
