@@ -184,7 +184,7 @@ def _load_inputs(cm, specs: list[str]) -> dict:
     for spec in specs:
         name, sep, path = spec.partition("=")
         if not sep:  # a .npz alone holds every input by name
-            data = _read_arrays(spec, f"--input {spec}")
+            data = _read_arrays(spec, f"--input {spec}") if spec.endswith(".npz") else None
             if not isinstance(data, dict):
                 raise InputError(f"--input {spec!r}: expected NAME=FILE.npy, or a .npz of input name -> array")
             given = data
