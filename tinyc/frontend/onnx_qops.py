@@ -16,10 +16,11 @@ def _qparams(ctx, scale_i: int, zp_i: int, default_dtype: str = "uint8"):
     scale = np.asarray(scale, np.float32)
     if zp is None:
         zp = np.zeros(scale.shape, default_dtype)
-    if scale.shape != np.asarray(zp).shape:
+    zp = np.asarray(zp)
+    if scale.shape != zp.shape and not scale.size == zp.size == 1:  # [1] and [] both mean one per tensor
         raise UnsupportedError(f"scale shape {list(scale.shape)} and zero point shape {list(zp.shape)} differ")
     _check_scales(scale)
-    return scale, np.asarray(zp)
+    return scale, zp
 
 
 def _check_scales(scale: np.ndarray) -> None:
