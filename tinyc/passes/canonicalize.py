@@ -283,7 +283,19 @@ def cancel_movement(g: Graph) -> Graph:
         if identity and n.outputs[0] not in g.outputs and n.inputs[0] not in g.inputs:
             g.replace_uses(n.outputs[0], n.inputs[0])
             g.remove_node(n.name)
+    _cancel_flips(g)
     return g.prune()
+
+
+def _cancel_flips(g: Graph) -> None:
+    """flip_sign(flip_sign(x)) is x: a uint8 tensor between two integer ops (onnxruntime's default uint8
+    activations) is flipped to uint8 after one and back to int8 before the next; neither flip is needed."""
+    for name in [n.name for n in g.nodes()]:
+        n = g.node(name)
+        inner = g.node(p) if n.op == "flip_sign" and (p := g.producers().get(n.inputs[0])) else None
+        if inner is not None and inner.op == "flip_sign" and n.outputs[0] not in g.outputs:
+            g.replace_uses(n.outputs[0], inner.inputs[0])
+            g.remove_node(n.name)
 
 
 def canonicalize(g: Graph) -> Graph:
