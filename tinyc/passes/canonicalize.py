@@ -218,6 +218,22 @@ def _fold_softmax(r: _Rewriter, core, chain, out_scale, out_zp) -> str | None:
                      inv_out_scale=inv, out_zp=out_zp)
 
 
+def dequantize_after_transpose(g: Graph) -> Graph:
+    """transpose(dequantize(x)) -> dequantize(transpose(x)), the per-axis scale following its axis: a Gemm
+    with transB=1 (PyTorch's Linear, as onnxruntime quantizes it) then reads dequantized int8 weights
+    like a MatMul, and the int8 transpose of constant weights folds away."""
+    for n in g.nodes():
+        dq = g.node(p) if (p := g.producers().get(n.inputs[0])) else None
+        if n.op != "transpose" or dq is None or dq.op != "dequantize":
+            continue
+        axis = dq.attrs["axis"]
+        moved = irops.add(g, "transpose", [dq.inputs[0]], n.name + "_int", perm=n.attrs["perm"])
+        g.remove_node(n.name)
+        g.add_node(n.name, "dequantize", [moved], n.outputs,
+                   **dict(dq.attrs, axis=None if axis is None else list(n.attrs["perm"]).index(axis)))
+    return g.prune()
+
+
 def fold_qdq(g: Graph) -> Graph:
     r = _Rewriter(g)
     for q in [n for n in g.nodes() if n.op == "quantize"]:
@@ -300,6 +316,6 @@ def _cancel_flips(g: Graph) -> None:
 
 def canonicalize(g: Graph) -> Graph:
     g = g.copy()
-    for step in (fold_qdq, fold_constants, cancel_movement):
+    for step in (dequantize_after_transpose, fold_qdq, fold_constants, cancel_movement):
         g = verify(step(g.connect()), after=f"canonicalize.{step.__name__}")
     return g
