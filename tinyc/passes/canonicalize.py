@@ -10,6 +10,7 @@ Float ops that no QDQ group covers stay float; unused float nodes are pruned at 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 
@@ -304,14 +305,29 @@ def cancel_movement(g: Graph) -> Graph:
 
 
 def _cancel_flips(g: Graph) -> None:
-    """flip_sign(flip_sign(x)) is x: a uint8 tensor between two integer ops (onnxruntime's default uint8
-    activations) is flipped to uint8 after one and back to int8 before the next; neither flip is needed."""
+    """flip_sign(move(flip_sign(x))) is move(x) for a reshape or transpose (or none): a uint8 tensor between
+    two integer ops (onnxruntime's default uint8 activations, also through its uint8 Reshape) is flipped to
+    uint8 after one and back to int8 before the next; neither flip is needed."""
     for name in [n.name for n in g.nodes()]:
         n = g.node(name)
-        inner = g.node(p) if n.op == "flip_sign" and (p := g.producers().get(n.inputs[0])) else None
-        if inner is not None and inner.op == "flip_sign" and n.outputs[0] not in g.outputs:
-            g.replace_uses(n.outputs[0], inner.inputs[0])
-            g.remove_node(n.name)
+        if n.op != "flip_sign" or n.outputs[0] in g.outputs:
+            continue
+        moves, value = [], n.inputs[0]
+        while (p := g.producers().get(value)) is not None and g.node(p).op in ("reshape", "transpose") and \
+                len(g.consumers().get(value, [])) == 1 and value not in g.outputs:
+            moves.insert(0, g.node(p))
+            value = moves[0].inputs[0]
+        inner = g.node(p) if p is not None else None
+        if inner is None or inner.op != "flip_sign":
+            continue
+        result = g.values[n.outputs[0]]
+        source = inner.inputs[0]
+        for m in moves:
+            g.set_node(m.name, inputs=[source])
+            source = m.outputs[0]
+            g.values[source] = replace(g.values[source], dtype=result.dtype, quant=result.quant)
+        g.replace_uses(n.outputs[0], source)
+        g.remove_node(n.name)
 
 
 def canonicalize(g: Graph) -> Graph:
