@@ -14,6 +14,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from ..ir import geometry as geo
 from ..ir import ops as irops
 from ..ir import quant_math as qm
 from ..ir.graph import Graph, Quant
@@ -188,6 +189,26 @@ def _fold_add(r: _Rewriter, core, chain, out_scale, out_zp) -> str | None:
                      out_min=bounds[0], out_max=bounds[1], **params)
 
 
+def _fold_mul(r: _Rewriter, core, chain, out_scale, out_zp) -> str | None:
+    a, b = r.int8_source(core.inputs[0]), r.int8_source(core.inputs[1])
+    bounds = _bounds(chain, out_scale, out_zp)
+    if a is None or b is None or bounds is None:
+        return None
+    real = np.float64(np.float32(a[1])) * np.float64(np.float32(b[1])) / np.float64(np.float32(out_scale))
+    return irops.add(r.g, "qmul", [a[0], b[0]], core.name + "_q", a_zp=a[2], b_zp=b[2],
+                     **qm.requant_attrs(np.array([real]), out_zp, bounds, "qmul"))
+
+
+def _fold_concat(r: _Rewriter, q, core, chain) -> str | None:
+    """A concat of inputs quantized unlike each other: each is mapped to the output's quantization by a
+    table first (what onnxruntime's QLinearConcat does, so both agree exactly)."""
+    sources = [r.int8_source(v) for v in core.inputs]
+    if chain or any(s is None for s in sources) or len({(s[1], s[2]) for s in sources}) == 1:
+        return None
+    moved = [r.remap(q, name, scale, zp, []) for name, scale, zp in sources]
+    return irops.add(r.g, "concat", moved, core.name + "_q", axis=core.attrs["axis"])
+
+
 def _fold_same_quant(r: _Rewriter, q, core, chain) -> str | None:
     """Data movement and pooling run on int8 data in their input's quantization; the rest is a table."""
     sources = [r.int8_source(v) for v in core.inputs]
@@ -206,6 +227,29 @@ def _fold_same_quant(r: _Rewriter, q, core, chain) -> str | None:
     moved = irops.add(r.g, op, [s[0] for s in sources], core.name + "_q", **attrs)
     r.g.values[moved].quant = Quant(np.float32([scale]), np.int32([zp]))
     return r.remap(q, moved, scale, zp, chain)
+
+
+def _fold_average(r: _Rewriter, core, chain, out_scale, out_zp) -> str | None:
+    """An average pool whose output is quantized unlike its input, every window counting the same
+    positions: a depthwise qconv of ones requantized by in_scale / (count * out_scale), rounded once (a
+    pool in the input's quantization and then a table would round twice, up to 1.5 LSB off)."""
+    x = r.int8_source(core.inputs[0])
+    bounds = _bounds(chain, out_scale, out_zp)
+    a = core.attrs
+    if x is None or bounds is None or a["ceil_mode"] or (np.float32(x[1]) == np.float32(out_scale) and x[2] == out_zp):
+        return None
+    xv = r.g.values[x[0]]
+    out_sp = r.g.values[core.outputs[0]].shape[2:]
+    counts = geo.valid_counts(xv.shape[2:], a["kernel"], a["strides"], a["pads"], a["dilations"], out_sp,
+                              a["count_include_pad"])
+    if np.ptp(counts) != 0:
+        return None
+    channels = xv.shape[1]
+    ones = r.g.add_const(core.name + "_ones", np.ones((channels, 1) + tuple(a["kernel"]), np.int8)).name
+    real = np.full(channels, np.float64(np.float32(x[1])) / (float(counts.flat[0]) * np.float64(np.float32(out_scale))))
+    return irops.add(r.g, "qconv", [x[0], ones, ""], core.name + "_q", group=channels, x_zp=x[2],
+                     w_zp=np.zeros(channels, np.int32), strides=a["strides"], pads=a["pads"],
+                     dilations=a["dilations"], **qm.requant_attrs(real, out_zp, bounds, "qconv"))
 
 
 def _fold_softmax(r: _Rewriter, core, chain, out_scale, out_zp) -> str | None:
@@ -250,7 +294,12 @@ def fold_qdq(g: Graph) -> Graph:
             if result is None and core.op == "add":
                 result = _fold_add(r, core, chain, out_scale, out_zp)
         elif core is not None and core.op in SAME_QUANT:
-            result = _fold_same_quant(r, q, core, chain)
+            special = {"avgpool": lambda: _fold_average(r, core, chain, out_scale, out_zp),
+                       "concat": lambda: _fold_concat(r, q, core, chain)}
+            result = special[core.op]() if core.op in special else None
+            result = result or _fold_same_quant(r, q, core, chain)
+        elif core is not None and core.op == "mul":
+            result = _fold_mul(r, core, chain, out_scale, out_zp)
         elif core is not None and core.op == "softmax":
             result = _fold_softmax(r, core, chain, out_scale, out_zp)
         elif (src := r.int8_source(top)) is not None:
