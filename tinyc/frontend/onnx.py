@@ -12,8 +12,8 @@ from ..errors import BadModelError, DoesNotFitError, NeedsConstantError, TinycEr
 from ..ir.graph import Graph, Value
 from ..ir.ops import OPS
 from ..ir.verify import verify
-from .loader import TENSOR_DTYPES, default_opset, dtype_name, load, node_label
-from . import onnx_qops  # noqa: F401  (registers the quantization converters in CONVERTERS)
+from .loader import TENSOR_DTYPES, default_opset, dtype_name, load, node_label, op_name
+from . import onnx_qops, onnx_qops_contrib  # noqa: F401  (register the quantization converters in CONVERTERS)
 from .onnx_ops import CONVERTERS
 
 MAX_TENSOR_BYTES = 2 ** 32  # no tensor of a 32-bit microcontroller is larger than its address space
@@ -114,11 +114,9 @@ def _convert(proto: onnx.ModelProto, g: Graph, opset: int) -> None:
     for node in proto.graph.node:
         where = node_label(node)
         try:
-            if node.domain not in ("", "ai.onnx"):
-                raise UnsupportedError(f"op {node.domain}.{node.op_type} is not supported (custom domain)")
-            convert = CONVERTERS.get(node.op_type)
+            convert = CONVERTERS.get(op_name(node))
             if convert is None:
-                raise UnsupportedError(f"op {node.op_type} is not supported; tinyc supports "
+                raise UnsupportedError(f"op {op_name(node)} is not supported; tinyc supports "
                                        + ", ".join(sorted(CONVERTERS)))
             for name in node.input:
                 if name and name not in g.values:
