@@ -79,7 +79,7 @@ def _gather():
         return [(s[:ax] + tuple(np.shape(a["indices"])) + s[ax + 1:], i[0].dtype)]
 
     def compute(i, a):
-        return [np.ascontiguousarray(np.take(i[0], np.asarray(a["indices"], np.int64), axis=a["axis"]))]
+        return [np.array(np.take(i[0], np.asarray(a["indices"], np.int64), axis=a["axis"]), order="C")]
     return infer, compute
 
 
