@@ -34,7 +34,7 @@ def compile(model, target: str = "cpu", config: str | None = None, name: str = "
         raise InputError(f"unknown tiler {tiler!r}; tilers: {', '.join(TILERS)}")
     graph = from_onnx(model)
     passes = (("canonicalize", canonicalize),
-              ("dispatch", lambda g: dispatch(g, tgt, config)),
+              ("dispatch", lambda g: dispatch(g, tgt, config, tiler)),
               ("tiling", lambda g: tiling(g, tgt, tiler)),
               ("plan_memory", plan_memory))
     try:
