@@ -15,6 +15,7 @@ from .ir.graph import Graph
 from .ir.verify import verify
 from .passes.canonicalize import canonicalize
 from .passes.dispatch import dispatch
+from .passes.lower_conv1d import lower_conv1d
 from .passes.memory import plan_memory
 from .passes.tiling import TILERS, tiling
 from .report import build_report
@@ -33,7 +34,9 @@ def compile(model, target: str = "cpu", config: str | None = None, name: str = "
     if tiler not in TILERS:
         raise InputError(f"unknown tiler {tiler!r}; tilers: {', '.join(TILERS)}")
     graph = from_onnx(model)
+    # the lowerings rewrite what no accelerator of the configuration takes into what one takes, exactly
     passes = (("canonicalize", canonicalize),
+              ("lower_conv1d", lambda g: lower_conv1d(g, tgt, config)),
               ("dispatch", lambda g: dispatch(g, tgt, config, tiler)),
               ("tiling", lambda g: tiling(g, tgt, tiler)),
               ("plan_memory", plan_memory))

@@ -73,6 +73,29 @@ def placeable(g: Graph, target: Target, core: Core, pattern: Pattern, nodes: tup
     return m
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """Whether any of the cores takes the job that starts at a node, and if not each core's failure that got
+    furthest ("" for a core with no pattern starting with the node's op)."""
+    taken: bool
+    failures: tuple[str, ...]
+    why: str
+
+
+def verdict(g: Graph, target: Target, cores: tuple[Core, ...], name: str) -> Verdict:
+    readers, start = g.consumers(), g.node(name)
+    failures, why = [], []
+    for core in cores:
+        found = [placeable(g, target, core, p, nodes) for p in core.patterns
+                 if (nodes := chain(g, start, p.ops, readers)) is not None]
+        if any(not m.failure for m in found):
+            return Verdict(True, (), "")
+        furthest = max(found, key=lambda m: m.passed).failure if found else ""
+        failures.append(furthest)
+        why.append(f"{core.name}: {furthest or f'no pattern for op {start.op}'}")
+    return Verdict(False, tuple(failures), "; ".join(why))
+
+
 def matches(g: Graph, target: Target, cores: tuple[Core, ...]) -> list[Match]:
     """Every chain each core's patterns find, checked; in the cores' order, then patterns', then nodes'."""
     readers, nodes_in_order = g.consumers(), g.nodes()
@@ -142,7 +165,8 @@ def dispatch(g: Graph, target: Target, config: str, tiler: str = "cp-sat") -> Gr
             placement = Placement(m.core.name, pattern=m.pattern.name, anchor=m.names[-1],
                                   candidates=figures.get(m.names))
         elif cores:
-            placement = Placement(target.host.name, reason="; ".join(declined(n, c, found, taken) for c in cores))
+            reasons = [declined(n, c, found, taken) for c in cores] + ([g.notes[n.name]] if n.name in g.notes else [])
+            placement = Placement(target.host.name, reason="; ".join(reasons))
         else:
             placement = Placement(target.host.name, reason=f"configuration {config} uses no accelerator")
         g.set_node(n.name, placement=placement)

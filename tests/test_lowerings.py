@@ -1,0 +1,80 @@
+"""The lowering passes (tinyc/passes/lower_*.py): layers no accelerator takes as they are, rewritten into
+jobs a core takes, computing the same integers.
+
+Oracles: the host-only build (config cpu), which runs every layer with the portable C kernels, bit for bit
+(a lowering changes where a layer runs, never its result); onnxruntime on the QDQ models built here, for
+the interpreter itself; the report's reason where a lowering does not apply."""
+import numpy as np
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper
+
+import tinyc
+import tinyc.zoo
+from onnx_builders import const, model, tensor
+
+
+def qdq_convs(shape, layers, seed=0):
+    """int8 x[shape] -> (DQ -> Conv(DQ w, DQ b) -> Relu -> Q) per layer -> int8 y; every scale a power of
+    two. layers: (out channels, kernel, strides, pads, group) each."""
+    rng = np.random.default_rng(seed)
+    nodes, inits = [], []
+
+    def dq(name, scale, dtype):
+        inits.extend([const(name + "_dq_s", np.float32(scale)), const(name + "_dq_zp", np.zeros((), dtype))])
+        nodes.append(helper.make_node("DequantizeLinear", [name, name + "_dq_s", name + "_dq_zp"], [name + "_f"]))
+        return name + "_f"
+
+    x, c, size = "x", shape[1], list(shape)
+    for i, (c_out, kernel, strides, pads, group) in enumerate(layers):
+        w = rng.integers(-30, 30, (c_out, c // group) + tuple(kernel)).astype(np.int8)
+        inits += [const(f"w{i}", w), const(f"b{i}", rng.integers(-200, 200, c_out).astype(np.int32))]
+        conv = helper.make_node("Conv", [dq(x, 2.0 ** -4, np.int8), dq(f"w{i}", 2.0 ** -6, np.int8),
+                                         dq(f"b{i}", 2.0 ** -10, np.int32)], [f"c{i}"], kernel_shape=list(kernel),
+                                strides=list(strides), pads=list(pads), group=group)
+        inits += [const(f"y{i}_s", np.float32(2.0 ** -4)), const(f"y{i}_zp", np.int8(0))]
+        nodes += [conv, helper.make_node("Relu", [f"c{i}"], [f"r{i}"]),
+                  helper.make_node("QuantizeLinear", [f"r{i}", f"y{i}_s", f"y{i}_zp"], [f"y{i}"])]
+        n = len(kernel)
+        size = size[:1] + [c_out] + [(size[2 + d] + pads[d] + pads[d + n] - kernel[d]) // strides[d] + 1
+                                     for d in range(n)]
+        x, c = f"y{i}", c_out
+    return model(nodes, [tensor("x", list(shape), TensorProto.INT8)], [tensor(x, size, TensorProto.INT8)], inits)
+
+
+def host_and(model_proto, config, sanitize=False):
+    """The model for diana's `config` and for the host only, run on the same seeded input: the diana build's
+    report and its outputs, which must equal the host build's bit for bit."""
+    cm = tinyc.compile(model_proto, target="diana", config=config)
+    x = cm.random_inputs(3)
+    got, want = cm.run(x, sanitize=sanitize), tinyc.compile(model_proto, target="diana", config="cpu").run(x)
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name])
+    return cm, x
+
+
+def layer(cm, name):
+    return next(entry for entry in cm.report["layers"] if entry["name"] == name)
+
+
+def conv_layers(cm):
+    return [entry for entry in cm.report["layers"] if entry["op"] == "qconv"]
+
+
+# ---------------------------------------------------------------- 1-D convs
+CONV1D = qdq_convs((1, 40, 98), [(32, (3,), (1,), (1, 1), 1), (32, (3,), (2,), (1, 1), 32), (16, (1,), (1,), (0, 0), 1)])
+
+
+def test_interpreter_equals_onnxruntime_on_the_1d_model():
+    cm = tinyc.compile(CONV1D, target="cpu")
+    x = cm.random_inputs(3)
+    want = ort.InferenceSession(CONV1D.SerializeToString()).run(None, x)[0]
+    got = cm.interpret(x)[cm.graph.outputs[0]]
+    assert np.abs(got.astype(int) - want.astype(int)).max() <= 1  # onnxruntime requantizes in float
+
+
+def test_1d_convs_run_on_the_digital_core_bit_exact_sanitized():
+    cm, _ = host_and(CONV1D, "digital", sanitize=True)
+    convs = conv_layers(cm)
+    assert len(convs) == 3 and all(entry["core"] == "digital" for entry in convs)
+    assert {entry["pattern"] for entry in convs} == {"conv2d", "depthwise"}
