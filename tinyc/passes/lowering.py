@@ -62,7 +62,7 @@ def replace_conv(g: Graph, n: Node, x: str, weights: np.ndarray, attrs: dict) ->
     (through a reshape when its shape differs); returns the new qconv's name."""
     out = n.outputs[0]
     g.remove_node(n.name)
-    inputs = [x, g.add_const(n.inputs[1] + "_lowered", weights).name] + n.inputs[2:3]
+    inputs = [x, g.add_const(n.name + "_weights", weights).name] + n.inputs[2:3]
     (shape, dtype), = ops.OPS["qconv"].infer([g.values[v] if v else None for v in inputs], attrs)
     y = out
     if tuple(shape) != g.values[out].shape:
