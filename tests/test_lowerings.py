@@ -78,3 +78,18 @@ def test_1d_convs_run_on_the_digital_core_bit_exact_sanitized():
     convs = conv_layers(cm)
     assert len(convs) == 3 and all(entry["core"] == "digital" for entry in convs)
     assert {entry["pattern"] for entry in convs} == {"conv2d", "depthwise"}
+
+
+# ---------------------------------------------------------------- weights past the cores' memories
+WIDE = qdq_convs((1, 512, 6, 6), [(24, (3, 3), (1, 1), (1, 1, 1, 1), 1)])  # 4608 B of weights per channel
+
+
+@pytest.mark.parametrize("config", ["cpu", "digital", "analog", "mixed"])
+def test_a_3x3_conv_of_512_input_channels_compiles_and_runs_in_every_config(config):
+    cm, _ = host_and(WIDE, config, sanitize=config == "digital")
+    convs = conv_layers(cm)
+    if config in ("digital", "mixed"):  # a channel's weights and bias: 512 * 9 + 4 = 4612 B; 64000 B hold 13
+        assert [entry["core"] for entry in convs] == ["digital", "digital"]
+        assert [entry["shapes"]["outputs"] for entry in convs] == [[[1, 13, 6, 6]], [[1, 11, 6, 6]]]
+    else:
+        assert [entry["core"] for entry in convs] == ["host"]

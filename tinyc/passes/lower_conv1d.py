@@ -11,7 +11,7 @@ def lower_conv1d(g: Graph, target, config: str) -> Graph:
     return lower(g, target, config, "lower_conv1d", _options)
 
 
-def _options(g: Graph, n, before):
+def _options(g: Graph, n, before, probe):
     if n.op != "qconv" or len(g.values[n.inputs[1]].shape) != 3:
         return None
     return [("as a 2-D conv with H = 1", _as_2d)]

@@ -21,7 +21,7 @@ def lower_global_pool(g: Graph, target, config: str) -> Graph:
     return lower(g, target, config, "lower_global_pool", _options)
 
 
-def _options(g: Graph, n, before):
+def _options(g: Graph, n, before, probe):
     if n.op != "qavgpool":
         return None
     x, a = g.values[n.inputs[0]], n.attrs

@@ -24,7 +24,7 @@ def lower_kernel(g: Graph, target, config: str) -> Graph:
     return lower(g, target, config, "lower_kernel", _options)
 
 
-def _options(g: Graph, n, before):
+def _options(g: Graph, n, before, probe):
     if n.op != "qconv" or len(g.values[n.inputs[1]].shape) != 4:
         return None
     kh, kw = g.values[n.inputs[1]].shape[2:]

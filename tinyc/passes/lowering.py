@@ -20,8 +20,9 @@ Rewrite = Callable[[Graph, Node], str]
 
 
 def lower(g: Graph, target, config: str, pass_name: str, options: Callable) -> Graph:
-    """options(graph, node, verdict) gives None (not this lowering's node), a reason this node cannot be
-    lowered, or the (what, rewrite) pairs to try, cheapest first; the first a core takes is kept. A trial
+    """options(graph, node, verdict, probe) gives None (not this lowering's node), a reason this node cannot
+    be lowered, or the (what, rewrite) pairs to try, cheapest first; the first a core takes is kept
+    (probe(rewrite) is the verdict on a rewrite's job, for options that search). A trial
     that fails on every core exactly as the node itself does changed nothing that stops it: the node is
     not this lowering's to fix, and no note is left."""
     g = g.copy()
@@ -33,7 +34,7 @@ def lower(g: Graph, target, config: str, pass_name: str, options: Callable) -> G
         before = verdict(g, target, cores, name)
         if before.taken:
             continue
-        tried = options(g, node, before)
+        tried = options(g, node, before, lambda rewrite, g=g, node=node: _trial(g, target, cores, node, rewrite)[1])
         if tried is None:
             continue
         if isinstance(tried, str):
@@ -41,8 +42,7 @@ def lower(g: Graph, target, config: str, pass_name: str, options: Callable) -> G
             continue
         why = []
         for what, rewrite in tried:
-            trial = g.copy()
-            after = verdict(trial, target, cores, rewrite(trial, node))
+            trial, after = _trial(g, target, cores, node, rewrite)
             if after.taken:
                 trial.notes.pop(name, None)
                 g = trial.prune()
@@ -55,6 +55,12 @@ def lower(g: Graph, target, config: str, pass_name: str, options: Callable) -> G
             if why:
                 g.notes[name] = f"{pass_name}: tried " + "; ".join(why)
     return g
+
+
+def _trial(g: Graph, target, cores, node: Node, rewrite: Rewrite):
+    """The rewrite on a copy of the graph, and the verdict of the cores on the job it makes."""
+    trial = g.copy()
+    return trial, verdict(trial, target, cores, rewrite(trial, node))
 
 
 def replace_conv(g: Graph, n: Node, x: str, weights: np.ndarray, attrs: dict) -> str:
