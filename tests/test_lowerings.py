@@ -93,3 +93,56 @@ def test_a_3x3_conv_of_512_input_channels_compiles_and_runs_in_every_config(conf
         assert [entry["shapes"]["outputs"] for entry in convs] == [[[1, 13, 6, 6]], [[1, 11, 6, 6]]]
     else:
         assert [entry["core"] for entry in convs] == ["host"]
+
+
+def test_one_channel_too_large_stays_on_the_host_with_the_reason():
+    """7200 * 9 + 4 = 64804 B of weights and bias per output channel: more than the 64000 B weight memory."""
+    cm = tinyc.compile(qdq_convs((1, 7200, 1, 1), [(2, (3, 3), (1, 1), (1, 1, 1, 1), 1)]), target="diana",
+                       config="digital")
+    conv, = conv_layers(cm)
+    assert conv["core"] == "host"
+    assert "and 64804 B of weights memory (has 64000 B)" in conv["reason"]
+    assert "lower_channel_split: even one output channel per layer" in conv["reason"]
+
+
+# ---------------------------------------------------------------- kernels and pools of the zoo
+def test_kws_first_conv_on_the_digital_core_bit_exact_sanitized():
+    cm, _ = host_and(tinyc.zoo.build("kws", "int8"), "digital", sanitize=True)
+    first = layer(cm, "conv1_q")  # 10x4 stride 2 over 49x10: a 5x3 conv over the 2x2 space-to-depth input
+    assert (first["core"], first["pattern"]) == ("digital", "conv2d")
+    assert first["shapes"]["inputs"][:2] == [[1, 4, 29, 6], [64, 4, 5, 3]]
+    assert first["shapes"]["outputs"] == [[1, 64, 25, 5]]
+    pool = layer(cm, "avgpool1_q")  # 25x5 = 125 values: no shift divides by it
+    assert pool["core"] == "host"
+    assert "lower_global_pool: a window of 125 values: a shift divides by a power of two only" in pool["reason"]
+
+
+def test_resnet8_average_pool_on_the_digital_core_bit_exact_sanitized():
+    cm, _ = host_and(tinyc.zoo.build("ic", "int8"), "digital", sanitize=True)
+    pool = layer(cm, "avgpool1_q")  # 8x8 = 64 values after a ReLU: a sum and a shift by 6
+    assert (pool["core"], pool["op"]) == ("digital", "qconv")
+    assert pool["shapes"]["inputs"] == [[1, 64, 1, 64], [1, 64, 1, 1]]
+
+
+def test_why_a_lowering_does_not_apply():
+    nine = tinyc.compile(qdq_convs((1, 4, 12, 12), [(8, (9, 9), (1, 1), (4, 4, 4, 4), 1)]), target="diana",
+                         config="digital")
+    conv, = conv_layers(nine)  # stride 1: no space-to-depth; 9 + 2 taps reach no size in 1, 3, 5, 7
+    assert conv["core"] == "host"
+    assert "lower_kernel: 8 rewrite(s) tried, none taken; the last, as a 11x11 conv (taps of weight 0 added): " \
+           "digital: kernel 1, 3, 5 or 7 on each side (is 11x11)" in conv["reason"]
+
+
+def test_a_pool_of_signed_values_stays_on_the_host():
+    nodes = [helper.make_node("DequantizeLinear", ["x", "s", "zp"], ["xf"]),
+             helper.make_node("GlobalAveragePool", ["xf"], ["p"]),
+             helper.make_node("QuantizeLinear", ["p", "s", "zp"], ["y"])]
+    pool_model = model(nodes, [tensor("x", [1, 8, 4, 4], TensorProto.INT8)], [tensor("y", [1, 8, 1, 1], TensorProto.INT8)],
+                       [const("s", np.float32(2.0 ** -4)), const("zp", np.int8(0))])
+    cm = tinyc.compile(pool_model, target="diana", config="digital")
+    x = cm.random_inputs(5)
+    want = ort.InferenceSession(pool_model.SerializeToString()).run(None, x)[0]
+    assert np.abs(cm.interpret(x)["y"].astype(int) - want.astype(int)).max() <= 1
+    pool, = [entry for entry in cm.report["layers"] if entry["op"] == "qavgpool"]
+    assert "lower_global_pool: the input may be negative (-128..127 from the graph input's dtype (int8))" \
+           in pool["reason"]

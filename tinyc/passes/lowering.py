@@ -53,7 +53,7 @@ def lower(g: Graph, target, config: str, pass_name: str, options: Callable) -> G
             why.append(f"{what}: {after.why}")
         else:
             if why:
-                g.notes[name] = f"{pass_name}: tried " + "; ".join(why)
+                g.notes[name] = f"{pass_name}: {len(why)} rewrite(s) tried, none taken; the last, {why[-1]}"
     return g
 
 
