@@ -15,6 +15,10 @@ from .ir.graph import Graph
 from .ir.verify import verify
 from .passes.canonicalize import canonicalize
 from .passes.dispatch import dispatch
+from .passes.lower_channel_split import lower_channel_split
+from .passes.lower_conv1d import lower_conv1d
+from .passes.lower_global_pool import lower_global_pool
+from .passes.lower_kernel import lower_kernel
 from .passes.memory import plan_memory
 from .passes.tiling import TILERS, tiling
 from .report import build_report
@@ -34,8 +38,13 @@ def compile(model, target: str = "cpu", config: str | None = None, name: str = "
     if tiler not in TILERS:
         raise InputError(f"unknown tiler {tiler!r}; tilers: {', '.join(TILERS)}")
     graph = from_onnx(model, batch=batch)
+    # the lowerings rewrite what no accelerator of the configuration takes into what one takes, exactly
     passes = (("canonicalize", canonicalize),
-              ("dispatch", lambda g: dispatch(g, tgt, config)),
+              ("lower_conv1d", lambda g: lower_conv1d(g, tgt, config)),
+              ("lower_kernel", lambda g: lower_kernel(g, tgt, config)),
+              ("lower_global_pool", lambda g: lower_global_pool(g, tgt, config)),
+              ("lower_channel_split", lambda g: lower_channel_split(g, tgt, config)),
+              ("dispatch", lambda g: dispatch(g, tgt, config, tiler)),
               ("tiling", lambda g: tiling(g, tgt, tiler)),
               ("plan_memory", plan_memory))
     try:

@@ -22,6 +22,7 @@ CONV_OPS, MATMUL_OPS = ("conv", "qconv", "aconv"), ("matmul",) + DENSE_OPS  # th
 # kinds whose every output channel reads every input channel
 WHOLE_INPUT = ("conv2d", "dense", "analog_conv2d", "analog_dense")
 ANALOG = ("analog_conv2d", "analog_dense")  # an array evaluation per output pixel; weights as 2-bit cells
+KINDS = ("conv2d", "depthwise", "dense", "add") + ANALOG  # the job kinds these formulas price and tile
 CELLS_PER_BYTE = 4  # a ternary cell is 2 bits: the array's 147456 B hold its 1152 x 512 cells
 
 
