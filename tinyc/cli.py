@@ -40,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
         c.add_argument("--tiler", choices=list(TILERS), default="cp-sat",
                        help="how accelerator layers are tiled: cp-sat (minimum modeled latency, default) or "
                             "dory (DORY/HTVM's heuristic)")
+        c.add_argument("--l1-reuse", action=argparse.BooleanOptionalAction, default=True,
+                       help="keep tensors in an accelerator's L1 between its layers where the L1 plan allows "
+                            "(default); --no-l1-reuse moves every layer's input and output by DMA, as HTVM does")
         return c
 
     c = model_command("compile", "compile a model into a self-contained C project")
@@ -108,7 +111,8 @@ def _model_source(spec: str):
 def _compile(args):
     from .compiler import compile
     model, name = _model_source(args.model)
-    cm = compile(model, target=args.target, config=args.config, name=name, tiler=args.tiler)
+    cm = compile(model, target=args.target, config=args.config, name=name, tiler=args.tiler,
+                 l1_reuse=args.l1_reuse)
     if cm.target.accelerators(cm.config) and all(n.placement.core == cm.target.host.name for n in cm.graph.nodes()):
         print(f"tinyc: note: configuration {cm.config} of {cm.target.name} places no layer on an accelerator; "
               f"every layer runs on the host (`tinyc report` says why)", file=sys.stderr)
