@@ -46,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
                             "dory (DORY/HTVM's heuristic)")
         c.add_argument("--batch", type=int, metavar="N",
                        help="the size of a dynamic batch dimension (default 1, with a note)")
+        c.add_argument("--l1-reuse", action=argparse.BooleanOptionalAction, default=True,
+                       help="keep tensors in an accelerator's L1 between its layers where the L1 plan allows "
+                            "(default); --no-l1-reuse moves every layer's input and output by DMA, as HTVM does")
         return c
 
     c = model_command("compile", "compile a model into a self-contained C project")
@@ -141,7 +144,8 @@ def _model_source(spec: str):
 def _compile(args):
     from .compiler import compile
     model, name = _model_source(args.model)
-    cm = compile(model, target=args.target, config=args.config, name=name, tiler=args.tiler, batch=args.batch)
+    cm = compile(model, target=args.target, config=args.config, name=name, tiler=args.tiler, batch=args.batch,
+                 l1_reuse=args.l1_reuse)
     if cm.target.accelerators(cm.config) and all(n.placement.core == cm.target.host.name for n in cm.graph.nodes()):
         _note(f"configuration {cm.config} of {cm.target.name} places no layer on an accelerator; "
               f"every layer runs on the host (`tinyc report` says why)")

@@ -15,18 +15,25 @@ from .ir.graph import Graph
 from .ir.verify import verify
 from .passes.canonicalize import canonicalize
 from .passes.dispatch import dispatch
+from .passes.l1_plan import l1_plan
+from .passes.lower_channel_split import lower_channel_split
+from .passes.lower_conv1d import lower_conv1d
+from .passes.lower_global_pool import lower_global_pool
+from .passes.lower_kernel import lower_kernel
 from .passes.memory import plan_memory
 from .passes.tiling import TILERS, tiling
 from .report import build_report
 
 
 def compile(model, target: str = "cpu", config: str | None = None, name: str = "model",
-            tiler: str = "cp-sat", batch: int | None = None) -> "CompiledModel":
+            tiler: str = "cp-sat", batch: int | None = None, l1_reuse: bool = True) -> "CompiledModel":
     """Compile an ONNX model (a path, bytes or onnx.ModelProto) for `target`.
 
     config: which of the target's accelerators to use (`tinyc.targets.get(target).configs`; default the
     first, every core); tiler: "cp-sat" (minimum modeled latency) or "dory" (DORY's heuristic); batch: the
-    size of a dynamic batch dimension (default 1, with a TinycNote warning)."""
+    size of a dynamic batch dimension (default 1, with a TinycNote warning); l1_reuse: keep tensors in an
+    accelerator's L1 between its layers where the L1 plan allows (False: every accelerator layer reads its
+    input from L2 and writes its output back, as HTVM does)."""
     tgt = targets.get(target)
     config = config or tgt.default_config
     if config not in tgt.configs:
@@ -34,9 +41,15 @@ def compile(model, target: str = "cpu", config: str | None = None, name: str = "
     if tiler not in TILERS:
         raise InputError(f"unknown tiler {tiler!r}; tilers: {', '.join(TILERS)}")
     graph = from_onnx(model, batch=batch)
+    # the lowerings rewrite what no accelerator of the configuration takes into what one takes, exactly
     passes = (("canonicalize", canonicalize),
-              ("dispatch", lambda g: dispatch(g, tgt, config)),
+              ("lower_conv1d", lambda g: lower_conv1d(g, tgt, config)),
+              ("lower_kernel", lambda g: lower_kernel(g, tgt, config)),
+              ("lower_global_pool", lambda g: lower_global_pool(g, tgt, config)),
+              ("lower_channel_split", lambda g: lower_channel_split(g, tgt, config)),
+              ("dispatch", lambda g: dispatch(g, tgt, config, tiler)),
               ("tiling", lambda g: tiling(g, tgt, tiler)),
+              ("l1_plan", lambda g: l1_plan(g, tgt) if l1_reuse else g),
               ("plan_memory", plan_memory))
     try:
         for step_name, step in passes:

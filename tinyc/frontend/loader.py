@@ -26,6 +26,11 @@ def node_label(node: onnx.NodeProto) -> str:
     return node.name or f"{node.op_type} -> {', '.join(node.output)}"
 
 
+def op_name(node: onnx.NodeProto) -> str:
+    """The op's name in the converter table: its type, prefixed by its domain outside ONNX's own."""
+    return node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}"
+
+
 def load(model, source: str | None = None, batch: int | None = None) -> tuple[onnx.ModelProto, str]:
     """Return the model and the name to report it by (its path, or "<bytes>"/"<model>"). batch: the size
     a dynamic batch dimension is bound to (default 1, with a note)."""

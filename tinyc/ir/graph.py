@@ -95,6 +95,7 @@ class Graph:
         self.source = ""  # the file the graph came from, for error messages
         self.arena_bytes = 0  # set by the memory planner
         self.arena_lower_bound = 0
+        self.notes: dict[str, str] = {}  # node name -> why a lowering pass left it as it is (the report says)
         self._order = itertools.count()
 
     # ---- building ----
@@ -213,6 +214,7 @@ class Graph:
         g = Graph(self.name)
         g.source = self.source
         g.arena_bytes, g.arena_lower_bound = self.arena_bytes, self.arena_lower_bound
+        g.notes = dict(self.notes)
         g.nx = self.nx.copy()
         for n, d in g.nx.nodes(data=True):
             d["inputs"], d["outputs"], d["attrs"] = list(d["inputs"]), list(d["outputs"]), dict(d["attrs"])
