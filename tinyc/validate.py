@@ -12,9 +12,15 @@ Which tinyc tensor is which reference tensor (the mapping rule):
 2. For a .tflite reference only, by order: between two tensors paired by name (and before the first,
    after the last), the remaining tinyc layer outputs and reference op outputs are paired in execution
    order where dtype and shape agree (a layer the other side lacks is skipped).
+A layer output the L1 plan keeps in an accelerator's memory for the next layer never reaches main
+memory, so it is not compared (listed as kept_in_l1; compile with l1_reuse=False to compare it).
 Shapes agree when equal, when the reference is channels-last (NHWC) and tinyc channels-first (NCHW),
 or when they differ only by dimensions of 1. Graph outputs must map (by name, else by position); a
 reference whose inputs or outputs do not match the model's is refused with one line.
+
+Against onnxruntime a layer is also measured alone, fed tinyc's values of its inputs; one whose inputs
+stayed in L1 is measured together with the layers that made them (listed as `spans`), and is not
+judged by that figure.
 
 Per mapped tensor: the largest |difference| over every sample, in LSB for integer tensors (tinyc's
 and the reference's integers) and absolute for float ones; the SNR of tinyc's values against the
@@ -29,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .backends.c.emit import dumped_values
 from .errors import InputError
 from .toolchain import run_executable
 
@@ -186,7 +193,7 @@ def _comparable(dtype: str, ref_dtype: str) -> bool:
 def mapping(cm, ref, ref_shapes: dict[str, tuple], ref_dtypes: dict[str, str]) -> list[tuple[str, str, str]]:
     """(tinyc tensor, reference tensor, how) for every tinyc layer output that maps (the module's rule)."""
     g = cm.graph
-    ours = [v for n in g.nodes() for v in n.outputs if not g.values[v].is_const]
+    ours = dumped_values(g) + [v for v in g.outputs if v not in dumped_values(g)]
     by_name = [(v, v, "name") for v in ours if v in ref_shapes]
     for v, r, _ in by_name:
         if not _shape_fits(g.values[v].shape, ref_shapes[r]) or not _comparable(g.values[v].dtype, ref_dtypes[r]):
@@ -284,8 +291,7 @@ def validate(cm, inputs, reference="onnxruntime") -> dict:
     it departs (else the end-to-end figures do)."""
     samples = _samples(inputs)
     g = cm.graph
-    wanted = {v: (g.values[v].shape, g.values[v].dtype) for n in g.nodes() for v in n.outputs
-              if not g.values[v].is_const}
+    wanted = {v: (g.values[v].shape, g.values[v].dtype) for v in dumped_values(g)}
     ref = reference_for(cm, reference, wanted)
     ours_runs, ref_runs, alone_runs = [], [], []
     outputs = _output_pairs(cm, ref)
@@ -322,12 +328,30 @@ def validate(cm, inputs, reference="onnxruntime") -> dict:
         entry.update(_compare(g, v, ours, [run[r] for run in ref_runs], ref_shapes[r]))
         if alone_runs[0] is not None:
             alone = _compare(g, v, ours, [run[r] for run in alone_runs], ref_shapes[r])
-            entry.update(layer_max_diff=alone["max_diff"], layer_snr_db=alone["snr_db"], departs=alone["departs"])
+            spans = _kept_before(g, node, set(wanted) | set(g.inputs))
+            # a layer fed by layers kept in L1 is measured with them: not alone, so not judged
+            entry.update(layer_max_diff=alone["max_diff"], layer_snr_db=alone["snr_db"], spans=spans,
+                         departs=alone["departs"] and not spans)
         layers.append(entry)
     first = next((layer for layer in layers if layer["departs"]), None)
+    in_l1 = [v for n in g.nodes() for v in n.outputs if not g.values[v].is_const and v not in wanted]
     return {"reference": ref.name, "samples": len(samples), "layers": layers,
             "output": [layer for layer in layers if layer["output"]],
-            "first_departure": first["tensor"] if first else None}
+            "first_departure": first["tensor"] if first else None,
+            "first_departure_layer": first["layer"] if first else None, "kept_in_l1": in_l1}
+
+
+def _kept_before(g, node, fed: set) -> list[str]:
+    """The layers between `node` and the tensors tinyc's run gave the reference: those whose outputs stayed
+    in an accelerator's L1, which the reference computed itself on the way to `node`."""
+    producer, spans, todo = g.producers(), [], [v for v in node.inputs if v and not g.values[v].is_const]
+    while todo:
+        v = todo.pop()
+        if v in fed or v not in producer or producer[v] in spans:
+            continue
+        spans.append(producer[v])
+        todo += [u for u in g.node(producer[v]).inputs if u and not g.values[u].is_const]
+    return sorted(spans, key=[n.name for n in g.nodes()].index)
 
 
 def _compare(g, name: str, ours: list[np.ndarray], refs: list[np.ndarray], ref_shape) -> dict:
@@ -360,14 +384,18 @@ def format_validation(result: dict) -> str:
         shape = f"{layer['dtype']}[{'x'.join(map(str, layer['shape']))}]"
         alone = (_diff_text(layer["layer_max_diff"], layer["unit"]), _snr_text(layer["layer_snr_db"])) \
             if "layer_max_diff" in layer else ("", "")
-        mark = " <- departs" if layer["tensor"] == result["first_departure"] else ""
+        mark = " <- departs" if layer["tensor"] == result["first_departure"] else \
+            f" (alone with {len(layer['spans'])} L1-kept layer(s) before it: not judged)" if layer.get("spans") else ""
         rows.append(f"{layer['layer'][-40:]:<40} {layer['op']:<10} {layer['core']:<8} {shape:<16} "
                     f"{_diff_text(layer['max_diff'], layer['unit']):>10} {_snr_text(layer['snr_db']):>7} "
                     f"{alone[0]:>10} {alone[1]:>7} {layer['mapped_by']}{mark}")
     if any("layer_max_diff" in layer for layer in result["layers"]):
         rows.append("max |diff| and SNR end to end; alone: the layer fed tinyc's inputs to it (which decides departing)")
     first = result["first_departure"]
-    rows.append(f"first layer beyond {DEPARTS_LSB} LSB: {first}" if first else
+    if result["kept_in_l1"]:
+        rows.append(f"not compared: {len(result['kept_in_l1'])} layer output(s) that stay in an accelerator's L1 "
+                    "for the next layer and never reach main memory (l1_reuse=False, `--no-l1-reuse`, to see them)")
+    rows.append(f"first layer beyond {DEPARTS_LSB} LSB: {result['first_departure_layer']} (tensor {first})" if first else
                 f"no layer departs by more than {DEPARTS_LSB} LSB (float: {FLOAT_TOLERANCE:g} of the range)")
     for out in result["output"]:
         rows.append(f"output {out['tensor']}: max |diff| {_diff_text(out['max_diff'], out['unit'])}, "
