@@ -271,6 +271,8 @@ def test_dynamic_batch_noted_and_bound_by_batch(tmp_path, capsys):
     assert _notes(capsys.readouterr().err) == []
     want, = onnxruntime.InferenceSession(str(path)).run(None, {"image": x})
     np.testing.assert_allclose(np.load(tmp_path / "y.npz")["probs"], want, rtol=1e-4, atol=1e-6)
+    assert main(["run", str(path), "--batch", "3", "--input", f"image={tmp_path / 'x.npy'}"]) == 0
+    assert capsys.readouterr().out.startswith(f"probs: float32[3, 3] argmax={want.argmax(1).tolist()} ")
     assert main(["report", str(path)]) == 0
     assert _notes(capsys.readouterr().err) == [f"tinyc: note: {path}: image: dynamic batch dimension 'N' bound to 1 "
                                                "(batch=N, `--batch N` on the command line, for another size)"]

@@ -251,7 +251,9 @@ def cmd_run(args):
         return
     for name, value in outputs.items():
         flat = value.ravel()
-        print(f"{name}: {value.dtype}{list(value.shape)} argmax={int(flat.argmax())} "
+        # a batch gets one argmax per sample
+        top = flat.argmax() if value.ndim < 2 or value.shape[0] == 1 else value.reshape(len(value), -1).argmax(1).tolist()
+        print(f"{name}: {value.dtype}{list(value.shape)} argmax={top} "
               f"{np.array2string(flat[:16], separator=' ')}{' ...' if flat.size > 16 else ''}")
 
 
