@@ -20,10 +20,12 @@ from ..ir import quant_math as qm
 from ..ir.graph import Graph, Quant
 from ..ir.interpret import interpret
 from ..ir.ops import OPS
+from ..ir.ops_math import UNARY
 from ..ir.verify import verify
 
-ELEMENTWISE = ("relu", "clip", "sigmoid")
-SAME_QUANT = ("reshape", "transpose", "pad", "maxpool", "avgpool", "concat")
+ELEMENTWISE = ("relu", "clip", "sigmoid") + tuple(UNARY)
+SAME_QUANT = ("reshape", "transpose", "pad", "maxpool", "avgpool", "concat", "slice", "expand", "tile", "gather",
+              "reduce_max", "reduce_min")
 EXP_ONE = 1 << 20  # fixed-point 1.0 of the softmax exp table
 
 
