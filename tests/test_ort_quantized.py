@@ -119,8 +119,11 @@ CASES = {
                        strides=[2, 2]), 1),
     "avgpool-pads-counted": (_unary("QLinearAveragePool", POOL, 0.05, 0.03, -4, [1, 4, 5, 5], kernel_shape=[3, 3],
                                     strides=[2, 2], pads=[1, 1, 1, 1], count_include_pad=1), 1),
-    "avgpool-pads": (_unary("QLinearAveragePool", POOL, 0.05, 0.03, -4, [1, 4, 5, 5], kernel_shape=[3, 3],
+    # windows counting 4, 6 or 9 positions, into a finer output scale (a pool, then a table: 3 LSB off)
+    "avgpool-pads": (_unary("QLinearAveragePool", POOL, 0.05, 0.012, -4, [1, 4, 5, 5], kernel_shape=[3, 3],
                             strides=[2, 2], pads=[1, 1, 1, 1]), 1),
+    "avgpool-ceil": (_unary("QLinearAveragePool", POOL, 0.05, 0.03, -4, [1, 4, 5, 5], kernel_shape=[3, 3],
+                            strides=[2, 2], ceil_mode=1), 1),
     "avgpool-same-quant": (_unary("QLinearAveragePool", POOL, 0.05, 0.05, 3, [1, 4, 5, 5], kernel_shape=[2, 2],
                                   strides=[2, 2]), 1),
     "global-avgpool": (_unary("QLinearGlobalAveragePool", [1, 8, 5, 6], 0.05, 0.01, 1, [1, 8, 1, 1]), 1),

@@ -232,26 +232,22 @@ def _fold_same_quant(r: _Rewriter, q, core, chain) -> str | None:
 
 
 def _fold_average(r: _Rewriter, core, chain, out_scale, out_zp) -> str | None:
-    """An average pool whose output is quantized unlike its input, every window counting the same
-    positions: a depthwise qconv of ones requantized by in_scale / (count * out_scale), rounded once (a
-    pool in the input's quantization and then a table would round twice, up to 1.5 LSB off)."""
+    """An average pool whose output is quantized unlike its input: qavgpool_requant, one rounding (a pool
+    in the input's quantization and then a table would round twice, up to 3 LSB off measured)."""
     x = r.int8_source(core.inputs[0])
     bounds = _bounds(chain, out_scale, out_zp)
     a = core.attrs
-    if x is None or bounds is None or a["ceil_mode"] or (np.float32(x[1]) == np.float32(out_scale) and x[2] == out_zp):
+    if x is None or bounds is None or (np.float32(x[1]) == np.float32(out_scale) and x[2] == out_zp):
         return None
-    xv = r.g.values[x[0]]
     out_sp = r.g.values[core.outputs[0]].shape[2:]
-    counts = geo.valid_counts(xv.shape[2:], a["kernel"], a["strides"], a["pads"], a["dilations"], out_sp,
-                              a["count_include_pad"])
-    if np.ptp(counts) != 0:
-        return None
-    channels = xv.shape[1]
-    ones = r.g.add_const(core.name + "_ones", np.ones((channels, 1) + tuple(a["kernel"]), np.int8)).name
-    real = np.full(channels, np.float64(np.float32(x[1])) / (float(counts.flat[0]) * np.float64(np.float32(out_scale))))
-    return irops.add(r.g, "qconv", [x[0], ones, ""], core.name + "_q", group=channels, x_zp=x[2],
-                     w_zp=np.zeros(channels, np.int32), strides=a["strides"], pads=a["pads"],
-                     dilations=a["dilations"], **qm.requant_attrs(real, out_zp, bounds, "qconv"))
+    counts = geo.valid_counts(r.g.values[x[0]].shape[2:], a["kernel"], a["strides"], a["pads"], a["dilations"],
+                              out_sp, a["count_include_pad"]).astype(np.int64)
+    lo, hi = int(counts.min()), int(counts.max())
+    step = np.float64(np.float32(x[1])) / np.float64(np.float32(out_scale))
+    real = np.array([step / c if c else 0.0 for c in range(lo, hi + 1)])
+    return irops.add(r.g, "qavgpool_requant", [x[0]], core.name + "_q", x_zp=x[2], count_min=lo,
+                     **{k: a[k] for k in irops.POOL_ATTRS + ("count_include_pad",)},
+                     **qm.requant_attrs(real, out_zp, bounds, "qavgpool_requant"))
 
 
 def _fold_softmax(r: _Rewriter, core, chain, out_scale, out_zp) -> str | None:
