@@ -213,27 +213,32 @@ DIANA_L2 = 512000
 MAX_NETWORK_LSB = 3
 
 
-def ort_quantize(net: str, form: str, path, **options):
-    """The zoo's float network quantized by onnxruntime.quantization.quantize_static on a few seeded
-    inputs, written to `path`."""
+def ort_quantize(float_model: onnx.ModelProto, calibration: list[dict], form: str, path, **options):
+    """float_model quantized by onnxruntime.quantization.quantize_static on the calibration feeds, in
+    one of FORMS, written to `path`."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
-    class Samples(CalibrationDataReader):
+    class Feeds(CalibrationDataReader):
         def __init__(self):
-            self.feeds = iter([{"input": tinyc.zoo.sample(net, 1, seed)} for seed in CALIBRATION_SEEDS])
+            self.feeds = iter(calibration)
 
         def get_next(self):
             return next(self.feeds, None)
 
     float_path = path.with_name(path.stem + "_float.onnx")
-    onnx.save(tinyc.zoo.build(net, "float"), float_path)
+    onnx.save(float_model, float_path)
     quant_format, per_channel = FORMS[form]
     for key in ("activation_type", "weight_type"):
         if key in options:
             options[key] = getattr(QuantType, options[key])
-    quantize_static(str(float_path), str(path), Samples(), quant_format=getattr(QuantFormat, quant_format),
+    quantize_static(str(float_path), str(path), Feeds(), quant_format=getattr(QuantFormat, quant_format),
                     per_channel=per_channel, **options)
     return path
+
+
+def _output_step(cm) -> float:
+    """The quantization step of the model's (dequantized) output."""
+    return float(np.ravel(cm.graph.node(cm.graph.producers()[cm.graph.outputs[0]]).attrs["scale"])[0])
 
 
 NETWORKS = [(net, form, {}) for net in ("kws", "vww", "ic", "ad") for form in FORMS] + \
@@ -246,7 +251,9 @@ def network(request, tmp_path_factory):
     net, form, options = request.param
     options = dict(options)
     variant = options.pop("variant", "defaults")
-    path = ort_quantize(net, form, tmp_path_factory.mktemp("ort") / f"{net}_{form}_{variant}.onnx", **options)
+    calibration = [{"input": tinyc.zoo.sample(net, 1, seed)} for seed in CALIBRATION_SEEDS]
+    path = ort_quantize(tinyc.zoo.build(net, "float"), calibration, form,
+                        tmp_path_factory.mktemp("ort") / f"{net}_{form}_{variant}.onnx", **options)
     return f"{net} {form} {variant}", net, path, tinyc.compile(path, target="cpu")
 
 
@@ -264,7 +271,7 @@ def test_network_agrees_with_onnxruntime(network):
     flip it), and on all inputs but at most one elsewhere."""
     label, net, path, cm = network
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    step = float(np.ravel(cm.graph.node(cm.graph.producers()[cm.graph.outputs[0]]).attrs["scale"])[0])
+    step = _output_step(cm)
     worst, agree, decisive, decisive_agree = 0, 0, 0, 0
     for seed in TEST_SEEDS:
         x = {"input": tinyc.zoo.sample(net, 1, seed)}
@@ -282,3 +289,45 @@ def test_network_agrees_with_onnxruntime(network):
     if net != "ad":  # the autoencoder's output is a reconstruction, not classes
         assert decisive_agree == decisive
         assert agree >= len(TEST_SEEDS) - 1
+
+
+def _every_op_float_model() -> onnx.ModelProto:
+    """A float network of the ops onnxruntime quantizes beyond the MLPerf Tiny ones: LeakyRelu, MaxPool,
+    Pad, Sigmoid, Mul, Split, Concat, Resize, GlobalAveragePool, Flatten and a Gemm with transB."""
+    rng = np.random.default_rng(7)
+    weights = [const("w1", rng.standard_normal((8, 3, 3, 3)).astype(np.float32)),
+               const("b1", rng.standard_normal(8).astype(np.float32)),
+               const("pads", np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64)), const("split", np.array([4, 4], np.int64)),
+               const("scales", np.array([1, 1, 2, 2], np.float32)),
+               const("w2", rng.standard_normal((5, 8)).astype(np.float32)),
+               const("b2", rng.standard_normal(5).astype(np.float32))]
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("LeakyRelu", ["c"], ["l"], alpha=0.1),
+             helper.make_node("MaxPool", ["l"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+             helper.make_node("Pad", ["p", "pads"], ["pd"]),
+             helper.make_node("Sigmoid", ["pd"], ["s"]),
+             helper.make_node("Mul", ["pd", "s"], ["m"]),
+             helper.make_node("Split", ["m", "split"], ["sa", "sb"], axis=1),
+             helper.make_node("Add", ["sa", "sb"], ["a"]),
+             helper.make_node("Concat", ["a", "sa"], ["cc"], axis=1),
+             helper.make_node("Resize", ["cc", "", "scales"], ["r"], mode="nearest"),
+             helper.make_node("GlobalAveragePool", ["r"], ["g"]),
+             helper.make_node("Flatten", ["g"], ["f"]),
+             helper.make_node("Gemm", ["f", "w2", "b2"], ["y"], transB=1)]
+    return model(nodes, [tensor("x", [1, 3, 16, 16])], [tensor("y", [1, 5])], weights)
+
+
+@pytest.mark.parametrize("form, options", [
+    ("qdq", {}), ("qdq-per-channel", dict(activation_type="QUInt8")),
+    ("qoperator", dict(activation_type="QUInt8")), ("qoperator-per-channel", {})])
+def test_every_quantized_op_network(form, options, tmp_path):
+    rng = np.random.default_rng(0)
+    feeds = [{"x": rng.standard_normal((1, 3, 16, 16)).astype(np.float32)} for _ in range(8)]
+    path = ort_quantize(_every_op_float_model(), feeds[:4], form, tmp_path / "every_op.onnx", **options)
+    cm = tinyc.compile(path, target="cpu")
+    assert not float_layers(cm)[1:], f"left in float: {float_layers(cm)}"
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    worst = max(int(np.abs(np.rint((session.run(None, x)[0] - cm.run(x)["y"]) / _output_step(cm))).max())
+                for x in feeds[4:])
+    print(f"{form} {options}: max {worst} LSB from onnxruntime")
+    assert worst <= MAX_NETWORK_LSB

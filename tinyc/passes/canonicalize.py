@@ -9,7 +9,7 @@ import numpy as np
 from ..ir.graph import Graph
 from ..ir.interpret import interpret
 from ..ir.verify import verify
-from .fold_qdq import dequantize_after_transpose, fold_qdq
+from .fold_qdq import dequantize_after_movement, fold_qdq
 
 
 def fold_constants(g: Graph) -> Graph:
@@ -83,6 +83,6 @@ def _cancel_flips(g: Graph) -> None:
 
 def canonicalize(g: Graph) -> Graph:
     g = g.copy()
-    for step in (dequantize_after_transpose, fold_qdq, fold_constants, cancel_movement):
+    for step in (dequantize_after_movement, fold_qdq, fold_constants, cancel_movement):
         g = verify(step(g.connect()), after=f"canonicalize.{step.__name__}")
     return g

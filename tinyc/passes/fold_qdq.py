@@ -20,8 +20,10 @@ from ..ir.ops import OPS
 from ..ir.ops_math import UNARY
 
 ELEMENTWISE = ("relu", "clip", "sigmoid") + tuple(UNARY)
-SAME_QUANT = ("reshape", "transpose", "pad", "maxpool", "avgpool", "concat", "slice", "expand", "tile", "gather",
-              "reduce_max", "reduce_min")
+# ops computed on int8 data in their input's quantization (the ones that only move data are moved before
+# the dequantize instead, by dequantize_after_movement)
+SAME_QUANT = ("pad", "maxpool", "avgpool", "concat", "reduce_max", "reduce_min")
+MOVES = ("reshape", "transpose", "slice", "expand", "tile", "gather")
 EXP_ONE = 1 << 20  # fixed-point 1.0 of the softmax exp table
 
 
@@ -257,16 +259,17 @@ def _fold_softmax(r: _Rewriter, core, chain, out_scale, out_zp) -> str | None:
                      inv_out_scale=inv, out_zp=out_zp)
 
 
-def dequantize_after_transpose(g: Graph) -> Graph:
-    """transpose(dequantize(x)) -> dequantize(transpose(x)), the per-axis scale following its axis: a Gemm
-    with transB=1 (PyTorch's Linear, as onnxruntime quantizes it) then reads dequantized int8 weights
-    like a MatMul, and the int8 transpose of constant weights folds away."""
+def dequantize_after_movement(g: Graph) -> Graph:
+    """move(dequantize(x)) -> dequantize(move(x)) for an op that only moves data (per-axis scales through a
+    transpose only, their axis following it): the quantized tensor moves as int8, however many moves
+    a QDQ group spans (onnxruntime's Resize, Gather chains); a Gemm with transB=1 (PyTorch's Linear)
+    reads dequantized int8 weights like a MatMul, and the int8 transpose of constant weights folds away."""
     for n in g.nodes():
-        dq = g.node(p) if (p := g.producers().get(n.inputs[0])) else None
-        if n.op != "transpose" or dq is None or dq.op != "dequantize":
+        dq = g.node(p) if n.op in MOVES and (p := g.producers().get(n.inputs[0])) else None
+        if dq is None or dq.op != "dequantize" or (dq.attrs["axis"] is not None and n.op != "transpose"):
             continue
         axis = dq.attrs["axis"]
-        moved = irops.add(g, "transpose", [dq.inputs[0]], n.name + "_int", perm=n.attrs["perm"])
+        moved = irops.add(g, n.op, [dq.inputs[0]], n.name + "_int", **n.attrs)
         g.remove_node(n.name)
         g.add_node(n.name, "dequantize", [moved], n.outputs,
                    **dict(dq.attrs, axis=None if axis is None else list(n.attrs["perm"]).index(axis)))
