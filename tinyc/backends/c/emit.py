@@ -15,7 +15,7 @@ from ...ir.graph import Graph
 from ...targets.cost import tile_of
 from .cdata import CTYPES, c_literals, c_rows, c_string
 from .kernels import EMITTERS
-from . import kernels_qmul  # noqa: F401  (registers the qmul emitter in EMITTERS)
+from . import kernels_requant  # noqa: F401  (registers the qmul and qavgpool_requant emitters in EMITTERS)
 from . import kernels_ops  # noqa: F401  (registers the math and data movement emitters in EMITTERS)
 
 RUNTIME_DIR = Path(__file__).resolve().parents[2] / "runtime"
