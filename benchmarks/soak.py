@@ -68,7 +68,7 @@ def run_examples(seed: int, first: int, count: int, targets, failures: Path, san
             prepared[e] = prepare(nets[e], targets, twice=(first + k) % twice_every == 0, name=f"n{k}")
         except Exception as error:  # noqa: BLE001 - every kind of failure is a finding to keep
             errors[e] = error
-    outcomes = {}
+    outcomes, rechecked = {}, 0
     try:
         models = [(cm, p.feed) for p in prepared.values() for _, _, cm in p.compiled]
         results = iter(run_batch(models, sanitize=sanitize_every > 0 and first % sanitize_every < count)
@@ -80,6 +80,7 @@ def run_examples(seed: int, first: int, count: int, targets, failures: Path, san
         try:
             outcomes[e] = verify_outputs(prepared[e], batched[e])
         except Exception:  # noqa: BLE001 - not trusted from a batch: the example alone decides
+            rechecked += 1
             try:
                 outcomes[e] = check(nets[e], targets)
             except Exception as error:  # noqa: BLE001
@@ -93,7 +94,7 @@ def run_examples(seed: int, first: int, count: int, targets, failures: Path, san
                        "layers": net.layers, "scheme": net.scheme})
         print(f"FAIL {e}: {type(error).__name__}: {first_line}\n  saved to {where}; replay: "
               f"python3 benchmarks/soak.py --replay {e} --targets {','.join(map(_name, targets))}", flush=True)
-    return {"examples": count, "failed": failed,
+    return {"examples": count, "failed": failed, "rechecked": rechecked,
             "end_to_end": collections.Counter(o.end_to_end_lsb for o in outcomes.values()),
             "worst_layer": max([o.layer_lsb for o in outcomes.values()], default=0),
             "ops": collections.Counter(layer.split()[0] for net in nets.values() for layer in net.layers)}
@@ -103,7 +104,8 @@ def soak(minutes: float, seed: int, targets, failures: Path, sanitize_every: int
          batch: int = 16, twice_every: int = 10) -> dict:
     workers = workers or os.cpu_count() or 1
     start, deadline = time.monotonic(), time.monotonic() + minutes * 60
-    end_to_end, ops, worst_layer, failed, done, submitted = collections.Counter(), collections.Counter(), 0, [], 0, 0
+    end_to_end, ops, worst_layer, failed = collections.Counter(), collections.Counter(), 0, []
+    done = submitted = rechecked = 0
     with ProcessPoolExecutor(workers) as pool:
         pending: set = set()
         while True:
@@ -117,6 +119,7 @@ def soak(minutes: float, seed: int, targets, failures: Path, sanitize_every: int
             for future in ready:
                 r = future.result()
                 done += r["examples"]
+                rechecked += r["rechecked"]
                 failed += r["failed"]
                 end_to_end.update(r["end_to_end"])
                 ops.update(r["ops"])
@@ -125,7 +128,7 @@ def soak(minutes: float, seed: int, targets, failures: Path, sanitize_every: int
     elapsed = time.monotonic() - start
     return {"seed": seed, "targets": [_name(t) for t in targets], "examples": done, "seconds": round(elapsed, 1),
             "examples_per_second": round(done / elapsed, 3), "workers": workers, "batch": batch,
-            "failures": failed, "worst_layer_lsb_vs_onnxruntime": worst_layer,
+            "rechecked_alone": rechecked, "failures": failed, "worst_layer_lsb_vs_onnxruntime": worst_layer,
             "end_to_end_lsb_vs_onnxruntime": {str(k): v for k, v in sorted(end_to_end.items())},
             "layers_drawn": dict(ops.most_common())}
 
