@@ -12,8 +12,9 @@ from ..errors import BadModelError, DoesNotFitError, NeedsConstantError, TinycEr
 from ..ir.graph import Graph, Value
 from ..ir.ops import OPS
 from ..ir.verify import verify
-from .loader import TENSOR_DTYPES, default_opset, dtype_name, load, node_label
-from . import onnx_qops, onnx_ops_math, onnx_ops_nn, onnx_ops_rnn, onnx_ops_tensor  # noqa: F401  (register converters)
+from .loader import TENSOR_DTYPES, default_opset, dtype_name, load, node_label, op_name
+from . import onnx_qops, onnx_qops_contrib  # noqa: F401  (register the quantization converters)
+from . import onnx_ops_math, onnx_ops_nn, onnx_ops_rnn, onnx_ops_tensor  # noqa: F401  (register the other converters)
 from .onnx_ops import CONVERTERS
 
 QUANT_BOUNDARY = ("quantize", "dequantize", "flip_sign")  # never folded by Context.emit
@@ -84,8 +85,8 @@ def _tensor_dtype(elem_type: int, what: str) -> str:
     return TENSOR_DTYPES[elem_type]
 
 
-def from_onnx(model, source: str | None = None) -> Graph:
-    proto, source = load(model, source)
+def from_onnx(model, source: str | None = None, batch: int | None = None) -> Graph:
+    proto, source = load(model, source, batch)
     opset = default_opset(proto)
     g = Graph(_c_name(proto.graph.name or "model"))
     g.source = source
@@ -134,7 +135,7 @@ def _convert(proto: onnx.ModelProto, g: Graph, opset: int) -> None:
             for name in node.input:
                 if name and name not in g.values:
                     raise BadModelError(f"input {name!r} is not defined before this node")
-            CONVERTERS[node.op_type](Context(g, node, opset, readers))
+            CONVERTERS[op_name(node)](Context(g, node, opset, readers))
         except TinycError as e:
             raise e.located(node=where) from None
         except Exception as e:  # a converter tripping on a model nobody foresaw still names the node
@@ -151,8 +152,8 @@ def _all_ops_supported(graph: onnx.GraphProto) -> None:
     """One error naming every unsupported op of the model (and its first node), not only the first."""
     missing: dict[str, str] = {}
     for node in graph.node:
-        op_type = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}"
-        if (node.domain not in ("", "ai.onnx") or node.op_type not in CONVERTERS) and op_type not in missing:
+        op_type = op_name(node)
+        if op_type not in CONVERTERS and op_type not in missing:
             missing[op_type] = node_label(node)
     if not missing:
         return
