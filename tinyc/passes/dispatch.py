@@ -92,8 +92,9 @@ class Verdict:
     memory: bool = False
 
 
-def verdict(g: Graph, target: Target, cores: tuple[Core, ...], name: str) -> Verdict:
-    readers, start = g.consumers(), g.node(name)
+def verdict(g: Graph, target: Target, cores: tuple[Core, ...], name: str, readers: dict | None = None) -> Verdict:
+    """readers: g.consumers(), when the caller has it."""
+    readers, start = readers if readers is not None else g.consumers(), g.node(name)
     failures, why, numeric, memory = [], [], [], []
     for core in cores:
         found = [placeable(g, target, core, p, nodes) for p in core.patterns

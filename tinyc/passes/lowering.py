@@ -30,9 +30,10 @@ def lower(g: Graph, target, config: str, pass_name: str, op_names: tuple[str, ..
     cores = target.accelerators(config)
     if not cores:
         return g
+    readers = g.consumers()
     for name in [n.name for n in g.nodes() if n.op in op_names]:
         node = g.node(name)
-        before = verdict(g, target, cores, name)
+        before = verdict(g, target, cores, name, readers)
         if before.taken or before.numeric:
             continue
         tried = options(g, node, before, lambda rewrite, g=g, node=node: _trial(g, target, cores, node, rewrite)[1])
@@ -47,6 +48,7 @@ def lower(g: Graph, target, config: str, pass_name: str, op_names: tuple[str, ..
             if after.taken:
                 trial.notes.pop(name, None)
                 g = trial.prune()
+                readers = g.consumers()
                 break
             if after.failures == before.failures:
                 why = []

@@ -114,6 +114,7 @@ def _cp_sat_buffers(layer: Layer, m: Machine, buffers: int, at_most: int | None)
     solver = cp_model.CpSolver()
     solver.parameters.random_seed = SEED
     solver.parameters.num_workers = 1
+    solver.parameters.cp_model_probing_level = 0  # probing costs more than it saves on these small models
     solver.parameters.max_time_in_seconds = SOLVE_SECONDS
     best, solves = None, 0
     while True:
