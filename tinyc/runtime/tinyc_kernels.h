@@ -182,29 +182,6 @@ typedef struct {
     int32_t mode, out_zp, out_min, out_max;
 } tinyc_rq32;
 
-/* floor((acc * m + 2**30) / 2**31) is TFLite's rounding doubling high mul for every m but INT32_MIN
- * (its truncating division of the nudged product by 2**31 rounds the same on both signs); then its
- * rounding divide by 2**e, half away from zero, as (x + 2**(e-1) - (x < 0)) >> e. */
-static inline int8_t tinyc_rq32_out(const tinyc_rq32 *q, int32_t ch, int32_t acc)
-{
-    const int32_t e = q->shift[ch];
-    int32_t x;
-    acc += q->bias[ch];
-    if (q->mode == TINYC_RQ_POW2) {
-        x = tinyc_asr32(acc, 1) + (acc & 1);
-    } else if (q->mode == TINYC_RQ_DOUBLE) {
-        const uint64_t u = (uint64_t)((int64_t)acc * q->multiplier[ch]) + (1u << 30);
-        x = (int32_t)((uint32_t)(u >> 32) << 1 | (uint32_t)u >> 31);
-    } else {
-        const uint64_t half = e ? (uint64_t)(1u << (e - 1)) << 32 : (uint64_t)1 << 31;
-        x = tinyc_asr32((int32_t)(uint32_t)(((uint64_t)((int64_t)acc * q->multiplier[ch]) + half) >> 32), e);
-    }
-    if (e && q->mode != TINYC_RQ_SINGLE)
-        x = tinyc_asr32(x + (1 << (e - 1)) - (x < 0), e);
-    x += q->out_zp;
-    return (int8_t)(x < q->out_min ? q->out_min : x > q->out_max ? q->out_max : x);
-}
-
 /* A 2-D (or 1-D: one row) int8 conv of batch 1, requantized to int8; a pointwise conv comes as one
  * long row. Each output sums sum_t x[origin + taps[t]] * w[t] over its group's ntaps taps, the origin
  * of output (r, c) lying r * sh rows and c * sw columns into src: x itself where nothing is padded
@@ -293,6 +270,8 @@ void tinyc_qsoftmax_s8(const int8_t *x, int8_t *y, int32_t outer, int32_t axis, 
                        const int32_t *table, int64_t inv_out_scale, int32_t out_zp);
 
 /* ---- the planned kernels (tinyc_kernels_plan.c) */
+/* y[i * ystep] for i < n: acc[i] of channel ch requantized to int8. */
+void tinyc_rq32_run(const tinyc_rq32 *q, int32_t ch, const int32_t *acc, int32_t n, int8_t *y, int32_t ystep);
 void tinyc_qconv_plan_s8(const tinyc_qconv_plan *p, const int8_t *x, int8_t *y);
 void tinyc_qdense_plan_s8(const tinyc_qdense_plan *p, const int8_t *x, int8_t *y, int32_t rows);
 

@@ -13,15 +13,18 @@
 #include "tinyc_kernels.h"
 #include "tinyc_window.h"
 
-/* acc[4 * i + j] += sum_t row[taps[t] + j * S] * w[4 * t + i]: four columns j of four channels i. */
+/* The sums of a block go to acc[i * TINYC_CHUNK + j] (channel i, column j of the chunk). */
+#define ROW TINYC_CHUNK
+
+/* acc[i][j] = sum_t row[taps[t] + j * S] * w[4 * t + i]: four columns j of four channels i. */
 #define TINYC_BLOCK_4X4(NAME, S)                                                                      \
     TINYC_NOINLINE static void NAME(const int8_t *row, int32_t s, const int32_t *taps, int32_t ntaps,  \
                                     const int8_t *w, int32_t *acc)                                    \
     {                                                                                                 \
         const int32_t *end = taps + ntaps;                                                            \
-        (void)s;                                                                                      \
         int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, b0 = 0, b1 = 0, b2 = 0, b3 = 0;                       \
         int32_t c0 = 0, c1 = 0, c2 = 0, c3 = 0, d0 = 0, d1 = 0, d2 = 0, d3 = 0;                       \
+        (void)s;                                                                                      \
         for (; taps != end; taps++, w += 4) {                                                         \
             const int8_t *p = row + *taps;                                                            \
             const int32_t x0 = p[0], x1 = p[S], x2 = p[2 * (S)], x3 = p[3 * (S)];                     \
@@ -34,26 +37,41 @@
             u = w[3];                                                                                 \
             d0 += u * x0, d1 += u * x1, d2 += u * x2, d3 += u * x3;                                   \
         }                                                                                             \
-        acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3, acc[4] = b0, acc[5] = b1, acc[6] = b2;    \
-        acc[7] = b3, acc[8] = c0, acc[9] = c1, acc[10] = c2, acc[11] = c3, acc[12] = d0;              \
-        acc[13] = d1, acc[14] = d2, acc[15] = d3;                                                     \
+        acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;                                           \
+        acc[ROW] = b0, acc[ROW + 1] = b1, acc[ROW + 2] = b2, acc[ROW + 3] = b3;                       \
+        acc[2 * ROW] = c0, acc[2 * ROW + 1] = c1, acc[2 * ROW + 2] = c2, acc[2 * ROW + 3] = c3;       \
+        acc[3 * ROW] = d0, acc[3 * ROW + 1] = d1, acc[3 * ROW + 2] = d2, acc[3 * ROW + 3] = d3;       \
     }
 
-/* acc[j] += sum_t row[taps[t] + j * S] * w[step * t]: four columns of one channel (step 1), or of
- * channel i of a block of four (w at its weight, step 4). */
+/* acc[j] = sum_t row[taps[t] + j * S] * w[t]: four columns of one channel. */
 #define TINYC_BLOCK_4X1(NAME, S)                                                                      \
     TINYC_NOINLINE static void NAME(const int8_t *row, int32_t s, const int32_t *taps, int32_t ntaps,  \
-                                    const int8_t *w, int32_t step, int32_t *acc)                      \
+                                    const int8_t *w, int32_t *acc)                                    \
     {                                                                                                 \
         const int32_t *end = taps + ntaps;                                                            \
-        (void)s;                                                                                      \
         int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;                                                       \
-        for (; taps != end; taps++, w += step) {                                                      \
+        (void)s;                                                                                      \
+        for (; taps != end; taps++, w++) {                                                            \
             const int8_t *p = row + *taps;                                                            \
             const int32_t u = *w;                                                                     \
             a0 += u * p[0], a1 += u * p[S], a2 += u * p[2 * (S)], a3 += u * p[3 * (S)];               \
         }                                                                                             \
         acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;                                           \
+    }
+
+/* A depthwise 3x3 whose width taps are contiguous (dilation 1), rows r1 and r2 after the first:
+ * acc[j] for the n outputs j of a row, the nine weights held in registers. */
+#define TINYC_DEPTHWISE_3X3(NAME, S)                                                                  \
+    TINYC_NOINLINE static void NAME(const int8_t *p, int32_t r1, int32_t r2, const int8_t *w,         \
+                                    int32_t n, int32_t *acc)                                          \
+    {                                                                                                 \
+        const int32_t w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3], w4 = w[4], w5 = w[5];               \
+        const int32_t w6 = w[6], w7 = w[7], w8 = w[8];                                                \
+        const int8_t *q = p + r1, *t = p + r2;                                                        \
+        int32_t *end = acc + n;                                                                       \
+        for (; acc != end; acc++, p += S, q += S, t += S)                                             \
+            *acc = w0 * p[0] + w1 * p[1] + w2 * p[2] + w3 * q[0] + w4 * q[1] + w5 * q[2] + w6 * t[0]  \
+                   + w7 * t[1] + w8 * t[2];                                                           \
     }
 
 /* s is the column stride for the _sn variants; the others have theirs built in */
@@ -63,8 +81,10 @@ TINYC_BLOCK_4X4(block_4x4_sn, s)
 TINYC_BLOCK_4X1(block_4x1_s1, 1)
 TINYC_BLOCK_4X1(block_4x1_s2, 2)
 TINYC_BLOCK_4X1(block_4x1_sn, s)
+TINYC_DEPTHWISE_3X3(depthwise_3x3_s1, 1)
+TINYC_DEPTHWISE_3X3(depthwise_3x3_s2, 2)
 
-/* One output of four channels (the tail of a row): acc[i] = sum_t p[taps[t]] * w[4 * t + i]. */
+/* One output of four channels (the tail of a row): acc[i][0] = sum_t p[taps[t]] * w[4 * t + i]. */
 TINYC_NOINLINE static void block_1x4(const int8_t *p, const int32_t *taps, int32_t ntaps, const int8_t *w,
                                      int32_t *acc)
 {
@@ -74,15 +94,78 @@ TINYC_NOINLINE static void block_1x4(const int8_t *p, const int32_t *taps, int32
         const int32_t x = p[*taps];
         a0 += x * w[0], a1 += x * w[1], a2 += x * w[2], a3 += x * w[3];
     }
-    acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;
+    acc[0] = a0, acc[ROW] = a1, acc[2 * ROW] = a2, acc[3 * ROW] = a3;
 }
 
-static int32_t dot_taps(const int8_t *p, const int32_t *taps, int32_t ntaps, const int8_t *w, int32_t step)
+static int32_t dot_taps(const int8_t *p, const int32_t *taps, int32_t ntaps, const int8_t *w)
 {
     int32_t t, a = 0;
     for (t = 0; t < ntaps; t++)
-        a += p[taps[t]] * w[t * step];
+        a += p[taps[t]] * w[t];
     return a;
+}
+
+/* One channel's requantization constants (tinyc_rq32_run says why the sign thresholds). */
+typedef struct {
+    int32_t mode, e, bias, m, half, a_negative, x_negative, zp, lo, hi;
+} channel_rq;
+
+static channel_rq channel_of(const tinyc_rq32 *q, int32_t ch)
+{
+    channel_rq c;
+    c.mode = q->mode;
+    c.e = q->shift[ch];
+    c.bias = q->bias[ch];
+    c.m = q->multiplier[ch];
+    c.half = c.e ? 1 << (c.e - 1) : 0;
+    c.a_negative = c.e ? -1 : INT32_MIN;
+    c.x_negative = c.e ? 0 : INT32_MIN;
+    c.zp = q->out_zp;
+    c.lo = q->out_min;
+    c.hi = q->out_max;
+    return c;
+}
+
+TINYC_INLINE static int8_t requant_one(const channel_rq *c, int32_t acc)
+{
+    const int32_t a = acc + c->bias;
+    int32_t x;
+    if (c->mode == TINYC_RQ_POW2) {
+        const int32_t neg = a < c->a_negative;
+        x = tinyc_asr32(a + 1 + 2 * c->half - neg - neg, c->e + 1);
+    } else if (c->mode == TINYC_RQ_DOUBLE) {
+        const uint64_t u = (uint64_t)((int64_t)a * c->m) + (1u << 30);
+        x = (int32_t)((uint32_t)(u >> 32) << 1 | (uint32_t)u >> 31);
+        x = tinyc_asr32(x + c->half - (x < c->x_negative), c->e);
+    } else {
+        const uint64_t round = c->e ? (uint64_t)(uint32_t)c->half << 32 : (uint64_t)1 << 31;
+        x = tinyc_asr32((int32_t)(uint32_t)(((uint64_t)((int64_t)a * c->m) + round) >> 32), c->e);
+    }
+    x += c->zp;
+    return (int8_t)(x < c->lo ? c->lo : x > c->hi ? c->hi : x);
+}
+
+/* The pow2 mode rounds twice, (a + 1) >> 1 then (x + 2**(e-1) - (x < 0)) >> e; as x < 0 exactly when
+ * a < -1 and the first sum is even, both are one shift: (a + 1 + 2**e - 2 * (a < -1)) >> (e + 1)
+ * (with e = 0, (a + 1) >> 1: the threshold INT32_MIN makes the sign term vanish). The double mode's
+ * high mul is floor((a * m + 2**30) / 2**31), TFLite's truncating division of the nudged product for
+ * every m but INT32_MIN; its divide, (x + 2**(e-1) - (x < 0)) >> e, has the same threshold for e = 0. */
+void tinyc_rq32_run(const tinyc_rq32 *q, int32_t ch, const int32_t *acc, int32_t n, int8_t *y, int32_t ystep)
+{
+    const channel_rq c = channel_of(q, ch);
+    const int32_t *end = acc + n;
+    for (; acc != end; acc++, y += ystep)
+        *y = requant_one(&c, *acc);
+}
+
+/* acc[j] of channels ch + j, j < n: a dense layer's outputs. */
+static void requant_columns(const tinyc_rq32 *q, int32_t ch, const int32_t *acc, int32_t n, int8_t *y)
+{
+    int32_t j;
+    for (j = 0; j < n; j++) {
+        const channel_rq c = channel_of(q, ch + j);
+        y[j] = requant_one(&c, acc[j]);
+    }
 }
 
 static void block_4x4(int32_t s, const int8_t *row, const int32_t *taps, int32_t ntaps, const int8_t *w,
@@ -97,65 +180,95 @@ static void block_4x4(int32_t s, const int8_t *row, const int32_t *taps, int32_t
 }
 
 static void block_4x1(int32_t s, const int8_t *row, const int32_t *taps, int32_t ntaps, const int8_t *w,
-                      int32_t step, int32_t *acc)
+                      int32_t *acc)
 {
     if (s == 1)
-        block_4x1_s1(row, 1, taps, ntaps, w, step, acc);
+        block_4x1_s1(row, 1, taps, ntaps, w, acc);
     else if (s == 2)
-        block_4x1_s2(row, 2, taps, ntaps, w, step, acc);
+        block_4x1_s2(row, 2, taps, ntaps, w, acc);
     else
-        block_4x1_sn(row, s, taps, ntaps, w, step, acc);
+        block_4x1_sn(row, s, taps, ntaps, w, acc);
 }
 
-/* One output row of `count` channels (1 or 4) from channel m on, the row's windows at src. */
+/* The row offsets of a depthwise 3x3 whose width taps are contiguous, or 0 (r1 > 0 for any other). */
+static int32_t depthwise_3x3_rows(const tinyc_qconv_plan *p, int32_t *r2)
+{
+    const int32_t *t = p->taps;
+    int32_t k;
+    if (p->cg != 1 || p->mg != 1 || p->ntaps != 9 || (p->sw != 1 && p->sw != 2) || p->ow > 4 * ROW)
+        return 0;
+    for (k = 0; k < 9; k++)
+        if (t[k] != t[k / 3 * 3] + k % 3)
+            return 0;
+    *r2 = t[6];
+    return t[3];
+}
+
+/* One output row of `count` channels (1 or 4) from channel m on, the row's windows at src, in chunks
+ * of TINYC_CHUNK columns: the sums of a chunk, then their requantization channel by channel. */
 static void conv_row(const tinyc_qconv_plan *p, const int8_t *src, const int8_t *w, int32_t m, int32_t count,
                      int8_t *y)
 {
-    const int32_t s = p->sw, plane = p->oh * p->ow, step = count == 4 ? 4 : 1;
-    int32_t acc[16], c, i, j;
-    for (c = 0; c + 4 <= p->ow; c += 4) {
-        if (count == 4)
-            block_4x4(s, src + c * s, p->taps, p->ntaps, w, acc);
-        else
-            block_4x1(s, src + c * s, p->taps, p->ntaps, w, step, acc);
+    const int32_t s = p->sw, plane = p->oh * p->ow;
+    int32_t acc[4 * ROW], c0, c, i;
+    for (c0 = 0; c0 < p->ow; c0 += ROW) {
+        const int32_t len = tinyc_min(ROW, p->ow - c0);
+        for (c = 0; c + 4 <= len; c += 4) {
+            if (count == 4)
+                block_4x4(s, src + (c0 + c) * s, p->taps, p->ntaps, w, acc + c);
+            else
+                block_4x1(s, src + (c0 + c) * s, p->taps, p->ntaps, w, acc + c);
+        }
+        for (; c < len; c++) {
+            if (count == 4)
+                block_1x4(src + (c0 + c) * s, p->taps, p->ntaps, w, acc + c);
+            else
+                acc[c] = dot_taps(src + (c0 + c) * s, p->taps, p->ntaps, w);
+        }
         for (i = 0; i < count; i++)
-            for (j = 0; j < 4; j++)
-                y[i * plane + c + j] = tinyc_rq32_out(&p->rq, m + i, acc[4 * i + j]);
-    }
-    for (; c < p->ow; c++) {
-        if (count == 4)
-            block_1x4(src + c * s, p->taps, p->ntaps, w, acc);
-        else
-            acc[0] = dot_taps(src + c * s, p->taps, p->ntaps, w, step);
-        for (i = 0; i < count; i++)
-            y[i * plane + c] = tinyc_rq32_out(&p->rq, m + i, acc[i]);
+            tinyc_rq32_run(&p->rq, m + i, acc + i * ROW, len, y + i * plane + c0, 1);
     }
 }
 
-/* Copies the input rows of output rows [r0, r0 + band_rows-worth) of one group into the band, x_zp
- * around them: row b of the band is input row r0 * sh - pad_t + b, at column pad_l. */
+/* Output rows [0, rows) of a depthwise 3x3 channel ch (rows r1 and r2 of its window after the first),
+ * requantized as many rows at a time as 4 * TINYC_CHUNK sums hold. */
+static void depthwise_rows(const tinyc_qconv_plan *p, const int8_t *src, int32_t pitch, int32_t rows, int32_t r1,
+                           int32_t r2, const int8_t *w, int32_t ch, int8_t *y)
+{
+    const int32_t ow = p->ow, per = tinyc_min(rows, 4 * ROW / ow);
+    int32_t acc[4 * ROW], r0, r;
+    for (r0 = 0; r0 < rows; r0 += per) {
+        const int32_t n = tinyc_min(per, rows - r0);
+        for (r = 0; r < n; r++) {
+            if (p->sw == 1)
+                depthwise_3x3_s1(src + (r0 + r) * pitch, r1, r2, w, ow, acc + r * ow);
+            else
+                depthwise_3x3_s2(src + (r0 + r) * pitch, r1, r2, w, ow, acc + r * ow);
+        }
+        tinyc_rq32_run(&p->rq, ch, acc, n * ow, y + r0 * ow, 1);
+    }
+}
+
+/* Copies the input rows of output rows [r0, r0 + fill_rows) of one group into the band, x_zp around
+ * them: row b of the band is input row r0 * sh - pad_t + b, at column pad_l. */
 static void fill_band(const tinyc_qconv_plan *p, const int8_t *xg, int32_t r0)
 {
     const int32_t plane = p->h * p->w, first = r0 * p->sh - p->pad_t;
-    int8_t *b = p->band;
+    const int32_t lo = tinyc_min(p->band_rows, first < 0 ? -first : 0);
+    const int32_t hi = tinyc_min(p->band_rows, p->h - first);
     int32_t c, r;
+    memset(p->band, p->x_zp, (size_t)(p->cg * p->band_rows * p->band_w));
     for (c = 0; c < p->cg; c++)
-        for (r = 0; r < p->band_rows; r++, b += p->band_w) {
-            const int32_t ih = first + r;
-            if (ih < 0 || ih >= p->h) {
-                memset(b, p->x_zp, (size_t)p->band_w);
-                continue;
-            }
-            memset(b, p->x_zp, (size_t)p->pad_l);
-            memcpy(b + p->pad_l, xg + c * plane + ih * p->w, (size_t)p->w);
-            memset(b + p->pad_l + p->w, p->x_zp, (size_t)(p->band_w - p->pad_l - p->w));
-        }
+        for (r = lo; r < hi; r++)
+            memcpy(p->band + (c * p->band_rows + r) * p->band_w + p->pad_l, xg + c * plane + (first + r) * p->w,
+                   (size_t)p->w);
 }
 
 void tinyc_qconv_plan_s8(const tinyc_qconv_plan *p, const int8_t *x, int8_t *y)
 {
     const int32_t plane = p->oh * p->ow, blocks = p->mg / 4 * 4;
-    int32_t g, r0, r, m;
+    int32_t g, r0, r, m, r2 = 0;
+    const int32_t r1 = depthwise_3x3_rows(p, &r2);
     for (g = 0; g < p->groups; g++) {
         const int8_t *xg = x + g * p->cg * p->h * p->w, *wg = p->weights + g * p->mg * p->ntaps;
         int8_t *yg = y + g * p->mg * plane;
@@ -165,6 +278,10 @@ void tinyc_qconv_plan_s8(const tinyc_qconv_plan *p, const int8_t *x, int8_t *y)
             const int32_t pitch = p->sh * (p->band ? p->band_w : p->w);
             if (p->band)
                 fill_band(p, xg, r0);
+            if (r1) {
+                depthwise_rows(p, src, pitch, rows, r1, r2, wg, g, yg + r0 * p->ow);
+                continue;
+            }
             for (m = 0; m < p->mg; m += m < blocks ? 4 : 1) {
                 const int32_t count = m < blocks ? 4 : 1;
                 const int8_t *wm = wg + m * p->ntaps;
@@ -203,15 +320,14 @@ void tinyc_qdense_plan_s8(const tinyc_qdense_plan *p, const int8_t *x, int8_t *y
     for (r = 0; r < rows; r++, x += p->k, y += p->n) {
         for (j = 0; j < blocks; j += 8) {
             dense_1x8(x, p->k, p->weights + j * p->k, acc);
-            for (i = 0; i < 8; i++)
-                y[j + i] = tinyc_rq32_out(&p->rq, j + i, acc[i]);
+            requant_columns(&p->rq, j, acc, 8, y + j);
         }
         for (; j < p->n; j++) {
             const int8_t *w = p->weights + j * p->k;
             int32_t a = 0;
             for (i = 0; i < p->k; i++)
                 a += x[i] * w[i];
-            y[j] = tinyc_rq32_out(&p->rq, j, a);
+            requant_columns(&p->rq, j, &a, 1, y + j);
         }
     }
 }

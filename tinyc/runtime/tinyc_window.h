@@ -12,6 +12,13 @@
 #define TINYC_NOINLINE
 #endif
 
+/* For a small step of a hot loop that -Os would otherwise call. */
+#if defined(__GNUC__)
+#define TINYC_INLINE __inline__ __attribute__((always_inline))
+#else
+#define TINYC_INLINE
+#endif
+
 static inline int32_t tinyc_min(int32_t a, int32_t b)
 {
     return a < b ? a : b;

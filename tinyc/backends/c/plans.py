@@ -43,16 +43,17 @@ def _requant(e, node, sums, abs_sums, bias, x_zp: int, channels: int):
     mode, mult, shift = found
     folded = np.asarray(bias, np.int64) - x_zp * np.asarray(sums, np.int64)
     acc = 128 * np.asarray(abs_sums, np.int64) + np.abs(folded)  # |x| <= 128: a bound of every partial sum
+    # the largest value each mode's rounding adds to on the way (tinyc_rq32_run)
     if mode == "pow2":
-        x = acc // 2 + 1
+        if shift.max() > 30:
+            return None
+        top = acc + 1 + (1 << shift)
     elif mode == "double":
-        x = (acc * np.abs(mult)) >> 31
-        x += 1
+        top = ((acc * np.abs(mult)) >> 31) + 1 + np.where(shift > 0, 1 << np.maximum(shift - 1, 0), 0)
     else:
-        x = np.zeros_like(acc)
-    half = np.where(shift > 0, 1 << np.maximum(shift - 1, 0), 0) if mode != "single" else 0
+        top = acc
     out_zp, lo, hi = int(a["out_zp"]), int(a["out_min"]), int(a["out_max"])
-    if acc.max(initial=0) > INT32_MAX or (x + half).max(initial=0) + abs(out_zp) > INT32_MAX:
+    if max(acc.max(initial=0), top.max(initial=0)) + abs(out_zp) > INT32_MAX:
         return None
     if not -128 <= lo <= hi <= 127:
         return None
