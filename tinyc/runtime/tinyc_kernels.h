@@ -199,7 +199,7 @@ typedef struct {
 } tinyc_qconv_plan;
 
 /* y[r][j] = x[r] @ w[:, j] over rows of k inputs, requantized per column; w packed as blocks of eight
- * columns [k][8], then each other column [k]. */
+ * columns [k][8], then one of four [k][4] where four are left, then each other column [k]. */
 typedef struct {
     int32_t k, n;
     const int8_t *weights;

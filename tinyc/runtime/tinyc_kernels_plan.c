@@ -313,14 +313,31 @@ TINYC_NOINLINE static void dense_1x8(const int8_t *x, int32_t k, const int8_t *w
     acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3, acc[4] = a4, acc[5] = a5, acc[6] = a6, acc[7] = a7;
 }
 
+/* acc[j] = sum_i x[i] * w[4 * i + j], four columns (after the blocks of eight). */
+TINYC_NOINLINE static void dense_1x4(const int8_t *x, int32_t k, const int8_t *w, int32_t *acc)
+{
+    const int8_t *end = x + k;
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    for (; x != end; x++, w += 4) {
+        const int32_t u = *x;
+        a0 += u * w[0], a1 += u * w[1], a2 += u * w[2], a3 += u * w[3];
+    }
+    acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;
+}
+
 void tinyc_qdense_plan_s8(const tinyc_qdense_plan *p, const int8_t *x, int8_t *y, int32_t rows)
 {
-    const int32_t blocks = p->n / 8 * 8;
+    const int32_t eights = p->n / 8 * 8, fours = p->n / 4 * 4;
     int32_t r, j, i, acc[8];
     for (r = 0; r < rows; r++, x += p->k, y += p->n) {
-        for (j = 0; j < blocks; j += 8) {
+        for (j = 0; j < eights; j += 8) {
             dense_1x8(x, p->k, p->weights + j * p->k, acc);
             requant_columns(&p->rq, j, acc, 8, y + j);
+        }
+        if (j < fours) {
+            dense_1x4(x, p->k, p->weights + j * p->k, acc);
+            requant_columns(&p->rq, j, acc, 4, y + j);
+            j += 4;
         }
         for (; j < p->n; j++) {
             const int8_t *w = p->weights + j * p->k;
