@@ -31,12 +31,17 @@ import tinyc  # noqa: E402
 from tinyc import rv32  # noqa: E402
 from tinyc.backends.c.emit import runtime_sources  # noqa: E402
 from tinyc.bench.models import MLPERF_DIR, available_models  # noqa: E402
+from tinyc.targets import cost  # noqa: E402
 from tinyc.toolchain import run_tool  # noqa: E402
 
 PEER = Path(__file__).resolve().parents[2] / "shared" / "peers" / "cmsis-nn"
 LABEL = "counted on qemu (instructions retired, icount shift=0)"
 OPS = ("qconv", "qmatmul", "qavgpool")
 PEER_FLAGS = tuple(f for f in rv32.CFLAGS if f != "-Werror")
+# what each kernel kind's cost grows with (tinyc.targets.cost.host_work's features)
+FIT_FEATURES = {"conv": ("mac", "output", "input"), "depthwise": ("mac", "output", "input", "channel"),
+                "dense": ("mac", "output", "input"), "pool": ("input", "output"), "add": ("output", "layer"),
+                "softmax": ("output", "layer"), "view": ("layer",)}
 PEER_DIRS = ("ConvolutionFunctions", "FullyConnectedFunctions", "PoolingFunctions", "NNSupportFunctions")
 SYMBOL = re.compile(r"^[0-9a-f]+ ([0-9a-f]+) [tT] (\S+)$", re.M)
 
@@ -101,19 +106,39 @@ def text_bytes(elf: Path, names: set[str]) -> int:
     return sum(int(m.group(1), 16) for m in SYMBOL.finditer(out) if m.group(2) in names)
 
 
-def measure_tinyc(models: dict, seed: int) -> tuple[dict, dict]:
-    """Per distinct shape: tinyc's count (the first layer of that shape met) and where; code size per model."""
-    shapes, sizes, names = {}, {}, kernel_symbols(rv32.CFLAGS)
+def measure_tinyc(models: dict, seed: int) -> tuple[dict, dict, list[dict]]:
+    """Per distinct shape: tinyc's count (the first layer of that shape met) and where; the kernels' code
+    size per model; every host layer's count beside the host cost model's figure for it."""
+    shapes, sizes, layers, names = {}, {}, [], kernel_symbols(rv32.CFLAGS)
     for model_id, build in models.items():
         cm = tinyc.compile(build(), target="cpu")
+        host = cm.target.host
         with tempfile.TemporaryDirectory(prefix="tinyc-hostk-") as tmp:
             _, counts, _ = rv32.run_model(cm, cm.random_inputs(seed), tmp)
             sizes[model_id] = text_bytes(Path(tmp) / rv32.ELF, names)
         for index, layer in enumerate(cm.report["layers"]):
-            s = shape_of(cm.graph, cm.graph.node(layer["name"]))
-            if s is not None and index in counts and key(s) not in shapes:
+            node = cm.graph.node(layer["name"])
+            kind, work = cost.host_work(cm.graph, node)
+            layers.append({"model": model_id, "layer": layer["name"], "kind": kind, "work": work,
+                           "counted": counts[index], "modeled": cost.host_cycles(cm.graph, node, host)})
+            s = shape_of(cm.graph, node)
+            if s is not None and key(s) not in shapes:
                 shapes[key(s)] = {**s, "where": f"{model_id} {layer['name']}", "tinyc": counts[index]}
-    return shapes, sizes
+    return shapes, sizes, layers
+
+
+def fit(layers: list[dict]) -> dict[str, dict[str, float]]:
+    """Per kernel kind, the cycles per feature minimizing the squared relative error over the layers
+    (what tinyc/targets/diana.py's HOST params hold), over the features that vary within the kind."""
+    found = {}
+    for kind in sorted({r["kind"] for r in layers}):
+        rows = [r for r in layers if r["kind"] == kind]
+        feats = FIT_FEATURES.get(kind, ("output", "layer"))
+        a = np.array([[r["work"][f] for f in feats] for r in rows], float)
+        b = np.array([r["counted"] for r in rows], float)
+        coef = np.linalg.lstsq(a / b[:, None], np.ones(len(rows)), rcond=None)[0]
+        found[kind] = {f: round(float(c), 2) for f, c in zip(feats, coef)}
+    return found
 
 
 def harness(shapes: list[dict]) -> str:
@@ -237,10 +262,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mlperf-dir", type=Path, default=MLPERF_DIR, help="the official MLPerf Tiny models")
     p.add_argument("--seed", type=int, default=0, help="seed of tinyc's random inputs (default 0)")
     p.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    p.add_argument("--fit", action="store_true", help="also fit the host cost model's params to the zoo's layers")
     args = p.parse_args(argv)
     models = available_models(args.mlperf_dir)
     chosen = {m: models[m] for m in (args.models or models) if m in models}
-    shapes, tinyc_sizes = measure_tinyc(chosen, args.seed)
+    shapes, tinyc_sizes, layers = measure_tinyc(chosen, args.seed)
     table = list(shapes.values())
     peer_counts, peer_size = {}, None
     if (args.peer / "Include" / "arm_nnfunctions.h").exists():
@@ -259,10 +285,22 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nRV32 text of the kernels as linked: tinyc per model {tinyc_sizes} B"
           + (f"; CMSIS-NN (every entry point of the table) {peer_size} B" if peer_size else ""))
     print("ratio: CMSIS-NN's count over tinyc's (above 1: tinyc needs fewer instructions)")
+    zoo = [r for r in layers if r["model"].startswith("zoo:")]
+    for r in zoo:
+        r["modeled_over_counted"] = r["modeled"] / r["counted"]
+    if zoo:
+        worst = max(zoo, key=lambda r: abs(r["modeled_over_counted"] - 1))
+        print(f"\nhost cost model (modeled) over qemu's count, {len(zoo)} zoo layers: "
+              f"{min(r['modeled_over_counted'] for r in zoo):.2f}..{max(r['modeled_over_counted'] for r in zoo):.2f}"
+              f" (worst {worst['model']} {worst['layer']}, {worst['kind']})")
+    fitted = fit(zoo) if args.fit and zoo else None
+    for kind, params in (fitted or {}).items():
+        print(f"fit {kind:<10} " + ", ".join(f"{f}={c}" for f, c in params.items()))
     if args.json:
         args.json.write_text(json.dumps({"label": LABEL, "cflags": list(rv32.CFLAGS), "peer_cflags": list(PEER_FLAGS),
                                          "shapes": table, "tinyc_text_bytes": tinyc_sizes,
-                                         "cmsis_text_bytes": peer_size}, indent=2) + "\n")
+                                         "cmsis_text_bytes": peer_size, "host_layers": layers, "fit": fitted},
+                                        indent=2) + "\n")
     return 0
 
 

@@ -199,7 +199,7 @@ typedef struct {
 } tinyc_qconv_plan;
 
 /* y[r][j] = x[r] @ w[:, j] over rows of k inputs, requantized per column; w packed as blocks of eight
- * columns [k][8], then one of four [k][4] where four are left, then each other column [k]. */
+ * columns [k][8], then blocks of four [k][4], the last one filled up with zero columns. */
 typedef struct {
     int32_t k, n;
     const int8_t *weights;

@@ -313,7 +313,8 @@ TINYC_NOINLINE static void dense_1x8(const int8_t *x, int32_t k, const int8_t *w
     acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3, acc[4] = a4, acc[5] = a5, acc[6] = a6, acc[7] = a7;
 }
 
-/* acc[j] = sum_i x[i] * w[4 * i + j], four columns (after the blocks of eight). */
+/* acc[j] = sum_i x[i] * w[4 * i + j], four columns (after the blocks of eight; the last block's
+ * missing columns are zeros). */
 TINYC_NOINLINE static void dense_1x4(const int8_t *x, int32_t k, const int8_t *w, int32_t *acc)
 {
     const int8_t *end = x + k;
@@ -327,24 +328,16 @@ TINYC_NOINLINE static void dense_1x4(const int8_t *x, int32_t k, const int8_t *w
 
 void tinyc_qdense_plan_s8(const tinyc_qdense_plan *p, const int8_t *x, int8_t *y, int32_t rows)
 {
-    const int32_t eights = p->n / 8 * 8, fours = p->n / 4 * 4;
-    int32_t r, j, i, acc[8];
+    const int32_t eights = p->n / 8 * 8;
+    int32_t r, j, acc[8];
     for (r = 0; r < rows; r++, x += p->k, y += p->n) {
         for (j = 0; j < eights; j += 8) {
             dense_1x8(x, p->k, p->weights + j * p->k, acc);
             requant_columns(&p->rq, j, acc, 8, y + j);
         }
-        if (j < fours) {
+        for (; j < p->n; j += 4) {
             dense_1x4(x, p->k, p->weights + j * p->k, acc);
-            requant_columns(&p->rq, j, acc, 4, y + j);
-            j += 4;
-        }
-        for (; j < p->n; j++) {
-            const int8_t *w = p->weights + j * p->k;
-            int32_t a = 0;
-            for (i = 0; i < p->k; i++)
-                a += x[i] * w[i];
-            requant_columns(&p->rq, j, &a, 1, y + j);
+            requant_columns(&p->rq, j, acc, tinyc_min(4, p->n - j), y + j);
         }
     }
 }

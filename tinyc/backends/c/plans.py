@@ -141,8 +141,8 @@ def qconv(e, node, x_arg: str, y_arg: str):
 
 
 def qmatmul(e, node, x_arg: str, y_arg: str, rows: int):
-    """The C statements of a planned dense layer, or None: columns in blocks of eight [k][8], one block
-    of four [k][4] after them where four are left, then the rest one by one [k]."""
+    """The C statements of a planned dense layer, or None: columns in blocks of eight [k][8], the rest
+    in blocks of four [k][4], the last one filled up with zeros."""
     w = _ready(e, node)
     if w is None or w.ndim != 2:
         return None
@@ -153,9 +153,10 @@ def qmatmul(e, node, x_arg: str, y_arg: str, rows: int):
     rq = _requant(e, node, w.sum(0), np.abs(w).sum(0), bias, int(node.attrs["x_zp"]), n)
     if rq is None:
         return None
-    eights, fours = n // 8 * 8, n // 4 * 4
+    eights = n // 8 * 8
+    wide = np.pad(w, ((0, 0), (0, -n % 4)))  # the last block of four filled up with zero columns
     packed = ([w[:, j:j + 8].reshape(-1) for j in range(0, eights, 8)]
-              + [w[:, j:j + 4].reshape(-1) for j in range(eights, fours, 4)] + [w[:, j] for j in range(fours, n)])
+              + [wide[:, j:j + 4].reshape(-1) for j in range(eights, n, 4)])
     plan = e.struct(node.name + "_plan", "tinyc_qdense_plan",
                     [k, n, e.array(node.name + "_packed", "int8_t", np.concatenate(packed) if packed else []), rq])
     return [f"tinyc_qdense_plan_s8(&{plan}, {x_arg}, {y_arg}, {rows});"]
