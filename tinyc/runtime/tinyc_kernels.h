@@ -195,7 +195,7 @@ typedef struct {
     const int8_t *weights;        /* per group: blocks of four channels as [ntaps][4], then each other [ntaps] */
     tinyc_rq32 rq;
     int8_t *band;
-    int32_t band_w, band_rows, fill_rows, pad_t, pad_l, x_zp;
+    int32_t band_w, band_rows, fill_rows, pad_t, lead, x_zp;
 } tinyc_qconv_plan;
 
 /* y[r][j] = x[r] @ w[:, j] over rows of k inputs, requantized per column; w packed as blocks of eight

@@ -8,8 +8,6 @@
  * strides of MLPerf Tiny's layers; any other goes through the generic copy), so the four loads of a tap
  * take immediate offsets from one address.
  */
-#include <string.h>
-
 #include "tinyc_kernels.h"
 #include "tinyc_window.h"
 
@@ -25,8 +23,8 @@
         int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, b0 = 0, b1 = 0, b2 = 0, b3 = 0;                       \
         int32_t c0 = 0, c1 = 0, c2 = 0, c3 = 0, d0 = 0, d1 = 0, d2 = 0, d3 = 0;                       \
         (void)s;                                                                                      \
-        for (; taps != end; taps++, w += 4) {                                                         \
-            const int8_t *p = row + *taps;                                                            \
+        do { /* ntaps >= 1: the loop tests at its end only */                                         \
+            const int8_t *p = row + *taps++;                                                          \
             const int32_t x0 = p[0], x1 = p[S], x2 = p[2 * (S)], x3 = p[3 * (S)];                     \
             int32_t u = w[0];                                                                         \
             a0 += u * x0, a1 += u * x1, a2 += u * x2, a3 += u * x3;                                   \
@@ -36,7 +34,8 @@
             c0 += u * x0, c1 += u * x1, c2 += u * x2, c3 += u * x3;                                   \
             u = w[3];                                                                                 \
             d0 += u * x0, d1 += u * x1, d2 += u * x2, d3 += u * x3;                                   \
-        }                                                                                             \
+            w += 4;                                                                                   \
+        } while (taps != end);                                                                        \
         acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;                                           \
         acc[ROW] = b0, acc[ROW + 1] = b1, acc[ROW + 2] = b2, acc[ROW + 3] = b3;                       \
         acc[2 * ROW] = c0, acc[2 * ROW + 1] = c1, acc[2 * ROW + 2] = c2, acc[2 * ROW + 3] = c3;       \
@@ -51,27 +50,33 @@
         const int32_t *end = taps + ntaps;                                                            \
         int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;                                                       \
         (void)s;                                                                                      \
-        for (; taps != end; taps++, w++) {                                                            \
-            const int8_t *p = row + *taps;                                                            \
-            const int32_t u = *w;                                                                     \
+        do {                                                                                          \
+            const int8_t *p = row + *taps++;                                                          \
+            const int32_t u = *w++;                                                                   \
             a0 += u * p[0], a1 += u * p[S], a2 += u * p[2 * (S)], a3 += u * p[3 * (S)];               \
-        }                                                                                             \
+        } while (taps != end);                                                                        \
         acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;                                           \
     }
 
-/* A depthwise 3x3 whose width taps are contiguous (dilation 1), rows r1 and r2 after the first:
- * acc[j] for the n outputs j of a row, the nine weights held in registers. */
+/* A depthwise 3x3 whose width taps are contiguous (dilation 1), its window rows r1 and r2 after the
+ * first: acc[r * ow + j] for the ow outputs j of rows r < n, rows `pitch` apart, the nine weights held
+ * in registers throughout. */
 #define TINYC_DEPTHWISE_3X3(NAME, S)                                                                  \
-    TINYC_NOINLINE static void NAME(const int8_t *p, int32_t r1, int32_t r2, const int8_t *w,         \
-                                    int32_t n, int32_t *acc)                                          \
+    TINYC_NOINLINE static void NAME(const int8_t *row, int32_t pitch, int32_t r1, int32_t r2,         \
+                                    const int8_t *w, int32_t ow, int32_t n, int32_t *acc)             \
     {                                                                                                 \
         const int32_t w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3], w4 = w[4], w5 = w[5];               \
         const int32_t w6 = w[6], w7 = w[7], w8 = w[8];                                                \
-        const int8_t *q = p + r1, *t = p + r2;                                                        \
-        int32_t *end = acc + n;                                                                       \
-        for (; acc != end; acc++, p += S, q += S, t += S)                                             \
-            *acc = w0 * p[0] + w1 * p[1] + w2 * p[2] + w3 * q[0] + w4 * q[1] + w5 * q[2] + w6 * t[0]  \
-                   + w7 * t[1] + w8 * t[2];                                                           \
+        int32_t *last = acc + n * ow;                                                                 \
+        for (; acc != last; row += pitch) {                                                           \
+            const int8_t *p = row, *q = row + r1, *t = row + r2;                                      \
+            int32_t *end = acc + ow;                                                                  \
+            do {                                                                                      \
+                *acc++ = w0 * p[0] + w1 * p[1] + w2 * p[2] + w3 * q[0] + w4 * q[1] + w5 * q[2]        \
+                         + w6 * t[0] + w7 * t[1] + w8 * t[2];                                         \
+                p += S, q += S, t += S;                                                               \
+            } while (acc != end);                                                                     \
+        }                                                                                             \
     }
 
 /* s is the column stride for the _sn variants; the others have theirs built in */
@@ -154,8 +159,10 @@ void tinyc_rq32_run(const tinyc_rq32 *q, int32_t ch, const int32_t *acc, int32_t
 {
     const channel_rq c = channel_of(q, ch);
     const int32_t *end = acc + n;
-    for (; acc != end; acc++, y += ystep)
-        *y = requant_one(&c, *acc);
+    do { /* n >= 1 */
+        *y = requant_one(&c, *acc++);
+        y += ystep;
+    } while (acc != end);
 }
 
 /* acc[j] of channels ch + j, j < n: a dense layer's outputs. */
@@ -190,7 +197,8 @@ static void block_4x1(int32_t s, const int8_t *row, const int32_t *taps, int32_t
         block_4x1_sn(row, s, taps, ntaps, w, acc);
 }
 
-/* The row offsets of a depthwise 3x3 whose width taps are contiguous, or 0 (r1 > 0 for any other). */
+/* The offsets of a depthwise 3x3's second and third window rows from its first (at taps[0]) where its
+ * width taps are contiguous, or 0 (r1 > 0 for any other). */
 static int32_t depthwise_3x3_rows(const tinyc_qconv_plan *p, int32_t *r2)
 {
     const int32_t *t = p->taps;
@@ -200,33 +208,48 @@ static int32_t depthwise_3x3_rows(const tinyc_qconv_plan *p, int32_t *r2)
     for (k = 0; k < 9; k++)
         if (t[k] != t[k / 3 * 3] + k % 3)
             return 0;
-    *r2 = t[6];
-    return t[3];
+    *r2 = t[6] - t[0];
+    return t[3] - t[0];
 }
 
-/* One output row of `count` channels (1 or 4) from channel m on, the row's windows at src, in chunks
- * of TINYC_CHUNK columns: the sums of a chunk, then their requantization channel by channel. */
-static void conv_row(const tinyc_qconv_plan *p, const int8_t *src, const int8_t *w, int32_t m, int32_t count,
-                     int8_t *y)
+/* The sums of `len` outputs of a row of `count` channels (1 or 4), their windows at row, into
+ * acc[i * TINYC_CHUNK + j]: blocks of four columns, then one at a time. */
+static void row_sums(const tinyc_qconv_plan *p, const int8_t *row, const int8_t *w, int32_t count, int32_t len,
+                     int32_t *acc)
 {
-    const int32_t s = p->sw, plane = p->oh * p->ow;
-    int32_t acc[4 * ROW], c0, c, i;
-    for (c0 = 0; c0 < p->ow; c0 += ROW) {
-        const int32_t len = tinyc_min(ROW, p->ow - c0);
-        for (c = 0; c + 4 <= len; c += 4) {
-            if (count == 4)
-                block_4x4(s, src + (c0 + c) * s, p->taps, p->ntaps, w, acc + c);
-            else
-                block_4x1(s, src + (c0 + c) * s, p->taps, p->ntaps, w, acc + c);
+    const int32_t s = p->sw;
+    int32_t c;
+    for (c = 0; c + 4 <= len; c += 4) {
+        if (count == 4)
+            block_4x4(s, row + c * s, p->taps, p->ntaps, w, acc + c);
+        else
+            block_4x1(s, row + c * s, p->taps, p->ntaps, w, acc + c);
+    }
+    for (; c < len; c++) {
+        if (count == 4)
+            block_1x4(row + c * s, p->taps, p->ntaps, w, acc + c);
+        else
+            acc[c] = dot_taps(row + c * s, p->taps, p->ntaps, w);
+    }
+}
+
+/* Output rows [0, rows) of `count` channels from channel m on, rows `pitch` apart in src: the sums of
+ * as many whole rows as TINYC_CHUNK columns hold (of a row's chunks where it is longer), then their
+ * requantization channel by channel (a channel's rows are contiguous in y). */
+static void conv_rows(const tinyc_qconv_plan *p, const int8_t *src, int32_t pitch, int32_t rows, const int8_t *w,
+                      int32_t m, int32_t count, int8_t *y)
+{
+    const int32_t ow = p->ow, plane = p->oh * p->ow, per = ow <= ROW ? ROW / ow : 1;
+    int32_t acc[4 * ROW], r0, r, c0, i;
+    for (r0 = 0; r0 < rows; r0 += per) {
+        const int32_t n = tinyc_min(per, rows - r0);
+        for (c0 = 0; c0 < ow; c0 += ROW) {
+            const int32_t len = tinyc_min(ROW, ow - c0);
+            for (r = 0; r < n; r++)
+                row_sums(p, src + (r0 + r) * pitch + c0 * p->sw, w, count, len, acc + r * ow);
+            for (i = 0; i < count; i++)
+                tinyc_rq32_run(&p->rq, m + i, acc + i * ROW, n * len, y + i * plane + r0 * ow + c0, 1);
         }
-        for (; c < len; c++) {
-            if (count == 4)
-                block_1x4(src + (c0 + c) * s, p->taps, p->ntaps, w, acc + c);
-            else
-                acc[c] = dot_taps(src + (c0 + c) * s, p->taps, p->ntaps, w);
-        }
-        for (i = 0; i < count; i++)
-            tinyc_rq32_run(&p->rq, m + i, acc + i * ROW, len, y + i * plane + c0, 1);
     }
 }
 
@@ -236,42 +259,70 @@ static void depthwise_rows(const tinyc_qconv_plan *p, const int8_t *src, int32_t
                            int32_t r2, const int8_t *w, int32_t ch, int8_t *y)
 {
     const int32_t ow = p->ow, per = tinyc_min(rows, 4 * ROW / ow);
-    int32_t acc[4 * ROW], r0, r;
+    int32_t acc[4 * ROW], r0;
     for (r0 = 0; r0 < rows; r0 += per) {
         const int32_t n = tinyc_min(per, rows - r0);
-        for (r = 0; r < n; r++) {
-            if (p->sw == 1)
-                depthwise_3x3_s1(src + (r0 + r) * pitch, r1, r2, w, ow, acc + r * ow);
-            else
-                depthwise_3x3_s2(src + (r0 + r) * pitch, r1, r2, w, ow, acc + r * ow);
-        }
+        if (p->sw == 1)
+            depthwise_3x3_s1(src + r0 * pitch, pitch, r1, r2, w, ow, n, acc);
+        else
+            depthwise_3x3_s2(src + r0 * pitch, pitch, r1, r2, w, ow, n, acc);
         tinyc_rq32_run(&p->rq, ch, acc, n * ow, y + r0 * ow, 1);
     }
 }
 
-/* Copies the input rows of output rows [r0, r0 + fill_rows) of one group into the band, x_zp around
- * them: row b of the band is input row r0 * sh - pad_t + b, at column pad_l. */
+/* picolibc's memcpy and memset, built for size, move a byte per loop: these move words where both
+ * ends are aligned (band rows always are), and four bytes per loop otherwise. */
+static void copy_bytes(int8_t *dst, const int8_t *src, int32_t n)
+{
+    if ((((uintptr_t)dst | (uintptr_t)src) & 3) == 0)
+        for (; n >= 4; n -= 4, dst += 4, src += 4)
+            *(tinyc_word *)(void *)dst = *(const tinyc_word *)(const void *)src;
+    for (; n >= 4; n -= 4, dst += 4, src += 4) {
+        const int8_t a = src[0], b = src[1], c = src[2], d = src[3];
+        dst[0] = a, dst[1] = b, dst[2] = c, dst[3] = d;
+    }
+    for (; n > 0; n--)
+        *dst++ = *src++;
+}
+
+/* n bytes of value from a word-aligned dst on. */
+static void set_words(int8_t *dst, int32_t value, int32_t n)
+{
+    const uint32_t word = (uint8_t)value * 0x01010101u;
+    for (; n >= 4; n -= 4, dst += 4)
+        *(tinyc_word *)(void *)dst = word;
+    for (; n > 0; n--)
+        *dst++ = (int8_t)value;
+}
+
+/* Copies the input rows of output rows [r0, r0 + fill_rows) of one group into the band: row b of the
+ * band is input row r0 * sh - pad_t + b, from column lead on (the taps add lead - pad_l, so that
+ * windows start where the padding does). Its padding columns keep the x_zp the layer set once; a row
+ * outside the input gets x_zp anew only where a band of several fills may have held data there. */
 static void fill_band(const tinyc_qconv_plan *p, const int8_t *xg, int32_t r0)
 {
     const int32_t plane = p->h * p->w, first = r0 * p->sh - p->pad_t;
-    const int32_t lo = tinyc_min(p->band_rows, first < 0 ? -first : 0);
-    const int32_t hi = tinyc_min(p->band_rows, p->h - first);
     int32_t c, r;
-    memset(p->band, p->x_zp, (size_t)(p->cg * p->band_rows * p->band_w));
+    int8_t *b = p->band;
     for (c = 0; c < p->cg; c++)
-        for (r = lo; r < hi; r++)
-            memcpy(p->band + (c * p->band_rows + r) * p->band_w + p->pad_l, xg + c * plane + (first + r) * p->w,
-                   (size_t)p->w);
+        for (r = 0; r < p->band_rows; r++, b += p->band_w) {
+            if (first + r >= 0 && first + r < p->h)
+                copy_bytes(b + p->lead, xg + c * plane + (first + r) * p->w, p->w);
+            else if (p->fill_rows < p->oh)
+                set_words(b, p->x_zp, p->band_w);
+        }
 }
 
 void tinyc_qconv_plan_s8(const tinyc_qconv_plan *p, const int8_t *x, int8_t *y)
 {
     const int32_t plane = p->oh * p->ow, blocks = p->mg / 4 * 4;
-    int32_t g, r0, r, m, r2 = 0;
+    int32_t g, r0, m, r2 = 0;
     const int32_t r1 = depthwise_3x3_rows(p, &r2);
     for (g = 0; g < p->groups; g++) {
         const int8_t *xg = x + g * p->cg * p->h * p->w, *wg = p->weights + g * p->mg * p->ntaps;
         int8_t *yg = y + g * p->mg * plane;
+        if (p->band && g == 0)
+            set_words(p->band, p->x_zp, p->cg * p->band_rows * p->band_w);
         for (r0 = 0; r0 < p->oh; r0 += p->fill_rows) {
             const int32_t rows = tinyc_min(p->fill_rows, p->oh - r0);
             const int8_t *src = p->band ? p->band : xg + r0 * p->sh * p->w;
@@ -279,14 +330,12 @@ void tinyc_qconv_plan_s8(const tinyc_qconv_plan *p, const int8_t *x, int8_t *y)
             if (p->band)
                 fill_band(p, xg, r0);
             if (r1) {
-                depthwise_rows(p, src, pitch, rows, r1, r2, wg, g, yg + r0 * p->ow);
+                depthwise_rows(p, src + p->taps[0], pitch, rows, r1, r2, wg, g, yg + r0 * p->ow);
                 continue;
             }
             for (m = 0; m < p->mg; m += m < blocks ? 4 : 1) {
                 const int32_t count = m < blocks ? 4 : 1;
-                const int8_t *wm = wg + m * p->ntaps;
-                for (r = 0; r < rows; r++)
-                    conv_row(p, src + r * pitch, wm, g * p->mg + m, count, yg + m * plane + (r0 + r) * p->ow);
+                conv_rows(p, src, pitch, rows, wg + m * p->ntaps, g * p->mg + m, count, yg + m * plane + r0 * p->ow);
             }
         }
     }

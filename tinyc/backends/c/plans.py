@@ -110,23 +110,25 @@ def qconv(e, node, x_arg: str, y_arg: str):
     if rq is None or not oh or not ow:
         return None
     c, kr, kc = np.meshgrid(np.arange(cg), np.arange(kh), np.arange(kw), indexing="ij")
-    band, band_w, band_rows, fill = "NULL", 0, 0, oh
+    band, band_w, band_rows, fill, lead = "NULL", 0, 0, oh, 0
     if kh == kw == sh == sw == 1 and not any(pads):  # pointwise: the plane is one long row
         h, wd, oh, ow = 1, h * wd, 1, oh * ow
         taps = c * h * wd
     elif not any(pads):
         taps = (c * h + kr * dh) * wd + kc * dw
-    else:
-        band_w = max(pl + wd, (ow - 1) * sw + (kw - 1) * dw + 1)
+    else:  # input column i at band column lead + i, lead a multiple of 4 so that rows copy by words
+        lead = -(-pl // 4) * 4
+        band_w = -(-max(lead + wd, lead - pl + (ow - 1) * sw + (kw - 1) * dw + 1) // 4) * 4
         reach = (kh - 1) * dh + 1
 
         def rows_of(n):
             return (n - 1) * sh + reach
         fill = max([n for n in range(1, oh + 1) if cg * rows_of(n) * band_w <= BAND_BYTES], default=1)
         band_rows = rows_of(fill)
-        taps = (c * band_rows + kr * dh) * band_w + kc * dw
-        band = e.ident(node.name + "_band")
-        e.decls.append(f"static int8_t {band}[{cg * band_rows * band_w}];\n")
+        taps = (c * band_rows + kr * dh) * band_w + kc * dw + lead - pl
+        words = e.ident(node.name + "_band")
+        e.decls.append(f"static int32_t {words}[{cg * band_rows * band_w // 4}]; /* word-aligned */\n")
+        band = f"(int8_t *){words}"
     packed = []
     for g in range(groups):
         ws = flat[g * mg:(g + 1) * mg]
@@ -135,7 +137,7 @@ def qconv(e, node, x_arg: str, y_arg: str):
     fields = [groups, cg, mg, h, wd, oh, ow, sh, sw, cg * kh * kw,
               e.array(node.name + "_taps", "int32_t", taps.reshape(-1)),
               e.array(node.name + "_packed", "int8_t", np.concatenate(packed)), rq,
-              band, band_w, band_rows, fill, pt, pl, int(a["x_zp"])]
+              band, band_w, band_rows, fill, pt, lead, int(a["x_zp"])]
     plan = e.struct(node.name + "_plan", "tinyc_qconv_plan", fields)
     return [f"tinyc_qconv_plan_s8(&{plan}, {x_arg}, {y_arg});"]
 
