@@ -95,7 +95,7 @@ def expected_cycles(g: Graph, target=DIANA) -> dict:
     for n in g.nodes():
         p = n.placement
         if p is not None and p.core == "digital":
-            out[n.name] = cost.evaluate(cost.layer_geometry(g, n, p.pattern), cost.tile_of(p.tile), m).cycles
+            out[n.name] = cost.evaluate(cost.layer_geometry(g, n, target.core(p.core).job(p.pattern)), cost.tile_of(p.tile), m).cycles
     return out
 
 

@@ -202,7 +202,7 @@ def figures(g, n):
     out = {}
     for core, kind in (("digital", "conv2d" if n.op == "qconv" else "dense"),
                        ("analog", "analog_conv2d" if n.op == "qconv" else "analog_dense")):
-        layer = cost.layer_geometry(g, n, kind)
+        layer = cost.layer_geometry(g, n, DIANA.core(core).job(kind))
         out[core] = tile_layer(layer, cost.machine(DIANA, DIANA.core(core))).cost.cycles
     return out
 
@@ -280,7 +280,7 @@ def test_emulator_cycles_equal_the_model(runs, net, config):
         p = n.placement
         if p.core in ("digital", "analog"):
             t = p.tile
-            want = cost.evaluate(cost.layer_geometry(cm.graph, n, p.pattern),
+            want = cost.evaluate(cost.layer_geometry(cm.graph, n, DIANA.core(p.core).job(p.pattern)),
                                  cost.tile_of(p.tile),
                                  cost.machine(DIANA, DIANA.core(p.core))).cycles
             assert layer["cycles"] == want == p.cost["cycles"], n.name

@@ -82,7 +82,7 @@ def accelerator_layers(report: dict, target, graph) -> list[dict]:
             continue  # a host layer, or an inner node of an accelerator chain (the anchor has the job)
         m = machines[layer["core"]]
         macs, cycles = layer["modeled"]["macs"], int(layer["cycles"])
-        geometry = cost.layer_geometry(graph, layer["name"], layer["pattern"])
+        geometry = cost.layer_geometry(graph, layer["name"], target.core(layer["core"]).job(layer["pattern"]))
         ideal = cost.ideal_cycles(geometry, m)
         rows.append({"name": layer["name"], "core": layer["core"], "pattern": layer["pattern"], "macs": macs,
                      "cycles": cycles, "peak_macs_per_cycle": m.peak_macs_per_cycle,

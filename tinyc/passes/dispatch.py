@@ -70,10 +70,10 @@ def placeable(g: Graph, target: Target, core: Core, pattern: Pattern, nodes: tup
     tiling fits fails last, with the least memory any tiling needs (a kind the cost model does not price
     is not tiled, so there is nothing to fit)."""
     m = check(g, core, pattern, nodes)
-    if m.failure or pattern.name not in cost.KINDS:
+    if m.failure or pattern.job is None:
         return m
     try:
-        check_fits(cost.layer_geometry(g, nodes[-1], pattern.name), cost.machine(target, core))
+        check_fits(cost.layer_geometry(g, nodes[-1], pattern.job), cost.machine(target, core))
     except DoesNotFitError as e:
         return Match(core, pattern, nodes, m.passed, e.reason)
     return m
@@ -140,7 +140,7 @@ def declined(node: Node, core: Core, found: list[Match], taken: dict[str, Match]
 
 def modeled_cycles(g: Graph, target: Target, m: Match, tiler: str) -> int:
     """The latency of the match's job on its core, tiled as the tiling pass will (which reuses the solve)."""
-    layer = cost.layer_geometry(g, m.nodes[-1], m.pattern.name)
+    layer = cost.layer_geometry(g, m.nodes[-1], m.pattern.job)
     return tile_layer(layer, cost.machine(target, m.core), tiler).cost.cycles
 
 

@@ -49,7 +49,7 @@ def tiling(g: Graph, target, tiler: str = "cp-sat") -> Graph:
         p = n.placement
         if p is None or p.core not in accelerators or p.anchor != n.name:
             continue
-        layer = cost.layer_geometry(g, n, p.pattern)
+        layer = cost.layer_geometry(g, n, accelerators[p.core].job(p.pattern))
         choice = tile_layer(layer, cost.machine(target, accelerators[p.core]), tiler)
         t = choice.tile
         p.tile = {"c_out": t.tc, "h_out": t.th, "w_out": t.tw, "buffers": t.buffers}
@@ -210,7 +210,7 @@ def _model(layer: Layer, m: Machine, buffers: int):
     tiles = x.product("tiles", n_c, boxes_per_block)
 
     # budgets (cost.footprint)
-    whole_input = layer.kind in cost.WHOLE_INPUT
+    whole_input = layer.job.whole_input
     cin_max = layer.c_in if whole_input else tc
     in_box = x.product("in_box", cin_max, h["max_window"], w["max_window"])
     out_box = x.product("out_box", tc, th, tw)
@@ -224,15 +224,25 @@ def _model(layer: Layer, m: Machine, buffers: int):
         md.Add(2 * tc * per_channel <= m.weight_bytes).OnlyEnforceIf(several_blocks)
 
     # compute of every box (exact): per dimension, the sum over tiles of the PE array's passes, multiplied
-    per_pass = cost.compute_cycles(layer, 1, 1, 1, m) - m.job_setup_cycles
-    c_full, c_last = lanes("c_full", tc, layer.c_out, m.pe_rows), lanes("c_last", last_c, layer.c_out, m.pe_rows)
-    w_full, w_last = lanes("w_full", tw, layer.w_out, m.pe_cols), lanes("w_last", w["last"], layer.w_out, m.pe_cols)
+    per_pass, lane = cost.pass_cycles(layer), layer.job.cycles
+    c_full = lanes("c_full", tc, layer.c_out, lane.channel_lanes)
+    c_last = lanes("c_last", last_c, layer.c_out, lane.channel_lanes)
+    w_full, w_last = (lanes("w_full", tw, layer.w_out, lane.column_lanes),
+                      lanes("w_last", w["last"], layer.w_out, lane.column_lanes))
     channel_passes = x.var("channel_passes", 0, layer.c_out)
     md.Add(channel_passes == x.product("c_sum", n_c, c_full) - c_full + c_last)
     column_passes = x.var("column_passes", 0, layer.w_out)
     md.Add(column_passes == x.product("w_sum", w["count"], w_full) - w_full + w_last)
-    compute = (per_pass * layer.h_out * x.product("passes", channel_passes, column_passes)
-               + m.job_setup_cycles * tiles + cost.load_cycles(layer, m) * n_c)
+    if lane.row_lanes == 1:  # a pass per output row: the rows' passes are the layer's rows
+        h_full, h_last = th, h["last"]
+        compute = per_pass * layer.h_out * x.product("passes", channel_passes, column_passes)
+    else:
+        h_full, h_last = (lanes("h_full", th, layer.h_out, lane.row_lanes),
+                          lanes("h_last", h["last"], layer.h_out, lane.row_lanes))
+        row_passes = x.var("row_passes", 0, layer.h_out)
+        md.Add(row_passes == x.product("h_sum", h["count"], h_full) - h_full + h_last)
+        compute = per_pass * x.product("passes", channel_passes, column_passes, row_passes)
+    compute = compute + m.job_setup_cycles * tiles + cost.load_cycles(layer) * n_c
 
     # every DMA transfer: their count is exact, their bytes are summed before rounding (a lower bound)
     cin_sum = x.product("cin_sum", n_c, layer.c_in) if whole_input else layer.c_out
@@ -273,8 +283,8 @@ def _model(layer: Layer, m: Machine, buffers: int):
     most_in = layer.inputs * dma("in_most", in_box, x.upper(in_box)) + starts_next
     most_out = dma("out_most", out_box, x.upper(out_box))
     first_extra, last_extra = x.var("first_extra", 0, 1 << 40), x.var("last_extra", 0, 1 << 40)
-    md.Add(first_extra >= job("c_0", c_full, th, w_full) + cost.load_cycles(layer, m) - most_in)
-    md.Add(last_extra >= job("c_n", c_last, h["last"], w_last) - most_out)
+    md.Add(first_extra >= job("c_0", c_full, h_full, w_full) + cost.load_cycles(layer) - most_in)
+    md.Add(last_extra >= job("c_n", c_last, h_last, w_last) - most_out)
     several_boxes = md.NewBoolVar("several_boxes")
     md.Add(tiles >= 2).OnlyEnforceIf(several_boxes)
     md.Add(tiles <= 1).OnlyEnforceIf(several_boxes.Not())
@@ -302,7 +312,7 @@ def _dory_score(layer: Layer, t: Tile, m: Machine) -> int:
     counts, that fill the PE array ((x - 1) % 16 is largest at a multiple of 16), at least 16 outputs
     per channel, wide tiles, many channels, then the bytes the tile holds."""
     score = 1_000_000 * ((t.tw - 1) % m.pe_cols) + 1_000_000 * (t.tw * t.th >= m.pe_cols)
-    if layer.kind in cost.WHOLE_INPUT:
+    if layer.job.whole_input:
         score += 1_000_000 * ((t.tc - 1) % m.pe_rows)
     return score + 1_000_000 * t.tw + 100_000 * t.tc + sum(cost.footprint(layer, t))
 

@@ -140,7 +140,7 @@ def emit_layer(e, chip, node) -> list[str]:
     need(p.pattern in JOB_KINDS, f"job kind {p.pattern!r} is not one of {', '.join(JOB_KINDS)}")
     if not p.tile:
         raise VerifyError(f"placed on {p.core} without a tiling (run the tiling pass first)", node=node.name)
-    layer = cost.layer_geometry(g, node, p.pattern)
+    layer = cost.layer_geometry(g, node, chip.target.core(p.core).job(p.pattern))
     tile, l1 = cost.tile_of(p.tile), p.tile.get("l1", {})
     need(tile.buffers in LOOPS_C, f"buffers must be 1 or 2, not {tile.buffers}")
     _declare_driver(e, tile.buffers)
@@ -173,8 +173,8 @@ def _plane_bytes(layer) -> int:
 
 def _l2_weights(e, node, layer) -> tuple[str, str]:
     """The C expressions of the layer's weights and bias in L2 (the analog array's as packed cells)."""
-    w = e.ptr(node.inputs[1]) if layer.kind not in ("add",) + cost.ANALOG else "NULL"
-    if layer.kind in cost.ANALOG:  # L2 holds the array's cells, packed as the job reads them
+    w = e.ptr(node.inputs[1]) if layer.rows and layer.job.weight_bits == 8 else "NULL"
+    if layer.job.weight_bits != 8:  # L2 holds the array's cells, packed as the job reads them
         w = "(const int8_t *)" + e.array(node.name + "_cells", "uint8_t", pack_cells(analog.columns(e.g, node)))
     return w, e.ptr(node.inputs[2]) if layer.has_bias else "NULL"
 
@@ -186,7 +186,7 @@ def _prefetch_fields(e, chip, node) -> list:
     later = nodes[[n.name for n in nodes].index(node.name) + 1:]
     nxt = next(n for n in later if n.placement is not None and n.placement.core == core
                and n.placement.anchor == n.name)
-    layer = cost.layer_geometry(e.g, nxt, nxt.placement.pattern)
+    layer = cost.layer_geometry(e.g, nxt, chip.target.core(core).job(nxt.placement.pattern))
     tile = cost.tile_of(nxt.placement.tile)
     need(on_accelerator(chip, nxt) and tile.resident.prefetched, f"{nxt.name} does not expect its weights early")
     first = cost.boxes(layer, tile)[0]
@@ -217,7 +217,7 @@ def _job_constants(e, node, layer) -> dict:
     a = node.attrs
     for v in node.inputs[:2] + node.outputs:
         need(e.g.values[v].dtype == "int8", f"{v} is {e.g.values[v].dtype}; accelerator jobs move int8")
-    if layer.kind in cost.ANALOG:
+    if layer.job.requantizer.kind == "adc":
         need(np.isin(e.g.values[node.inputs[1]].data, (-1, 0, 1)).all(), "an analog job takes ternary weights")
         return dict(shift=a["post_shift"], out_min=a["out_min"], out_max=a["out_max"], add="NULL",
                     adc=int32s([a[f] for f in analog.ANALOG_ATTRS], "analog read-out").tolist(), write_rows=layer.rows)
