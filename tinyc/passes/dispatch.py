@@ -8,7 +8,7 @@ the graph first. The same chain valid on several cores goes to the one the cost 
 so moving data between cores costs what each layer's own DMA costs, already in its figure); on a tie,
 the first core in the configuration's order. Every other node runs on the host, with the reason each
 accelerator declined it. A pattern with a `lowering` then rewrites its chain into the ops the core
-computes exactly (the analog array's ADC: qconv -> aconv).
+computes exactly (an array read out by an ADC: qconv -> aconv).
 """
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ no tiling is left whose bound beats the best latency: then that latency is the m
 tiling a solve meets on its way is evaluated and cut, not only its optimum.
 Single buffering is searched the same way (it lets a tile twice as large fit), and the faster wins.
 
-"dory" is DORY/HTVM's heuristic for DIANA: no tiling when the layer fits whole, else the tile that
+"dory" is DORY/HTVM's heuristic: no tiling when the layer fits whole, else the tile that
 maximizes a score rewarding widths and channel counts that are multiples of the PE array, then wide
 tiles, then large tiles; single buffered.
 """
@@ -308,7 +308,7 @@ def dory(layer: Layer, m: Machine) -> Choice:
 
 
 def _dory_score(layer: Layer, t: Tile, m: Machine) -> int:
-    """DORY's objective for DIANA's digital core (maximized): tile widths, and for groups 1 channel
+    """DORY's objective for a PE array (maximized): tile widths, and for groups 1 channel
     counts, that fill the PE array ((x - 1) % 16 is largest at a multiple of 16), at least 16 outputs
     per channel, wide tiles, many channels, then the bytes the tile holds."""
     score = 1_000_000 * ((t.tw - 1) % m.pe_cols) + 1_000_000 * (t.tw * t.th >= m.pe_cols)

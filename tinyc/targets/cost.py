@@ -1,10 +1,10 @@
 """The cost model of an accelerator layer (docs/accelerators.md, "Cost model"), one set of formulas.
 
 The tiler minimizes it, the report prints it, and the emitted C and the emulator walk the same tile
-boxes (`boxes`) and count the same cycles. Every number comes from the target's data: the core's
-params (pe_rows, pe_cols, job_setup_cycles; the analog array's cycles_per_evaluation,
-write_cycles_per_row, max_channels, channel_step), the target's params (dma_setup_cycles,
-dma_bytes_per_cycle) and the core's memories by role (activations, weights).
+boxes (`boxes`) and count the same cycles. Every number comes from the target's data: the job kind's
+record (tinyc.targets.jobs: what it computes, its weight cells, its cycle formula), the core's params
+(pe_rows, pe_cols, job_setup_cycles, max_channels, channel_step), the target's params
+(dma_setup_cycles, dma_bytes_per_cycle) and the core's memories by role (activations, weights).
 """
 from __future__ import annotations
 
@@ -141,8 +141,6 @@ class Machine:
     max_channels: int = 0  # output channels one job computes at most (0: no limit)
     array_rows: int = 0  # weights per output channel one job holds at most (0: no limit)
     input_bits: int = 8  # the jobs' inputs must fit this many bits, signed
-    cycles_per_evaluation: int = 0  # analog: one array evaluation (every column, one output pixel)
-    write_cycles_per_row: int = 0  # analog: writing one array row of a channel block's weights
 
     @property
     def peak_macs_per_cycle(self) -> int:
@@ -176,8 +174,7 @@ def machine(target, core) -> Machine:
                    int(target.params["dma_setup_cycles"].value), number(target.params, "dma_bytes_per_cycle"),
                    core.memory("activations").size_bytes, core.memory("weights").size_bytes,
                    optional("macs_per_cycle", 0), optional("channel_step", 0),
-                   optional("max_channels", 0), optional("array_rows", 0), optional("input_bits", 8),
-                   optional("cycles_per_evaluation", 0), optional("write_cycles_per_row", 0))
+                   optional("max_channels", 0), optional("array_rows", 0), optional("input_bits", 8))
 
 
 # ---------------------------------------------------------------- geometry

@@ -4,7 +4,7 @@ et al., DAC 2023; numbers and sources in ../shared/DESIGN.md and docs/accelerato
 """
 from __future__ import annotations
 
-from ..ir import analog
+from ..ir import adc
 from . import constraints as c
 from .base import Core, Memory, Param, Pattern, Target
 from .jobs import Cycles, JobKind, Requantizer
@@ -87,7 +87,7 @@ DORY_ANALOG = "DORY Diana_TVM analog conv template (memcpy_analog, l1_y = 16*512
 
 
 def _to_analog(g, names):
-    analog.lower(g, names[0], ADC_BITS)
+    adc.lower(g, names[0], ADC_BITS)
 
 
 # a post-ADC multiply takes the left shifts (s < 0) a shift-only requantizer cannot
@@ -131,11 +131,6 @@ ANALOG = Core(
         "array_rows": Param(ARRAY_ROWS, "JSSC 2023 (DIANA); DORY Diana tiler: in_ch * kh * kw per load"),
         "adc_bits": Param(ADC_BITS, "JSSC 2023: AIMC I/W/O 7/1.5/6 bit"),
         "input_bits": Param(INPUT_BITS, "JSSC 2023: AIMC I/W/O 7/1.5/6 bit"),
-        "weight_bits": Param(2, "DORY Diana_TVM: weight_bits == 2 for the analog array (ternary cells)"),
-        "cycles_per_evaluation": Param(CYCLES_PER_EVALUATION,
-                                       "assumption: input DACs settle, bitlines integrate and 512 6-bit ADCs "
-                                       "convert in about 30 ns at 260 MHz, until measured"),
-        "write_cycles_per_row": Param(4, "assumption: a 1024-bit array row written through a 256-bit port"),
         "macs_per_cycle": Param(ARRAY_ROWS * ARRAY_COLUMNS // CYCLES_PER_EVALUATION,
                                 "array rows x columns per evaluation"),
         "job_setup_cycles": Param(100, "assumption: as the digital core's (a descriptor of about 20 registers)"),
