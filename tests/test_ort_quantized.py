@@ -181,10 +181,12 @@ def test_ops_in_c(dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_gemm_with_float_output(dtype):
-    """QGemm without y_scale computes in float in onnxruntime and stays a float Gemm in tinyc."""
-    m = _gemm(per_channel=True, float_out=True)(dtype)
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_gemm_with_float_output(dtype, per_channel):
+    """QGemm without y_scale: tinyc's int32 accumulator (exact) dequantized; onnxruntime's in float."""
+    m = _gemm(per_channel=per_channel, float_out=True)(dtype)
     cm = tinyc.compile(m, target="cpu")
+    assert [n.op for n in cm.graph.nodes()][-2:] == ["qmatmul", "dequantize"]
     session = _session(m)
     for seed in SEEDS:
         x = cm.random_inputs(seed)
