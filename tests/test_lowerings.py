@@ -11,6 +11,7 @@ from onnx import TensorProto, helper
 
 import tinyc
 import tinyc.zoo
+from tinyc.passes.tiling import solved_tiling
 from onnx_builders import const, model, tensor
 
 
@@ -146,3 +147,18 @@ def test_a_pool_of_signed_values_stays_on_the_host():
     pool, = [entry for entry in cm.report["layers"] if entry["op"] == "qavgpool"]
     assert "lower_global_pool: the input may be negative (-128..127 from the graph input's dtype (int8))" \
            in pool["reason"]
+
+
+# ---------------------------------------------------------------- one solve per tiling
+def test_dispatch_and_tiling_share_one_solve_per_layer_and_core():
+    solved_tiling.cache_clear()
+    model_proto = tinyc.zoo.build("ic", "ternary")
+    first = tinyc.compile(model_proto, target="diana", config="mixed", l1_reuse=False)
+    solves = solved_tiling.cache_info().misses
+    priced = [entry for entry in first.report["layers"] if entry.get("candidates")]
+    assert priced and solved_tiling.cache_info().hits >= len(priced)  # the tiling pass reused each figure
+    for entry in priced:  # the figure behind the choice is the one the layer got (no L1 plan changes it)
+        assert entry["modeled"]["cycles"] == entry["candidates"][entry["core"]]
+    again = tinyc.compile(model_proto, target="diana", config="mixed", l1_reuse=False)
+    assert solved_tiling.cache_info().misses == solves  # nothing solved twice
+    assert again.report["layers"] == first.report["layers"]
