@@ -56,7 +56,8 @@ def measure(model, target: str, config: str, repeat: int) -> dict:
             "arena_ratio": arena / bound if bound else None}
 
 
-HEADER = f"{'model':<14} {'config':<8} {'compile s':>10} {'C build s':>10} {'arena B':>9} {'lower bound B':>14} {'ratio':>6}"
+HEADER = (f"{'model':<14} {'config':<8} {'compile s':>10} {'C build s':>10} {'arena B':>9} {'lower bound B':>14} "
+          f"{'ratio':>6}")
 
 
 def row_line(r: dict) -> str:
@@ -95,8 +96,8 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append({"model": model_id, "config": config, "error": str(e)})
             print(row_line(rows[-1]), flush=True)
     if args.json:
-        figures = {"target": args.target, "variant": args.variant, "repeat": args.repeat, "python": platform.python_version(),
-                   "machine": platform.machine(), "models": rows}
+        figures = {"target": args.target, "variant": args.variant, "repeat": args.repeat,
+                   "python": platform.python_version(), "machine": platform.machine(), "models": rows}
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
     return 1 if any("error" in r for r in rows) else 0
 

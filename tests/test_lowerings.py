@@ -63,7 +63,8 @@ def conv_layers(cm):
 
 
 # ---------------------------------------------------------------- 1-D convs
-CONV1D = qdq_convs((1, 40, 98), [(32, (3,), (1,), (1, 1), 1), (32, (3,), (2,), (1, 1), 32), (16, (1,), (1,), (0, 0), 1)])
+CONV1D = qdq_convs((1, 40, 98), [(32, (3,), (1,), (1, 1), 1), (32, (3,), (2,), (1, 1), 32),
+                                 (16, (1,), (1,), (0, 0), 1)])
 
 
 def test_interpreter_equals_onnxruntime_on_the_1d_model():
@@ -138,7 +139,8 @@ def test_a_pool_of_signed_values_stays_on_the_host():
     nodes = [helper.make_node("DequantizeLinear", ["x", "s", "zp"], ["xf"]),
              helper.make_node("GlobalAveragePool", ["xf"], ["p"]),
              helper.make_node("QuantizeLinear", ["p", "s", "zp"], ["y"])]
-    pool_model = model(nodes, [tensor("x", [1, 8, 4, 4], TensorProto.INT8)], [tensor("y", [1, 8, 1, 1], TensorProto.INT8)],
+    pool_model = model(nodes, [tensor("x", [1, 8, 4, 4], TensorProto.INT8)],
+                       [tensor("y", [1, 8, 1, 1], TensorProto.INT8)],
                        [const("s", np.float32(2.0 ** -4)), const("zp", np.int8(0))])
     cm = tinyc.compile(pool_model, target="diana", config="digital")
     x = cm.random_inputs(5)

@@ -13,8 +13,8 @@ import itertools
 
 import numpy as np
 
-from ..ir.graph import Graph
 from ..ir import ops
+from ..ir.graph import Graph
 from .lowering import lower, replace_conv, reshaped
 
 MAX_GROWTH = 2  # zero taps added per side at most: enough to reach the next odd size from any size
@@ -33,8 +33,8 @@ def _options(g: Graph, n, before, probe):
     found = []
     for eh, ew in itertools.product(range(MAX_GROWTH + 1), repeat=2):
         if eh or ew:
-            found.append(((kh + eh) * (kw + ew) * c_in // a["group"], f"as a {kh + eh}x{kw + ew} conv (taps of weight 0 added)",
-                          _extend(eh, ew)))
+            found.append(((kh + eh) * (kw + ew) * c_in // a["group"],
+                          f"as a {kh + eh}x{kw + ew} conv (taps of weight 0 added)", _extend(eh, ew)))
     if (sh > 1 or sw > 1) and a["group"] == 1 and tuple(a["dilations"]) == (1, 1) and _s2d_shape(g, n) is not None:
         ka, kb = -(-kh // sh), -(-kw // sw)
         for eh, ew in itertools.product(range(MAX_GROWTH + 1), repeat=2):
