@@ -131,7 +131,7 @@ def test_why_a_lowering_does_not_apply():
                          config="digital")
     conv, = conv_layers(nine)  # stride 1: no space-to-depth; 9 + 2 taps reach no size in 1, 3, 5, 7
     assert conv["core"] == "host"
-    assert "lower_kernel: 8 rewrite(s) tried, none taken; the last, as a 11x11 conv (taps of weight 0 added): " \
+    assert "lower_kernel: 35 rewrite(s) tried, none taken; the last, as a 11x11 conv (taps of weight 0 added): " \
            "digital: kernel 1, 3, 5 or 7 on each side (is 11x11)" in conv["reason"]
 
 
@@ -164,3 +164,16 @@ def test_dispatch_and_tiling_share_one_solve_per_layer_and_core():
     again = tinyc.compile(model_proto, target="diana", config="mixed", l1_reuse=False)
     assert solved_tiling.cache_info().misses == solves  # nothing solved twice
     assert again.report["layers"] == first.report["layers"]
+
+
+@pytest.mark.parametrize("kernel, strides, pads, group", [
+    ((2, 2), (2, 2), (0, 0, 0, 0), 1),  # space-to-depth to 1x1
+    ((4, 4), (1, 1), (1, 2, 2, 1), 1),  # zero taps to 5x5
+    ((10, 4), (2, 1), (4, 1, 5, 2), 1),  # strided rows only, odd pads
+    ((6, 3), (3, 3), (2, 1, 2, 1), 1),  # 3x3 blocks
+    ((2, 4), (1, 1), (1, 1, 0, 2), 6),  # depthwise: zero taps only
+])
+def test_lowered_kernels_bit_exact_with_the_host_build(kernel, strides, pads, group):
+    cm, _ = host_and(qdq_convs((1, 6, 15, 13), [(6, kernel, strides, pads, group)], seed=7), "digital")
+    conv, = conv_layers(cm)
+    assert conv["core"] == "digital"
