@@ -22,6 +22,7 @@ CONV_OPS, MATMUL_OPS = ("conv", "qconv", "aconv"), ("matmul",) + DENSE_OPS  # th
 # kinds whose every output channel reads every input channel
 WHOLE_INPUT = ("conv2d", "dense", "analog_conv2d", "analog_dense")
 ANALOG = ("analog_conv2d", "analog_dense")  # an array evaluation per output pixel; weights as 2-bit cells
+DENSE_KINDS = ("dense", "analog_dense")
 CELLS_PER_BYTE = 4  # a ternary cell is 2 bits: the array's 147456 B hold its 1152 x 512 cells
 
 
@@ -60,6 +61,14 @@ class Layer:
     @property
     def bias_bytes_per_channel(self) -> int:
         return 4 if self.has_bias and self.kind != "add" else 0
+
+    @property
+    def pointwise(self) -> bool:
+        """Each output pixel reads its own input pixel (kernel 1x1, stride 1, no pads; add): a box, dense
+        in the core's memory, is the same job over one row of its pixels, which fill the PE columns
+        across the ends of its rows."""
+        return self.kind not in DENSE_KINDS and (self.kh, self.kw, self.sh, self.sw) == (1, 1, 1, 1) \
+            and not any(self.pads)
 
     @property
     def macs(self) -> int:
@@ -323,7 +332,8 @@ def compute_cycles(layer: Layer, cn: int, hn: int, wn: int, m: Machine) -> int:
     per_pass = m.cycles_per_evaluation if layer.kind in ANALOG else \
         {"conv2d": layer.c_in * layer.kh * layer.kw, "depthwise": layer.kh * layer.kw,
          "dense": -(-layer.c_in // m.pe_cols), "add": 1}[layer.kind]
-    return -(-cn // m.pe_rows) * hn * -(-wn // m.pe_cols) * per_pass + m.job_setup_cycles
+    rows, columns = (1, hn * wn) if layer.pointwise else (hn, wn)
+    return -(-cn // m.pe_rows) * rows * -(-columns // m.pe_cols) * per_pass + m.job_setup_cycles
 
 
 def ideal_cycles(layer: Layer, m: Machine) -> int:
