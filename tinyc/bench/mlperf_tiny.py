@@ -198,7 +198,7 @@ def run(args) -> int:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(rows, indent=1) + "\n")
-    pngs = "" if any(p.suffix == ".png" for p in written) else " (no PNG: pip install tinyc[plot])"
+    pngs = "" if any(p.suffix == ".png" for p in written) else " (no PNG: pip install -e '.[plot]')"
     print(f"\nwrote {len(set(written))} files to {args.out}/{pngs}{f', rows to {args.json}' if args.json else ''}; "
           f"{round(time.monotonic() - begin, 1)} s on {results['meta']['cpu']}")
     return 1 if len(ok) < len(rows) or not all(r["outputs_match"] for r in ok) else 0

@@ -14,6 +14,9 @@ import networkx as nx
 import numpy as np
 
 DTYPES = ("float32", "int8", "uint8", "int32", "int64")
+# Ops that move a quantized tensor's data without changing what it means: a tensor they join has the
+# quantization of its neighbour (flip_sign shifts the zero point by 128 between int8 and uint8).
+QUANT_KEEPING = ("reshape", "transpose", "flip_sign")
 
 
 @dataclass
@@ -22,6 +25,16 @@ class Quant:
     scale: np.ndarray
     zero_point: np.ndarray
     axis: int | None = None
+
+    @property
+    def per_tensor(self) -> tuple[float, int]:
+        """(scale, zero point) of a per-tensor quantization."""
+        return float(np.asarray(self.scale).reshape(-1)[0]), int(np.asarray(self.zero_point).reshape(-1)[0])
+
+    def text(self) -> str:
+        """How a per-tensor quantized value reads as a real number, for people: `(q + 128) * 0.00390625`."""
+        scale, zp = self.per_tensor
+        return f"(q {'-' if zp >= 0 else '+'} {abs(zp)}) * {scale:.9g}"
 
 
 @dataclass
@@ -82,7 +95,9 @@ class Graph:
         self.source = ""  # the file the graph came from, for error messages
         self.arena_bytes = 0  # set by the memory planner
         self.arena_lower_bound = 0
+        self.notes: dict[str, str] = {}  # node name -> why a lowering pass left it as it is (the report says)
         self._order = itertools.count()
+        self._topo: list[str] | None = None  # nodes()'s order, kept until a node or an edge changes
 
     # ---- building ----
     def add_value(self, value: Value) -> Value:
@@ -98,6 +113,7 @@ class Graph:
         name = self.unique_node_name(name)
         self.nx.add_node(name, op=op, inputs=list(inputs), outputs=list(outputs), attrs=attrs,
                          order=next(self._order))
+        self._topo = None
         return name
 
     def unique_node_name(self, base: str) -> str:
@@ -114,10 +130,12 @@ class Graph:
 
     def remove_node(self, name: str) -> None:
         self.nx.remove_node(name)
+        self._topo = None
 
     def connect(self) -> "Graph":
         """Rebuild every edge from the nodes' inputs and outputs."""
         self.nx.remove_edges_from(list(self.nx.edges))
+        self._topo = None
         producer = self.producers()
         for n, data in self.nx.nodes(data=True):
             for v in data["inputs"]:
@@ -132,8 +150,34 @@ class Graph:
 
     def nodes(self) -> list[Node]:
         """All nodes in a deterministic topological order (ties by creation order)."""
-        order = nx.get_node_attributes(self.nx, "order")
-        return [self.node(n) for n in nx.lexicographical_topological_sort(self.nx, key=order.get)]
+        if self._topo is None:
+            order = nx.get_node_attributes(self.nx, "order")
+            self._topo = list(nx.lexicographical_topological_sort(self.nx, key=order.get))
+        return [self.node(n) for n in self._topo]
+
+    def io_quant(self, name: str) -> Quant | None:
+        """The per-tensor quantization of an int8/uint8 value (what firmware needs to quantize a graph
+        input and read an output); when the canonicalizer left it unset (a graph input read through a
+        reshape, a uint8 input through a flip to int8), that of the nearest value joined to it by
+        QUANT_KEEPING ops."""
+        if self.values[name].dtype not in ("int8", "uint8"):
+            return None
+        producers, consumers = self.producers(), self.consumers()
+        seen, todo = {name}, [name]
+        while todo:
+            v = self.values[todo.pop(0)]
+            if v.quant is not None and np.size(v.quant.scale) == 1:
+                shift = {("uint8", "int8"): 128, ("int8", "uint8"): -128}.get((self.values[name].dtype, v.dtype), 0)
+                return Quant(v.quant.scale, v.quant.zero_point + shift, v.quant.axis)
+            nodes = [producers[v.name]] if v.name in producers else []
+            for n in nodes + consumers.get(v.name, []):
+                d = self.nx.nodes[n]
+                if d["op"] in QUANT_KEEPING:
+                    for other in d["inputs"][:1] + d["outputs"]:
+                        if other not in seen:
+                            seen.add(other)
+                            todo.append(other)
+        return None
 
     def producers(self) -> dict[str, str]:
         return {v: n for n, d in self.nx.nodes(data=True) for v in d["outputs"]}
@@ -165,6 +209,7 @@ class Graph:
             if not dead:
                 break
             self.nx.remove_nodes_from(dead)
+            self._topo = None
         referenced = set(self.inputs) | set(self.outputs)
         for _, d in self.nx.nodes(data=True):
             referenced.update(d["inputs"])
@@ -176,6 +221,7 @@ class Graph:
         g = Graph(self.name)
         g.source = self.source
         g.arena_bytes, g.arena_lower_bound = self.arena_bytes, self.arena_lower_bound
+        g.notes = dict(self.notes)
         g.nx = self.nx.copy()
         for n, d in g.nx.nodes(data=True):
             d["inputs"], d["outputs"], d["attrs"] = list(d["inputs"]), list(d["outputs"]), dict(d["attrs"])
