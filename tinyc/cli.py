@@ -12,6 +12,7 @@ import numpy as np
 
 from . import targets
 from .errors import InputError, TinycError
+from .compiler import REQUANTS
 from .passes.tiling import TILERS
 from .report import format_profile, format_text
 
@@ -40,6 +41,10 @@ def _parser() -> argparse.ArgumentParser:
         c.add_argument("--tiler", choices=list(TILERS), default="cp-sat",
                        help="how accelerator layers are tiled: cp-sat (minimum modeled latency, default) or "
                             "dory (DORY/HTVM's heuristic)")
+        c.add_argument("--requant", choices=list(REQUANTS), default="exact",
+                       help="exact (default): every requantization as the model states it; pow2: re-express a "
+                            "layer's as an accelerator's shift where that brings it to one, an approximation "
+                            "whose measured error `tinyc report` shows")
         return c
 
     c = model_command("compile", "compile a model into a self-contained C project")
@@ -108,7 +113,16 @@ def _model_source(spec: str):
 def _compile(args):
     from .compiler import compile
     model, name = _model_source(args.model)
-    cm = compile(model, target=args.target, config=args.config, name=name, tiler=args.tiler)
+    cm = compile(model, target=args.target, config=args.config, name=name, tiler=args.tiler,
+                 requant=args.requant)
+    approximation = cm.report.get("approximation")
+    if approximation is not None:
+        out = approximation["outputs"][0] if approximation["outputs"] else None
+        measured = f"; output {out['name']}: SNR " + ("exact" if out["snr_db"] is None else f"{out['snr_db']} dB") + \
+            f", top-1 agreement {out['top1_agreement']}/{approximation['inputs']} against the exact model" if out else ""
+        print(f"tinyc: note: --requant pow2 approximated {len(approximation['layers'])} layers' requantization by a "
+              f"shift{measured} (measured on random inputs; `tinyc report --requant pow2` shows each layer's)",
+              file=sys.stderr)
     if cm.target.accelerators(cm.config) and all(n.placement.core == cm.target.host.name for n in cm.graph.nodes()):
         print(f"tinyc: note: configuration {cm.config} of {cm.target.name} places no layer on an accelerator; "
               f"every layer runs on the host (`tinyc report` says why)", file=sys.stderr)

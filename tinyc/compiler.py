@@ -16,34 +16,53 @@ from .ir.verify import verify
 from .passes.canonicalize import canonicalize
 from .passes.dispatch import dispatch
 from .passes.memory import plan_memory
+from .passes.requant_pow2 import measure, requant_pow2
 from .passes.tiling import TILERS, tiling
 from .report import build_report
 
 
+REQUANTS = ("exact", "pow2")
+MEASURE_INPUTS = 10  # seeded random inputs on which requant="pow2" measures what it approximated
+FIT_SEEDS = range(1000, 1004)  # and the others, apart, on which it re-fits the biases
+
+
 def compile(model, target: str = "cpu", config: str | None = None, name: str = "model",
-            tiler: str = "cp-sat") -> "CompiledModel":
+            tiler: str = "cp-sat", requant: str = "exact") -> "CompiledModel":
     """Compile an ONNX model (a path, bytes or onnx.ModelProto) for `target`.
 
     config: which of the target's accelerators to use (`tinyc.targets.get(target).configs`; default the
-    first, every core); tiler: "cp-sat" (minimum modeled latency) or "dory" (DORY's heuristic)."""
+    first, every core); tiler: "cp-sat" (minimum modeled latency) or "dory" (DORY's heuristic);
+    requant: "exact" (default) or "pow2", which re-expresses a layer's requantization as a shift where
+    that brings it to an accelerator, and reports the measured error (report["approximation"])."""
     tgt = targets.get(target)
     config = config or tgt.default_config
     if config not in tgt.configs:
         raise InputError(f"target {tgt.name} has configurations {', '.join(tgt.configs)}, not {config!r}")
     if tiler not in TILERS:
         raise InputError(f"unknown tiler {tiler!r}; tilers: {', '.join(TILERS)}")
+    if requant not in REQUANTS:
+        raise InputError(f"unknown requant {requant!r}; one of {', '.join(REQUANTS)}")
     graph = from_onnx(model)
+    fit = [random_inputs(graph, seed) for seed in FIT_SEEDS] if requant == "pow2" else []
     passes = (("canonicalize", canonicalize),
+              ("requant_pow2", (lambda g: requant_pow2(g, tgt, config, fit)) if requant == "pow2" else None),
               ("dispatch", lambda g: dispatch(g, tgt, config)),
               ("tiling", lambda g: tiling(g, tgt, tiler)),
               ("plan_memory", plan_memory))
+    after = {}
     try:
         for step_name, step in passes:
-            graph = verify(step(graph), after=step_name)
+            if step is not None:
+                graph = after[step_name] = verify(step(graph), after=step_name)
         _check_fits(graph, tgt)
     except TinycError as e:
         raise e.located(file=graph.source) from None
-    return CompiledModel(graph, tgt, config, _c_identifier(name))
+    approximation = None
+    if requant == "pow2":
+        exact = after["canonicalize"]
+        inputs = [random_inputs(exact, seed) for seed in range(MEASURE_INPUTS)]
+        approximation = measure(exact, after["requant_pow2"], inputs)
+    return CompiledModel(graph, tgt, config, _c_identifier(name), approximation)
 
 
 def _check_fits(g: Graph, target) -> None:
@@ -61,15 +80,30 @@ def _c_identifier(name: str) -> str:
     return ident if ident and not ident[0].isdigit() else "m_" + ident
 
 
+def random_inputs(g: Graph, seed: int = 0) -> dict[str, np.ndarray]:
+    """Seeded inputs of the right names, dtypes and shapes: the full range of an integer dtype, standard
+    normal floats (the CLI's, the benchmarks', the tests' and requant="pow2"'s one source of inputs)."""
+    rng = np.random.default_rng(seed)
+    inputs = {}
+    for name in g.inputs:
+        v = g.values[name]
+        if np.issubdtype(np.dtype(v.dtype), np.integer):
+            info = np.iinfo(v.dtype)
+            inputs[name] = rng.integers(info.min, info.max + 1, v.shape).astype(v.dtype)
+        else:
+            inputs[name] = rng.standard_normal(v.shape).astype(v.dtype)
+    return inputs
+
+
 class CompiledModel:
-    def __init__(self, graph: Graph, target, config: str, prefix: str):
+    def __init__(self, graph: Graph, target, config: str, prefix: str, approximation: dict | None = None):
         self.graph = graph
         self.target = target
         self.config = config
         self.prefix = prefix
         from .backends.c import emit_c
         self.sources = emit_c(graph, prefix, target)
-        self._report = build_report(graph, target, config)
+        self._report = build_report(graph, target, config, approximation)
         self._workdir: tempfile.TemporaryDirectory | None = None
         self._executables: dict[bool, str] = {}
 
@@ -126,18 +160,8 @@ class CompiledModel:
         return np.ascontiguousarray(arr).reshape(v.shape)
 
     def random_inputs(self, seed: int = 0) -> dict[str, np.ndarray]:
-        """Seeded inputs of the right names, dtypes and shapes: the full range of an integer dtype, standard
-        normal floats (the CLI's, the benchmarks' and the tests' one source of inputs)."""
-        rng = np.random.default_rng(seed)
-        inputs = {}
-        for name in self.graph.inputs:
-            v = self.graph.values[name]
-            if np.issubdtype(np.dtype(v.dtype), np.integer):
-                info = np.iinfo(v.dtype)
-                inputs[name] = rng.integers(info.min, info.max + 1, v.shape).astype(v.dtype)
-            else:
-                inputs[name] = rng.standard_normal(v.shape).astype(v.dtype)
-        return inputs
+        """Seeded inputs of the model (`random_inputs` above)."""
+        return random_inputs(self.graph, seed)
 
     def interpret(self, inputs: dict) -> dict[str, np.ndarray]:
         """The same model on tinyc's reference interpreter (the IR's spec)."""
