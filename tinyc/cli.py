@@ -48,7 +48,12 @@ def _parser() -> argparse.ArgumentParser:
         return c
 
     c = model_command("compile", "compile a model into a self-contained C project")
-    c.add_argument("-o", "--output", required=True, help="the project directory to write")
+    c.add_argument("-o", "--output", required=True,
+                   help="the project directory to write: new, empty, or one tinyc wrote before (its files are "
+                        "replaced, other files stay)")
+    c.add_argument("--force", action="store_true",
+                   help="write into a non-empty directory tinyc did not write (same-named files are "
+                        "overwritten; nothing is deleted)")
     c = model_command("run", "compile, build with the host C compiler, run on inputs")
     c.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy",
                    help="an input tensor (repeat per input); random inputs when none is given")
@@ -131,7 +136,7 @@ def _compile(args):
 
 def cmd_compile(args):
     cm = _compile(args)
-    out = cm.write(args.output)
+    out = cm.write(args.output, force=args.force)
     t = cm.report["totals"]
     print(f"wrote {out}/ ({len(cm.sources)} files): {t['layers']} layers, {t['macs']} MACs, "
           f"arena {t['arena_bytes']} B, weights {t['weights_bytes']} B")
@@ -155,6 +160,8 @@ def _load_inputs(cm, specs: list[str]) -> dict:
 
 
 def cmd_run(args):
+    if args.output:
+        _not_the_model(args.output, args.model)
     cm = _compile(args)
     inputs = _load_inputs(cm, args.input)
     if args.profile:
@@ -181,8 +188,16 @@ def cmd_report(args):
     print(format_text(report))
 
 
+def _not_the_model(output: str, model: str) -> None:
+    """An output path must never name the input model: writing it would destroy the user's file."""
+    out, src = Path(output), Path(model)
+    if out.exists() and src.exists() and out.resolve() == src.resolve():
+        raise InputError("is the input model; choose another output path", file=output)
+
+
 def cmd_quantize(args):
     from .quantizer import quantize_file
+    _not_the_model(args.output, args.model)
     quantize_file(args.model, args.calib, args.output, power_of_two=args.pow2, percentile=args.percentile)
     print(f"wrote {args.output}")
 

@@ -75,6 +75,20 @@ def _check_fits(g: Graph, target) -> None:
             f"{target.name} has {budget.size_bytes} B", node=g.name)
 
 
+PROJECT_MARK = ".tinyc-project"  # lists the files tinyc wrote into a project directory, one per line
+
+
+def _project_mark(sources: dict[str, str]) -> str:
+    return ("# Written by tinyc: `tinyc compile -o` replaces the files listed below and leaves every other\n"
+            "# file of this directory alone.\n" + "".join(f"{f}\n" for f in sorted(sources)))
+
+
+def _marked_files(mark: Path) -> list[str]:
+    """The file names a project mark lists (plain names only: a mark never leads tinyc outside its folder)."""
+    lines = mark.read_text().splitlines()
+    return [n for n in lines if n and not n.startswith("#") and n == Path(n).name and n not in (".", "..")]
+
+
 def _c_identifier(name: str) -> str:
     ident = "".join(c if c.isalnum() else "_" for c in name)
     return ident if ident and not ident[0].isdigit() else "m_" + ident
@@ -108,20 +122,36 @@ class CompiledModel:
         self._executables: dict[bool, str] = {}
 
     # ---- the C project ----
-    def write(self, directory) -> Path:
-        """Write the self-contained C project; the directory appears whole or not at all."""
+    def write(self, directory, force: bool = False) -> Path:
+        """Write the self-contained C project and return its directory.
+
+        A new or empty directory is created whole or not at all. A directory tinyc wrote before (it holds
+        the PROJECT_MARK file) gets its files replaced; files a user added there stay. Any other non-empty
+        directory is refused unless `force`, which writes tinyc's files into it beside the user's (a user's
+        file of the same name as one of tinyc's is overwritten). Nothing tinyc did not write is deleted."""
         final = Path(directory)
+        if final.exists() and not final.is_dir():
+            raise InputError("exists and is not a directory; give a directory for the C project", file=str(final))
+        mark = final / PROJECT_MARK
+        stale = set(_marked_files(mark)) if mark.is_file() else set()
+        if final.is_dir() and any(final.iterdir()) and not mark.is_file() and not force:
+            raise InputError(f"not empty, and not a project tinyc wrote (no {PROJECT_MARK}); choose a new or "
+                             f"empty directory, or --force to write tinyc's files into it", file=str(final))
+        files = {**self.sources, PROJECT_MARK: _project_mark(self.sources)}
         final.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
         try:
-            for fname, text in self.sources.items():
+            for fname, text in files.items():
                 (staging / fname).write_text(text)
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(staging, final)
-        except BaseException:
+            if not final.exists():
+                os.replace(staging, final)  # the project appears in one rename
+                return final
+            for fname in files:
+                os.replace(staging / fname, final / fname)
+            for fname in stale - set(files):  # written by an earlier tinyc, no longer part of the project
+                (final / fname).unlink(missing_ok=True)
+        finally:
             shutil.rmtree(staging, ignore_errors=True)
-            raise
         return final
 
     # ---- running ----
