@@ -3,7 +3,8 @@
 A value's range is what its producer can make of its inputs' ranges, within the producer's clip bounds
 (out_min/out_max of a q-op): ops that only move or select values (reshape, transpose, max pool, concat,
 constant pad) and averages (an int8 average pool, whose rounded mean stays between its inputs' extremes)
-keep their inputs' hull; a table (lut) holds the entries its input's range reaches; a constant's range is
+keep their inputs' hull; a table (lut) holds the entries its input's range reaches, a quantize of a float
+clip the clip's bounds quantized (both monotone); a constant's range is
 its data's; anything else, a graph input included, spans its dtype.
 """
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .graph import Graph
+from .ops import OPS
 
 MOVES = ("reshape", "transpose", "maxpool", "concat", "pad")  # outputs only hold values of their inputs
 AVERAGES = ("avgpool", "qavgpool")  # a mean (rounded to an integer) lies between its terms' extremes
@@ -46,6 +48,13 @@ def _carried(g: Graph, producer) -> tuple[int, int, str] | None:
         lo, hi, why = value_range(g, producer.inputs[0])
         reached = np.asarray(producer.attrs["table"])[lo + 128:hi + 129]
         return int(reached.min()), int(reached.max()), f"the table {producer.name} over {lo}..{hi} ({why})"
+    if producer.op == "quantize":  # monotone: a float clip's bounds, quantized, bound its result
+        clip = g.producers().get(producer.inputs[0])
+        a = g.node(clip).attrs if clip and g.node(clip).op == "clip" else None
+        if a is None or not (np.isfinite(a["min"]) and np.isfinite(a["max"])):
+            return None
+        lo, hi = OPS["quantize"].compute([np.float32([a["min"], a["max"]])], dict(producer.attrs, axis=None))[0]
+        return int(lo), int(hi), f"the float clip {clip}, quantized"
     if producer.op not in MOVES + AVERAGES:
         return None
     ranges = [value_range(g, x) for x in producer.inputs if x and not _is_shape(g, producer, x)]

@@ -59,6 +59,17 @@ def check(g: Graph, core: Core, pattern: Pattern, nodes: tuple[Node, ...]) -> Ma
     return Match(core, pattern, nodes, len(pattern.constraints), "")
 
 
+def matches_at(g: Graph, core: Core, start: Node, readers: dict[str, list[str]]) -> list[Match]:
+    """The core's patterns whose chain starts at `start`, checked (requant_pow2 and the quantizer ask
+    whether a core would take one layer)."""
+    found = []
+    for pattern in core.patterns:
+        nodes = chain(g, start, pattern.ops, readers)
+        if nodes is not None:
+            found.append(check(g, core, pattern, nodes))
+    return found
+
+
 def matches(g: Graph, cores: tuple[Core, ...]) -> list[Match]:
     """Every chain each core's patterns find, checked; in the cores' order, then patterns', then nodes'."""
     readers, nodes_in_order = g.consumers(), g.nodes()

@@ -26,7 +26,7 @@ from ..ir.interpret import interpret
 from ..ir.ops import OPS
 from ..ir.quant_math import INT32_MAX, INT32_MIN
 from ..targets.base import Target
-from .dispatch import chain, check
+from .dispatch import matches_at
 
 WEIGHTED = {"qconv": 0, "qmatmul": 1}  # op -> the weight axis of its output channels
 SHIFT_MULTIPLIER = 1 << 30  # with rounding "single", multiplier 2^30 and shift 1 - s is a plain shift by s
@@ -48,12 +48,7 @@ def requant_pow2(g: Graph, target: Target, config: str, inputs: list[dict]) -> G
 def _accepted(g: Graph, cores, name: str) -> bool:
     """Whether a pattern of one of the cores, starting at node `name`, meets every constraint."""
     readers, start = g.consumers(), g.node(name)
-    for core in cores:
-        for pattern in core.patterns:
-            nodes = chain(g, start, pattern.ops, readers)
-            if nodes is not None and not check(g, core, pattern, nodes).failure:
-                return True
-    return False
+    return any(not m.failure for core in cores for m in matches_at(g, core, start, readers))
 
 
 def _shift(scaled: np.ndarray) -> int | None:
