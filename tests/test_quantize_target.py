@@ -1,14 +1,16 @@
 """tinyc quantize for a target's cores: what each core accepts, read off the target's patterns; the range
 analysis that proves a ternary layer's 7-bit input through pools; the ops the quantizer folds or tabulates."""
 import numpy as np
+import onnx
 import pytest
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 
 import tinyc
 from onnx_builders import const, model, tensor
 from tinyc.ir.interpret import interpret
 from tinyc.ir.ranges import value_range
 from tinyc.quantizer import quantize
+from tinyc.zoo import build, sample
 
 
 def pooled_cnn(seed=0):
@@ -46,3 +48,142 @@ def test_ternary_input_range_carried_through_pools():
         x = rng.normal(size=(1, 3, 16, 16)).astype(np.float32) * 4
         for v, a in interpret(probe, {"x": x}).items():
             assert proven[v][0] <= a.min() and a.max() <= proven[v][1], v
+
+
+ZOO = ("kws", "vww", "ic", "ad")
+
+
+def _cli(argv, capsys):
+    from tinyc.cli import main
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line_error(code, err):
+    lines = err.splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("tinyc: error: ") and "Traceback" not in err, err
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def zoo_files(tmp_path_factory):
+    """Each zoo float network and its calibration data, saved as a user would have them."""
+    d = tmp_path_factory.mktemp("zoo")
+    for name in ZOO:
+        onnx.save(build(name, "float"), d / f"{name}.onnx")
+        np.save(d / f"{name}_calib.npy", sample(name, 8, seed=1))
+    return d
+
+
+@pytest.mark.parametrize("name", ZOO)
+def test_quantize_for_diana_puts_every_layer_the_cores_take_on_them(name, zoo_files, tmp_path, capsys):
+    """tinyc quantize --target diana, then compile (mixed): every conv/dense layer runs on an accelerator
+    but those the quantizer names as host only, each with the cores' reasons."""
+    out = tmp_path / "q.onnx"
+    code, text, err = _cli(["quantize", zoo_files / f"{name}.onnx", "--calib", zoo_files / f"{name}_calib.npy",
+                            "--target", "diana", "-o", out], capsys)
+    assert code == 0, err
+    host_only = {line.split()[0] for line in text.splitlines()[1:] if "host only" in line}
+    cm = tinyc.compile(out, target="diana", config="mixed", tiler="dory")  # dory: the fast tiler, same cores
+    mac_layers = [x for x in cm.report["layers"] if x["op"] in ("qconv", "aconv", "qmatmul", "amatmul")]
+    on_host = {x["name"][:-len("_q")] for x in mac_layers if x["core"] == "host"}
+    print(f"\n  {name}: {len(mac_layers) - len(on_host)} of {len(mac_layers)} conv/dense layers on accelerators, "
+          f"host only: {sorted(on_host)}")
+    assert on_host == host_only
+    assert len(on_host) <= (1 if name == "kws" else 0)  # kws: its 10x4 first conv fits neither core
+    for line in text.splitlines()[1:]:
+        if "host only" in line:
+            assert "digital: kernel 1, 3, 5 or 7 on each side (is 10x4)" in line and "analog: padding" in line
+
+
+def test_quantize_flags(zoo_files, tmp_path, capsys):
+    """--per-channel, --per-tensor, --ternary (names, auto, none), --io int8, --target/--config as read off
+    the written model; without --target the defaults are per-channel, float scales, no ternary."""
+    model, calib = zoo_files / "ic.onnx", zoo_files / "ic_calib.npy"
+
+    def quantized(*flags):
+        out = tmp_path / f"q{len(list(tmp_path.iterdir()))}.onnx"
+        code, text, err = _cli(["quantize", model, "--calib", calib, "-o", out, *flags], capsys)
+        assert code == 0, err
+        q = onnx.load(out)
+        inits = {i.name: numpy_helper.to_array(i) for i in q.graph.initializer}
+        return q, inits, text
+
+    def weight_scales(inits):
+        return {k[:-len(".weight_scale")]: v for k, v in inits.items() if k.endswith(".weight_scale")}
+
+    def ternary_layers(inits):
+        return {k[:-len(".weight_q")] for k, v in inits.items()
+                if k.endswith(".weight_q") and set(np.unique(v)) <= {-1, 0, 1}}
+
+    _, inits, _ = quantized()
+    assert all(v.size > 1 for v in weight_scales(inits).values()) and not ternary_layers(inits)
+    assert any(np.frexp(v)[0].min() != 0.5 for v in weight_scales(inits).values())  # float scales
+    _, inits, _ = quantized("--per-tensor", "--pow2")
+    assert all(v.size == 1 and np.frexp(v)[0] == 0.5 for v in weight_scales(inits).values())
+    _, inits, _ = quantized("--ternary", "conv2,conv5", "--pow2")
+    assert ternary_layers(inits) == {"conv2", "conv5"}
+    _, inits, _ = quantized("--ternary", "auto")
+    assert ternary_layers(inits) == {f"conv{i}" for i in range(2, 10)}
+    q, inits, text = quantized("--target", "diana", "--config", "digital", "--io", "int8")
+    assert not ternary_layers(inits)  # per channel where the scales agree on one shift, else per tensor
+    assert [t.type.tensor_type.elem_type for t in [*q.graph.input, *q.graph.output]] == [TensorProto.INT8] * 2
+    assert "10 of 10 conv/dense layers taken by an accelerator" in text and "int8 I/O" in text
+    _, inits, _ = quantized("--target", "diana", "--config", "analog", "--ternary", "none")
+    assert not ternary_layers(inits)
+    _, inits, _ = quantized("--target", "diana", "--per-channel")  # an explicit flag beats the target's choice
+    assert all(v.size > 1 for v in weight_scales(inits).values())
+    _, inits, text = quantized("--target", "diana", "--config", "analog")
+    assert ternary_layers(inits) == {f"conv{i}" for i in range(1, 10)} | {"fc1"}  # no int8 core: all ternary
+
+
+def test_calibration_from_npy_npz_and_folder(zoo_files, tmp_path, capsys):
+    """The same samples as one .npy, a .npz by input name, or a folder of one .npy per sample (with or
+    without the batch axis) or of batches: the same bytes."""
+    data = np.load(zoo_files / "ad_calib.npy")
+    np.savez(tmp_path / "calib.npz", input=data)
+    folder = tmp_path / "samples"
+    folder.mkdir()
+    for i, x in enumerate(data):
+        np.save(folder / f"{i:02d}.npy", x[None] if i % 2 else x)
+    batches = tmp_path / "batches"
+    batches.mkdir()
+    np.save(batches / "a.npy", data[:5])
+    np.save(batches / "b.npy", data[5:])
+    written = []
+    for calib in (zoo_files / "ad_calib.npy", tmp_path / "calib.npz", folder, batches):
+        out = tmp_path / f"{calib.stem}_q.onnx"
+        code, _, err = _cli(["quantize", zoo_files / "ad.onnx", "--calib", calib, "--pow2", "-o", out], capsys)
+        assert code == 0, err
+        written.append(out.read_bytes())
+    assert all(w == written[0] for w in written[1:])
+
+
+def test_quantize_bad_input_is_one_line(zoo_files, tmp_path, capsys):
+    model, calib, out = zoo_files / "ad.onnx", zoo_files / "ad_calib.npy", tmp_path / "q.onnx"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (tmp_path / "bad.npy").write_text("not an array")
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    np.save(mixed / "a.npy", np.zeros((640,), np.float32))
+    np.save(mixed / "b.npy", np.zeros((2, 3), np.float32))
+    cases = [
+        (["--calib", calib, "--target", "nope"], "unknown target 'nope'"),
+        (["--calib", calib, "--target", "diana", "--config", "fast"], "target diana has configurations"),
+        (["--calib", calib, "--config", "mixed"], "--config needs --target"),
+        (["--calib", empty], "no .npy files in the calibration folder"),
+        (["--calib", tmp_path / "bad.npy"], "not a .npy or .npz array file"),
+        (["--calib", mixed], "the calibration files' sample shapes differ"),
+        (["--calib", calib, "--ternary", "fc2,nope"], "ternary: no Conv/MatMul/Gemm node named nope"),
+        (["--calib", calib, "--percentile", "150"], "percentile must be in (50, 100]"),
+    ]
+    for flags, message in cases:
+        code, _, err = _cli(["quantize", model, *flags, "-o", out], capsys)
+        assert message in one_line_error(code, err), (flags, err)
+        assert not out.exists()
+    from tinyc.cli import main
+    with pytest.raises(SystemExit) as exit_:  # a usage error: argparse's exit, one line as well
+        main(["quantize", str(model), "--calib", str(calib), "--per-channel", "--per-tensor", "-o", str(out)])
+    assert "not allowed with argument" in one_line_error(exit_.value.code, capsys.readouterr().err)
