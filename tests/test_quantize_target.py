@@ -187,3 +187,117 @@ def test_quantize_bad_input_is_one_line(zoo_files, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:  # a usage error: argparse's exit, one line as well
         main(["quantize", str(model), "--calib", str(calib), "--per-channel", "--per-tensor", "-o", str(out)])
     assert "not allowed with argument" in one_line_error(exit_.value.code, capsys.readouterr().err)
+
+
+def _bn(name, x, y, channels, rng):
+    params = [const(f"{name}_{p}", v.astype(np.float32)) for p, v in (
+        ("gamma", rng.uniform(0.5, 2, channels)), ("beta", rng.normal(0, 0.5, channels)),
+        ("mean", rng.normal(0, 0.5, channels)), ("var", rng.uniform(0.5, 2, channels)))]
+    return helper.make_node("BatchNormalization", [x] + [p.name for p in params], [y], name=name, epsilon=1e-3), params
+
+
+def bn_sigmoid_cnn(seed=0):
+    """conv -> BatchNormalization -> Relu -> conv -> Mul/Sub by per-channel constants -> Sigmoid -> pool ->
+    Gemm -> Div by a scalar: every affine map folds into its layer, the Sigmoid becomes a table."""
+    rng = np.random.default_rng(seed)
+    bn, bn_params = _bn("bn", "c1", "b1", 8, rng)
+    nodes = [helper.make_node("Conv", ["x", "w1", "bias1"], ["c1"], name="conv1", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             bn, helper.make_node("Relu", ["b1"], ["r1"], name="relu1"),
+             helper.make_node("Conv", ["r1", "w2"], ["c2"], name="conv2", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             helper.make_node("Mul", ["c2", "k_mul"], ["m2"], name="scale2"),
+             helper.make_node("Sub", ["m2", "k_sub"], ["s2"], name="shift2"),
+             helper.make_node("Sigmoid", ["s2"], ["g2"], name="sigmoid"),
+             helper.make_node("GlobalAveragePool", ["g2"], ["p"], name="gap"),
+             helper.make_node("Flatten", ["p"], ["f"], name="flatten"),
+             helper.make_node("Gemm", ["f", "wf", "bf"], ["h"], name="fc"),
+             helper.make_node("Div", ["h", "k_div"], ["y"], name="temperature")]
+    inits = [const("w1", rng.normal(0, 0.3, (8, 3, 3, 3)).astype(np.float32)),
+             const("bias1", rng.normal(0, 0.1, 8).astype(np.float32)),
+             const("w2", rng.normal(0, 0.2, (6, 8, 3, 3)).astype(np.float32)),
+             const("k_mul", rng.uniform(0.5, 1.5, (6, 1, 1)).astype(np.float32)),
+             const("k_sub", rng.normal(0, 0.3, (1, 6, 1, 1)).astype(np.float32)),
+             const("wf", rng.normal(0, 0.5, (6, 4)).astype(np.float32)), const("bf", np.zeros(4, np.float32)),
+             const("k_div", np.float32(0.5)), *bn_params]
+    return model(nodes, [tensor("x", [1, 3, 8, 8])], [tensor("y", [1, 4])], inits)
+
+
+def _onnxruntime(m, xs):
+    import onnxruntime as ort
+    sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+    return np.concatenate([sess.run(None, {sess.get_inputs()[0].name: x[None]})[0] for x in xs])
+
+
+@pytest.mark.parametrize("power_of_two", [False, True], ids=["float-scales", "pow2"])
+def test_batchnorm_and_sigmoid_quantized_against_onnxruntime(power_of_two):
+    """The QDQ model tracks the float model (onnxruntime both); tinyc's compiled QDQ model matches
+    onnxruntime's run of it within 1 LSB of the output scale (onnxruntime requantizes in float)."""
+    from conftest import snr_db
+    f = bn_sigmoid_cnn()
+    rng = np.random.default_rng(2)
+    q = quantize(f, rng.normal(size=(32, 3, 8, 8)).astype(np.float32), power_of_two=power_of_two)
+    ops = [n.op_type for n in q.graph.node]
+    assert "BatchNormalization" not in ops and "Mul" not in ops and "Sub" not in ops and "Div" not in ops
+    assert ops.count("Sigmoid") == 1
+    xs = rng.normal(size=(16, 3, 8, 8)).astype(np.float32)
+    snr = snr_db(_onnxruntime(f, xs), _onnxruntime(q, xs))
+    print(f"\n  BN + Sigmoid, {'pow2' if power_of_two else 'float scales'}: QDQ {snr:.1f} dB vs float")
+    assert snr >= 25
+    cm = tinyc.compile(q, target="cpu")
+    assert "sigmoid" not in {n.op for n in cm.graph.nodes()}  # a table on int8, not a float op
+    dq = next(n for n in q.graph.node if n.output[0] == "y")  # the output's DequantizeLinear
+    scale = float(next(numpy_helper.to_array(i) for i in q.graph.initializer if i.name == dq.input[1]))
+    ref = _onnxruntime(q, xs)
+    got = np.concatenate([cm.interpret({"x": x[None]})["y"] for x in xs])
+    np.testing.assert_array_equal(got[:1], cm.run({"x": xs[:1]})["y"])  # the emitted C = the interpreter
+    lsb = np.rint(np.abs(got - ref) / scale)
+    print(f"  tinyc vs onnxruntime on the QDQ model: max {lsb.max():.0f} LSB, {np.mean(lsb <= 1):.0%} within 1 LSB")
+    # onnxruntime requantizes each layer in float, tinyc in fixed point (TFLite's): a layer's 1-LSB
+    # difference travels on through the pool and the Gemm, so the output may differ by a few LSB
+    assert np.mean(lsb <= 1) >= 0.9 and lsb.max() <= 4
+
+
+def test_other_float_ops_get_their_own_quantization():
+    """LeakyRelu, Tanh, Mul/Sub/Div of two activations, ReduceMean, GlobalMaxPool: each reads dequantized
+    int8 and its output is quantized; the QDQ model tracks the float one in onnxruntime."""
+    from conftest import snr_db
+    rng = np.random.default_rng(0)
+    conv = lambda name, x, w, y: helper.make_node("Conv", [x, w], [y], name=name, kernel_shape=[1, 1])  # noqa: E731
+    nodes = [conv("conv1", "x", "w1", "a"), conv("conv2", "x", "w2", "b"),
+             helper.make_node("LeakyRelu", ["a"], ["la"], name="leaky", alpha=0.1),
+             helper.make_node("Tanh", ["b"], ["tb"], name="tanh"),
+             helper.make_node("Mul", ["la", "tb"], ["m"], name="mul"),
+             helper.make_node("Sub", ["m", "tb"], ["s"], name="sub"),
+             helper.make_node("Sigmoid", ["b"], ["sb"], name="sigmoid"),
+             helper.make_node("Relu", ["la"], ["rl"], name="relu"),
+             helper.make_node("Add", ["sb", "rl"], ["d"], name="denominator"),  # > 0: a sigmoid plus a relu
+             helper.make_node("Div", ["s", "d"], ["q"], name="div"),
+             helper.make_node("GlobalMaxPool", ["q"], ["gm"], name="gmax"),
+             helper.make_node("ReduceMean", ["q"], ["rm"], name="mean", axes=[2, 3], keepdims=1),
+             helper.make_node("Add", ["gm", "rm"], ["y"], name="add")]
+    f = model(nodes, [tensor("x", [1, 3, 6, 6])], [tensor("y", [1, 4, 1, 1])],
+              [const("w1", rng.normal(0, 0.5, (4, 3, 1, 1)).astype(np.float32)),
+               const("w2", rng.normal(0, 0.5, (4, 3, 1, 1)).astype(np.float32))], opset=17)
+    onnx.checker.check_model(f)
+    xs = rng.normal(size=(16, 3, 6, 6)).astype(np.float32)
+    q = quantize(f, xs)
+    producers = {o: n for n in q.graph.node for o in n.output}
+    consumers = {}
+    for n in q.graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    for op in ("LeakyRelu", "Tanh", "Mul", "Sub", "Div", "Sigmoid", "GlobalMaxPool", "ReduceMean"):
+        n = next(n for n in q.graph.node if n.op_type == op)
+        assert producers[n.input[0]].op_type == "DequantizeLinear", op
+        assert [c.op_type for c in consumers[n.output[0]]] == ["QuantizeLinear"], op
+    snr = snr_db(_onnxruntime(f, xs), _onnxruntime(q, xs))
+    print(f"\n  LeakyRelu, Tanh, Mul/Sub/Div, ReduceMean, GlobalMaxPool: QDQ {snr:.1f} dB vs float")
+    assert snr >= 20
+
+
+def test_batchnorm_without_a_layer_before_it_is_refused():
+    rng = np.random.default_rng(0)
+    bn, params = _bn("bn", "r", "y", 3, rng)
+    f = model([helper.make_node("Relu", ["x"], ["r"], name="relu"), bn], [tensor("x", [1, 3, 4, 4])],
+              [tensor("y", [1, 3, 4, 4])], params)
+    with pytest.raises(tinyc.TinycError, match="bn: BatchNormalization that does not alone follow a Conv"):
+        quantize(f, np.zeros((2, 3, 4, 4), np.float32))
