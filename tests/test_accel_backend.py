@@ -95,9 +95,7 @@ def expected_cycles(g: Graph, target=DIANA) -> dict:
     for n in g.nodes():
         p = n.placement
         if p is not None and p.core == "digital":
-            t = p.tile
-            out[n.name] = cost.evaluate(cost.layer_geometry(g, n, p.pattern),
-                                        cost.Tile(t["c_out"], t["h_out"], t["w_out"], t["buffers"]), m).cycles
+            out[n.name] = cost.evaluate(cost.layer_geometry(g, n, p.pattern), cost.tile_of(p.tile), m).cycles
     return out
 
 

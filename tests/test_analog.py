@@ -281,7 +281,7 @@ def test_emulator_cycles_equal_the_model(runs, net, config):
         if p.core in ("digital", "analog"):
             t = p.tile
             want = cost.evaluate(cost.layer_geometry(cm.graph, n, p.pattern),
-                                 cost.Tile(t["c_out"], t["h_out"], t["w_out"], t["buffers"]),
+                                 cost.tile_of(p.tile),
                                  cost.machine(DIANA, DIANA.core(p.core))).cycles
             assert layer["cycles"] == want == p.cost["cycles"], n.name
             on_analog += p.core == "analog"

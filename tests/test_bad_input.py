@@ -323,3 +323,46 @@ def test_a_bias_beyond_int32_is_not_wrapped():
     x = np.random.default_rng(0).standard_normal((1, 1, 4, 4)).astype(np.float32)
     want, = onnxruntime.InferenceSession(m.SerializeToString()).run(None, {X: x})
     np.testing.assert_allclose(tinyc.compile(m).run({X: x})["y"], want, atol=0.1 + 1e-6)
+
+
+@pytest.fixture(scope="module")
+def float_ad(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("quantize") / "ad_float.onnx"
+    onnx.save(tinyc.zoo.build("ad", "float"), path)
+    return path
+
+
+def calibration_file(folder: Path, kind: str) -> Path:
+    data = np.asarray(tinyc.zoo.sample("ad", 4), np.float32).copy()
+    if kind == "nan":
+        data[1, 7] = np.nan
+    elif kind == "inf":
+        data[0, 0] = -np.inf
+    np.save(folder / f"{kind}.npy", data)
+    return folder / f"{kind}.npy"
+
+
+@pytest.mark.parametrize("kind, extra, words", [
+    ("ok", ["--percentile", "150"], ["percentile must be above 50 and at most 100", "not 150"]),
+    ("ok", ["--percentile", "20"], ["percentile must be above 50", "not 20"]),
+    ("nan", [], ["input 'input' holds 1 NaN or infinite value(s) of 2560"]),
+    ("inf", [], ["input 'input' holds 1 NaN or infinite value(s)"]),
+])
+def test_bad_quantize_requests(float_ad, tmp_path, capsys, kind, extra, words):
+    out = tmp_path / "q.onnx"
+    code = main(["quantize", str(float_ad), "--calib", str(calibration_file(tmp_path, kind)), *extra, "-o", str(out)])
+    out_text, err = capsys.readouterr()
+    assert code == 2 and len(err.splitlines()) == 1 and err.startswith(f"tinyc: error: {float_ad}: "), err
+    assert all(w in err for w in words), err
+    assert "Traceback" not in out_text + err and not out.exists()
+
+
+def test_constant_calibration_data_is_noted(float_ad, tmp_path, capsys):
+    """All-zero calibration data still quantizes (0 is exact at any scale) but says what it did."""
+    np.save(tmp_path / "zeros.npy", np.zeros((4, 640), np.float32))
+    assert main(["quantize", str(float_ad), "--calib", str(tmp_path / "zeros.npy"), "-o", str(tmp_path / "q.onnx")]) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("tinyc: note: ")]
+    assert notes[0] == ("tinyc: note: calibration data for input 'input' is 0 everywhere: its range, and the ranges it "
+                        "leads to, come from that one value (give varied samples for useful scales)")
+    assert "0 on every calibration sample (first 'input'): quantized with scale 1.0" in notes[1]
+    assert (tmp_path / "q.onnx").is_file()

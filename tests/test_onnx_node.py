@@ -14,7 +14,14 @@ from tinyc.onnx_backend import TinycBackend
 OPS = {"Conv", "MatMul", "Gemm", "Add", "Mul", "Relu", "Clip", "Sigmoid", "AveragePool", "MaxPool",
        "GlobalAveragePool", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Concat", "Pad", "Softmax",
        "QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger",
-       "Identity", "Constant", "Shape"}
+       "Identity", "Constant", "Shape",
+       # issue 13's op coverage
+       "BatchNormalization", "ReduceMean", "ReduceMax", "ReduceSum", "ReduceMin", "ReduceSumSquare", "ReduceL1",
+       "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "Resize", "Slice", "Split", "Gather", "Cast", "Expand",
+       "Tile", "Sub", "Div", "Max", "Min", "Pow", "Sqrt", "Exp", "Log", "Tanh", "Erf", "Neg", "Abs", "Reciprocal",
+       "Softplus", "Selu", "LeakyRelu", "PRelu", "Elu", "HardSigmoid", "HardSwish", "GlobalMaxPool", "ArgMax",
+       "ArgMin", "LogSoftmax", "LayerNormalization", "InstanceNormalization", "ConvTranspose", "DepthToSpace",
+       "SpaceToDepth", "LSTM", "GRU", "RNN"}
 
 
 def _cases():

@@ -5,18 +5,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from . import targets
-from .errors import InputError, TinycError
+from .errors import DoesNotFitError, InputError, TinycError, TinycNote
 from .compiler import REQUANTS
 from .passes.tiling import TILERS
 from .report import format_profile, format_text
 
 EXIT_ERROR = 2
+VALIDATE_RANDOM = 4  # `tinyc validate`'s seeded random inputs when no --inputs folder is given
 
 
 class _Parser(argparse.ArgumentParser):
@@ -41,6 +45,11 @@ def _parser() -> argparse.ArgumentParser:
         c.add_argument("--tiler", choices=list(TILERS), default="cp-sat",
                        help="how accelerator layers are tiled: cp-sat (minimum modeled latency, default) or "
                             "dory (DORY/HTVM's heuristic)")
+        c.add_argument("--batch", type=int, metavar="N",
+                       help="the size of a dynamic batch dimension (default 1, with a note)")
+        c.add_argument("--l1-reuse", action=argparse.BooleanOptionalAction, default=True,
+                       help="keep tensors in an accelerator's L1 between its layers where the L1 plan allows "
+                            "(default); --no-l1-reuse moves every layer's input and output by DMA, as HTVM does")
         c.add_argument("--requant", choices=list(REQUANTS), default="exact",
                        help="exact (default): every requantization as the model states it; pow2: re-express a "
                             "layer's as an accelerator's shift where that brings it to one, an approximation "
@@ -55,13 +64,26 @@ def _parser() -> argparse.ArgumentParser:
                    help="write into a non-empty directory tinyc did not write (same-named files are "
                         "overwritten; nothing is deleted)")
     c = model_command("run", "compile, build with the host C compiler, run on inputs")
-    c.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy",
-                   help="an input tensor (repeat per input); random inputs when none is given")
-    c.add_argument("-o", "--output", help="write the outputs to this .npz file (else print a summary)")
+    c.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy|FILE.npz",
+                   help="an input tensor from a .npy file (or a .npz holding one array, or one named NAME); "
+                        "repeat per input, or give a .npz of input name -> array alone; seeded random inputs, "
+                        "with a note, when none is given")
+    c.add_argument("-o", "--output", metavar="FILE.npz",
+                   help="write the outputs to this .npz file (replaced if it is one; else print a summary)")
     c.add_argument("--profile", action="store_true",
                    help="also print the modeled cycles per layer and core (the emulator's counters)")
     c = model_command("report", "print what runs where, MACs, buffers, memory")
     c.add_argument("--json", action="store_true", help="print the report as JSON")
+    c = model_command("validate", "run the emitted C and a reference side by side: per layer max |difference| "
+                                  "(LSB for int8 tensors), SNR and the first layer beyond 1 LSB")
+    c.add_argument("--reference", nargs="+", default=["onnxruntime"], metavar="onnxruntime|tflite FILE.tflite",
+                   help="onnxruntime on the model itself (default), or the TFLite interpreter on a .tflite twin")
+    given = c.add_mutually_exclusive_group()
+    given.add_argument("--inputs", metavar="DIR", help="a folder of inputs, one sample per file: a .npy (one-input "
+                                                       "models) or a .npz of input name -> array")
+    given.add_argument("--random", type=int, metavar="N", default=VALIDATE_RANDOM,
+                       help=f"N seeded random inputs (default {VALIDATE_RANDOM})")
+    c.add_argument("--json", action="store_true", help="print the validation as JSON")
     help_text = "post-training static quantization of a float model to int8 QDQ"
     c = sub.add_parser("quantize", help=help_text, description=help_text)
     c.add_argument("model", help="a float ONNX model file")
@@ -99,10 +121,19 @@ def _version() -> str:
     return __version__
 
 
+def _note(text: str) -> None:
+    print(f"tinyc: note: {text}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args) or 0
+        with warnings.catch_warnings():
+            warnings.simplefilter("default", TinycNote)  # each note once per command
+            shown = warnings.showwarning
+            warnings.showwarning = lambda message, category, *rest: (
+                _note(str(message)) if issubclass(category, TinycNote) else shown(message, category, *rest))
+            return COMMANDS[args.command](args) or 0
     except TinycError as e:
         print(f"tinyc: error: {e}", file=sys.stderr)
     except KeyboardInterrupt:
@@ -133,8 +164,8 @@ def _model_source(spec: str):
 def _compile(args):
     from .compiler import compile
     model, name = _model_source(args.model)
-    cm = compile(model, target=args.target, config=args.config, name=name, tiler=args.tiler,
-                 requant=args.requant)
+    cm = compile(model, target=args.target, config=args.config, name=name, tiler=args.tiler, batch=args.batch,
+                 l1_reuse=args.l1_reuse, requant=args.requant)
     approximation = cm.report.get("approximation")
     if approximation is not None:
         out = approximation["outputs"][0] if approximation["outputs"] else None
@@ -144,8 +175,8 @@ def _compile(args):
               f"shift{measured} (measured on random inputs; `tinyc report --requant pow2` shows each layer's)",
               file=sys.stderr)
     if cm.target.accelerators(cm.config) and all(n.placement.core == cm.target.host.name for n in cm.graph.nodes()):
-        print(f"tinyc: note: configuration {cm.config} of {cm.target.name} places no layer on an accelerator; "
-              f"every layer runs on the host (`tinyc report` says why)", file=sys.stderr)
+        _note(f"configuration {cm.config} of {cm.target.name} places no layer on an accelerator; "
+              f"every layer runs on the host (`tinyc report` says why)")
     return cm
 
 
@@ -157,26 +188,83 @@ def cmd_compile(args):
           f"arena {t['arena_bytes']} B, weights {t['weights_bytes']} B")
 
 
+def _read_arrays(path, what: str) -> np.ndarray | dict[str, np.ndarray]:
+    """A .npy file's array, or a .npz file's arrays by name."""
+    try:
+        data = np.load(path, allow_pickle=False)
+    except OSError as e:
+        raise InputError(f"cannot read {what}: {e.strerror or e}", file=str(path)) from None
+    except ValueError:  # numpy then suggests unpickling, which a text or foreign file does not need
+        raise InputError(f"{what} is not a .npy or .npz array file", file=str(path)) from None
+    if isinstance(data, np.lib.npyio.NpzFile):
+        with data:
+            return dict(data)
+    return data
+
+
+def _named_inputs(cm, given: dict, what: str, file: str) -> dict:
+    """Arrays by input name, each name one of the model's."""
+    for name in given:
+        if name not in cm.graph.inputs:
+            raise InputError(f"{what}: the model has no input {name!r}; its inputs are {', '.join(cm.graph.inputs)}",
+                             file=file)
+    return given
+
+
 def _load_inputs(cm, specs: list[str]) -> dict:
     inputs = {}
     for spec in specs:
         name, sep, path = spec.partition("=")
-        if not sep:
-            raise InputError(f"--input {spec!r}: expected NAME=FILE.npy")
-        try:
-            inputs[name] = np.load(path, allow_pickle=False)
-        except OSError as e:
-            raise InputError(f"cannot read --input {name}: {e.strerror or e}", file=path) from None
-        except ValueError:  # numpy then suggests unpickling, which a text or foreign file does not need
-            raise InputError(f"--input {name} is not a .npy array file", file=path) from None
+        if not sep:  # a .npz alone holds every input by name
+            data = _read_arrays(spec, f"--input {spec}") if spec.endswith(".npz") else None
+            if not isinstance(data, dict):
+                raise InputError(f"--input {spec!r}: expected NAME=FILE.npy, or a .npz of input name -> array")
+            given = data
+        else:
+            data = _read_arrays(path, f"--input {name}")
+            if isinstance(data, dict) and name not in data and len(data) != 1:
+                raise InputError(f"--input {name}: the .npz holds {', '.join(data) or 'nothing'}, none named {name!r}",
+                                 file=path)
+            given = {name: data[name] if name in data else next(iter(data.values()))} \
+                if isinstance(data, dict) else {name: data}
+        for name in _named_inputs(cm, given, f"--input {spec}", path or spec):
+            if name in inputs:
+                raise InputError(f"--input {name} is given twice")
+        inputs.update(given)
     if not specs:
         inputs = cm.random_inputs(seed=0)
+        _note("no --input given: running on seeded random inputs (" + ", ".join(
+            f"{n} {v.dtype}{list(v.shape)}" for n, v in inputs.items()) + ")")
     return inputs
+
+
+def _npz_output(output: str, model: str) -> None:
+    """-o of `tinyc run`: a .npz file name, never the model, a directory or a file that is not a .npz."""
+    import zipfile
+    _not_the_model(output, model)
+    path = Path(output)
+    if path.suffix != ".npz":
+        raise InputError("-o takes a .npz file name (the outputs are written as numpy's .npz)", file=output)
+    if path.is_dir() or (path.exists() and not zipfile.is_zipfile(path)):
+        raise InputError("exists and is not a .npz file; tinyc replaces only a .npz file", file=output)
+
+
+def _write_npz(output: str, arrays: dict) -> None:
+    """The whole file or nothing: written beside, then renamed over the name."""
+    path = Path(output)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent if str(path.parent) else ".")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def cmd_run(args):
     if args.output:
-        _not_the_model(args.output, args.model)
+        _npz_output(args.output, args.model)
     cm = _compile(args)
     inputs = _load_inputs(cm, args.input)
     if args.profile:
@@ -186,7 +274,7 @@ def cmd_run(args):
     else:
         outputs = cm.run(inputs)
     if args.output:
-        np.savez(args.output, **outputs)
+        _write_npz(args.output, outputs)
         print(f"wrote {args.output}: " + ", ".join(f"{k} {v.dtype}{list(v.shape)}" for k, v in outputs.items()))
         return
     for name, value in outputs.items():
@@ -196,11 +284,62 @@ def cmd_run(args):
 
 
 def cmd_report(args):
-    report = _compile(args).report
-    if args.json:
-        print(json.dumps(report, indent=1))
-        return
-    print(format_text(report))
+    try:
+        report, unfit = _compile(args).report, None
+    except DoesNotFitError as e:
+        if e.report is None:
+            raise
+        report, unfit = e.report, e  # the table shows what is too big; the error line follows it
+    print(json.dumps(report, indent=1) if args.json else format_text(report))
+    if unfit is not None:
+        raise unfit
+
+
+def cmd_validate(args):
+    from .validate import format_validation
+    reference = _reference(args.reference)
+    cm = _compile(args)
+    samples = _validation_inputs(cm, args.inputs) if args.inputs else _random_samples(cm, args.random)
+    result = cm.validate(samples, reference=reference)
+    print(json.dumps(result, indent=1) if args.json else format_validation(result))
+    return 1 if result["first_departure"] else 0
+
+
+def _reference(words: list[str]) -> str:
+    """--reference onnxruntime | tflite FILE.tflite (or the .tflite file alone)."""
+    if words == ["onnxruntime"]:
+        return "onnxruntime"
+    if len(words) == 2 and words[0] == "tflite":
+        return words[1]
+    if len(words) == 1 and words[0].endswith(".tflite"):
+        return words[0]
+    raise InputError(f"--reference {' '.join(words)}: expected `onnxruntime` or `tflite FILE.tflite`")
+
+
+def _random_samples(cm, n: int) -> list[dict]:
+    if n < 1:
+        raise InputError(f"--random {n}: give at least one input")
+    return [cm.random_inputs(seed) for seed in range(n)]
+
+
+def _validation_inputs(cm, folder: str) -> list[dict]:
+    """One sample per .npy (one-input models) or .npz file of the folder, in name order."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise InputError("--inputs takes a folder of .npy or .npz files", file=folder)
+    files = sorted(p for p in root.iterdir() if p.suffix in (".npy", ".npz"))
+    if not files:
+        raise InputError("--inputs: the folder holds no .npy or .npz file", file=folder)
+    samples = []
+    for path in files:
+        data = _read_arrays(path, "an input file")
+        if not isinstance(data, dict):
+            if len(cm.graph.inputs) != 1:
+                raise InputError(f"the model has {len(cm.graph.inputs)} inputs: give each sample as a .npz of "
+                                 "input name -> array", file=str(path))
+            data = {cm.graph.inputs[0]: data}
+        samples.append(_named_inputs(cm, data, "an input file", str(path)))
+    return samples
 
 
 def _not_the_model(output: str, model: str) -> None:
@@ -254,7 +393,8 @@ def cmd_bench(args):
     return bench.main(args.options, prog=f"tinyc bench {args.benchmark}")
 
 
-COMMANDS = {"compile": cmd_compile, "run": cmd_run, "report": cmd_report, "quantize": cmd_quantize,
+COMMANDS = {"compile": cmd_compile, "run": cmd_run, "report": cmd_report, "validate": cmd_validate,
+            "quantize": cmd_quantize,
             "targets": cmd_targets, "bench": cmd_bench}
 
 if __name__ == "__main__":

@@ -9,12 +9,17 @@ from pathlib import Path
 import numpy as np
 
 from . import targets
-from .errors import DoesNotFitError, InputError, TinycError
+from .errors import DoesNotFitError, InputError, TinycError, note
 from .frontend.onnx import from_onnx
 from .ir.graph import Graph
 from .ir.verify import verify
 from .passes.canonicalize import canonicalize
 from .passes.dispatch import dispatch
+from .passes.l1_plan import l1_plan
+from .passes.lower_channel_split import lower_channel_split
+from .passes.lower_conv1d import lower_conv1d
+from .passes.lower_global_pool import lower_global_pool
+from .passes.lower_kernel import lower_kernel
 from .passes.memory import plan_memory
 from .passes.requant_pow2 import measure, requant_pow2
 from .passes.tiling import TILERS, tiling
@@ -27,13 +32,17 @@ FIT_SEEDS = range(1000, 1004)  # and the others, apart, on which it re-fits the 
 
 
 def compile(model, target: str = "cpu", config: str | None = None, name: str = "model",
-            tiler: str = "cp-sat", requant: str = "exact") -> "CompiledModel":
+            tiler: str = "cp-sat", batch: int | None = None, l1_reuse: bool = True,
+            requant: str = "exact") -> "CompiledModel":
     """Compile an ONNX model (a path, bytes or onnx.ModelProto) for `target`.
 
     config: which of the target's accelerators to use (`tinyc.targets.get(target).configs`; default the
-    first, every core); tiler: "cp-sat" (minimum modeled latency) or "dory" (DORY's heuristic);
-    requant: "exact" (default) or "pow2", which re-expresses a layer's requantization as a shift where
-    that brings it to an accelerator, and reports the measured error (report["approximation"])."""
+    first, every core); tiler: "cp-sat" (minimum modeled latency) or "dory" (DORY's heuristic); batch: the
+    size of a dynamic batch dimension (default 1, with a TinycNote warning); l1_reuse: keep tensors in an
+    accelerator's L1 between its layers where the L1 plan allows (False: every accelerator layer reads its
+    input from L2 and writes its output back, as HTVM does); requant: "exact" (default) or "pow2", which
+    re-expresses a layer's requantization as a shift where that brings it to an accelerator, and reports
+    the measured error (report["approximation"])."""
     tgt = targets.get(target)
     config = config or tgt.default_config
     if config not in tgt.configs:
@@ -42,19 +51,27 @@ def compile(model, target: str = "cpu", config: str | None = None, name: str = "
         raise InputError(f"unknown tiler {tiler!r}; tilers: {', '.join(TILERS)}")
     if requant not in REQUANTS:
         raise InputError(f"unknown requant {requant!r}; one of {', '.join(REQUANTS)}")
-    graph = from_onnx(model)
+    graph = from_onnx(model, batch=batch)
     fit = [random_inputs(graph, seed) for seed in FIT_SEEDS] if requant == "pow2" else []
+    # the lowerings rewrite what no accelerator of the configuration takes into what one takes, exactly
+    lowerings = (("lower_conv1d", lambda g: lower_conv1d(g, tgt, config)),
+                 ("lower_kernel", lambda g: lower_kernel(g, tgt, config)),
+                 ("lower_global_pool", lambda g: lower_global_pool(g, tgt, config)),
+                 ("lower_channel_split", lambda g: lower_channel_split(g, tgt, config)))
+    pow2 = (lambda g: requant_pow2(g, tgt, config, fit, [step for _, step in lowerings])) if requant == "pow2" else None
     passes = (("canonicalize", canonicalize),
-              ("requant_pow2", (lambda g: requant_pow2(g, tgt, config, fit)) if requant == "pow2" else None),
-              ("dispatch", lambda g: dispatch(g, tgt, config)),
+              ("requant_pow2", pow2),
+              *lowerings,
+              ("dispatch", lambda g: dispatch(g, tgt, config, tiler)),
               ("tiling", lambda g: tiling(g, tgt, tiler)),
+              ("l1_plan", lambda g: l1_plan(g, tgt) if l1_reuse else g),
               ("plan_memory", plan_memory))
     after = {}
     try:
         for step_name, step in passes:
             if step is not None:
                 graph = after[step_name] = verify(step(graph), after=step_name)
-        _check_fits(graph, tgt)
+        _check_fits(graph, tgt, config)
     except TinycError as e:
         raise e.located(file=graph.source) from None
     approximation = None
@@ -62,17 +79,19 @@ def compile(model, target: str = "cpu", config: str | None = None, name: str = "
         exact = after["canonicalize"]
         inputs = [random_inputs(exact, seed) for seed in range(MEASURE_INPUTS)]
         approximation = measure(exact, after["requant_pow2"], inputs)
-    return CompiledModel(graph, tgt, config, _c_identifier(name), approximation)
+    return CompiledModel(graph, tgt, config, _c_identifier(name), model=model, approximation=approximation)
 
 
-def _check_fits(g: Graph, target) -> None:
+def _check_fits(g: Graph, target, config: str) -> None:
     weights = sum(v.nbytes for v in g.values.values() if v.is_const)
     need = weights + g.arena_bytes
     budget = target.main_memory
     if need > budget.size_bytes:
-        raise DoesNotFitError(
+        err = DoesNotFitError(
             f"needs {need} B of {budget.name} ({weights} B of weights + {g.arena_bytes} B of activations), "
             f"{target.name} has {budget.size_bytes} B", node=g.name)
+        err.report = build_report(g, target, config)  # per layer, what takes the room
+        raise err
 
 
 PROJECT_MARK = ".tinyc-project"  # lists the files tinyc wrote into a project directory, one per line
@@ -110,8 +129,10 @@ def random_inputs(g: Graph, seed: int = 0) -> dict[str, np.ndarray]:
 
 
 class CompiledModel:
-    def __init__(self, graph: Graph, target, config: str, prefix: str, approximation: dict | None = None):
+    def __init__(self, graph: Graph, target, config: str, prefix: str, model=None,
+                 approximation: dict | None = None):
         self.graph = graph
+        self.model = model  # the ONNX model as given to compile (path, bytes or ModelProto): validate's reference
         self.target = target
         self.config = config
         self.prefix = prefix
@@ -119,7 +140,7 @@ class CompiledModel:
         self.sources = emit_c(graph, prefix, target)
         self._report = build_report(graph, target, config, approximation)
         self._workdir: tempfile.TemporaryDirectory | None = None
-        self._executables: dict[bool, str] = {}
+        self._executables: dict[tuple[bool, bool], str] = {}
 
     # ---- the C project ----
     def write(self, directory, force: bool = False) -> Path:
@@ -155,14 +176,18 @@ class CompiledModel:
         return final
 
     # ---- running ----
-    def executable(self, sanitize: bool = False) -> str:
+    def executable(self, sanitize: bool = False, dump: bool = False) -> str:
+        """The built harness; `dump`: the validation build, which writes every layer's output to the file
+        $TINYC_DUMP names (tinyc/validate.py reads it)."""
         from .toolchain import build
-        if sanitize not in self._executables:
+        key = (sanitize, dump)
+        if key not in self._executables:
             if self._workdir is None:
                 self._workdir = tempfile.TemporaryDirectory(prefix="tinyc-")
-            work = Path(self._workdir.name) / ("asan" if sanitize else "host")
-            self._executables[sanitize] = str(build(self.sources, work, sanitize=sanitize))
-        return self._executables[sanitize]
+            work = Path(self._workdir.name) / ("asan" if sanitize else "host") / ("dump" if dump else "")
+            self._executables[key] = str(build(self.sources, work, sanitize=sanitize,
+                                               defines=("TINYC_DUMP",) if dump else ()))
+        return self._executables[key]
 
     def run(self, inputs: dict, sanitize: bool = False, env: dict | None = None) -> dict[str, np.ndarray]:
         """Build the emitted C with the host compiler, run it, return the outputs by ONNX name. `env`:
@@ -179,6 +204,14 @@ class CompiledModel:
         from .profile import profile
         return profile(self, inputs, on)
 
+    def validate(self, inputs, reference="onnxruntime") -> dict:
+        """Run the emitted C and a reference side by side on `inputs` (a dict name -> array, or a list of
+        them) and compare every layer's output the reference has too: max |difference| (in LSB for integer
+        tensors), SNR, the first layer that departs by more than 1 LSB (tinyc/validate.py). reference:
+        "onnxruntime" (the model compiled) or the path of a .tflite file."""
+        from .validate import validate
+        return validate(self, inputs, reference)
+
     def input_array(self, name: str, inputs: dict) -> np.ndarray:
         """inputs[name] checked against the model's input (dtype, size) and shaped as it."""
         if name not in inputs:
@@ -187,6 +220,9 @@ class CompiledModel:
         arr = np.asarray(inputs[name])
         if arr.dtype != np.dtype(v.dtype) or arr.size != v.size:
             raise InputError(f"input {name!r} must be {v.dtype}{list(v.shape)}, got {arr.dtype}{list(arr.shape)}")
+        if arr.shape != v.shape:
+            note(f"input {name!r}: a {arr.dtype}{list(arr.shape)} array taken as {list(v.shape)} (the same elements "
+                 "in row-major order)")
         return np.ascontiguousarray(arr).reshape(v.shape)
 
     def random_inputs(self, seed: int = 0) -> dict[str, np.ndarray]:

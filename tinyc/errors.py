@@ -1,4 +1,6 @@
-"""Errors raised by tinyc: one class per kind, each message names the file, the node and the reason."""
+"""Errors raised by tinyc: one class per kind, each message names the file, the node and the reason.
+Notes (TinycNote) are Python warnings: what tinyc decided for the user and carried on with."""
+import warnings
 
 
 class TinycError(Exception):
@@ -43,7 +45,10 @@ class NeedsConstantError(UnsupportedError):
 
 
 class DoesNotFitError(TinycError):
-    """The model or a layer does not fit the target's memories."""
+    """The model or a layer does not fit the target's memories. `report`: the compile report of a model
+    too big for the main memory (what takes the room), None for a layer that does not fit."""
+
+    report: dict | None = None
 
 
 class ToolchainError(TinycError):
@@ -52,3 +57,13 @@ class ToolchainError(TinycError):
 
 class VerifyError(TinycError):
     """An IR invariant was broken: a bug in tinyc, never the user's model."""
+
+
+class TinycNote(UserWarning):
+    """Something tinyc decided on the user's behalf and went on (a batch bound to 1, random inputs):
+    a Python warning, so a library caller sees it once and the CLI prints it as `tinyc: note: ...`."""
+
+
+def note(reason: str, *, file: str | None = None, node: str | None = None) -> None:
+    """Issue a TinycNote whose text reads like an error's: `<file>: <node>: <what>`."""
+    warnings.warn(TinycNote(": ".join([p for p in (file, node) if p] + [reason])), stacklevel=3)

@@ -17,6 +17,16 @@ def _buffer(g: Graph, name: str) -> dict:
     return entry
 
 
+def _io(g: Graph, name: str) -> dict:
+    """A graph input or output; a quantized one with its scale and zero point (real = (q - zp) * scale)."""
+    entry = _buffer(g, name)
+    quant = g.io_quant(name)
+    if quant is not None:
+        entry["scale"], entry["zero_point"] = quant.per_tensor
+        entry["real"] = quant.text()
+    return entry
+
+
 def _plain(x):
     """numpy scalars and arrays, and tuples, as the JSON types they stand for."""
     if isinstance(x, dict):
@@ -78,8 +88,8 @@ def build_report(g: Graph, target, config: str, approximation: dict | None = Non
             "arena_bytes": g.arena_bytes,
             "arena_lower_bound_bytes": g.arena_lower_bound,
         },
-        "inputs": [_buffer(g, v) for v in g.inputs],
-        "outputs": [_buffer(g, v) for v in g.outputs],
+        "inputs": [_io(g, v) for v in g.inputs],
+        "outputs": [_io(g, v) for v in g.outputs],
         **({"approximation": _plain(approximation)} if approximation is not None else {}),
     }
 
@@ -87,7 +97,7 @@ def build_report(g: Graph, target, config: str, approximation: dict | None = Non
 def format_text(report: dict) -> str:
     """The report as a table: one row per layer, then why each host layer stayed there, then totals."""
     rows = [f"{report['model']} for {report['target']} ({report['config']})",
-            f"{'layer':<32} {'op':<9} {'core':<8} {'output':<14} {'MACs':>9} {'tile c,h,w/buf':>15} "
+            f"{'layer':<32} {'op':<9} {'core':<8} {'output':<14} {'MACs':>9} {'weights B':>9} {'tile c,h,w/buf':>15} "
             f"{'modeled cycles':>14}"]
     reasons = []
     for layer in report["layers"]:
@@ -95,8 +105,9 @@ def format_text(report: dict) -> str:
         tile = layer.get("tile")
         tile_text = f"{tile['c_out']},{tile['h_out']},{tile['w_out']}/{tile['buffers']}" if tile else ""
         cycles = layer.get("modeled", {}).get("cycles", "")
+        weights = sum(b["bytes"] for b in layer["buffers"]["inputs"] if b.get("const"))
         rows.append(f"{layer['name'][-32:]:<32} {layer['op']:<9} {layer['core']:<8} {shape:<14} {layer['macs']:>9} "
-                    f"{tile_text:>15} {cycles:>14}")
+                    f"{weights:>9} {tile_text:>15} {cycles:>14}")
         if layer.get("reason") and layer["macs"]:
             reasons.append(f"  {layer['name']}: {layer['reason']}")
     if reasons:
@@ -104,11 +115,15 @@ def format_text(report: dict) -> str:
     rows += format_approximation(report)
     t = report["totals"]
     accelerated = sum(layer.get("modeled", {}).get("cycles", 0) for layer in report["layers"])
+    code = f", code {t['code_size']['text']} B text" if "code_size" in t else ""
     rows.append(f"total: {t['layers']} layers, {t['macs']} MACs, weights {t['weights_bytes']} B, "
-                f"arena {t['arena_bytes']} B (liveness lower bound {t['arena_lower_bound_bytes']} B), "
-                f"code {t['code_size']['text']} B text")
+                f"arena {t['arena_bytes']} B (liveness lower bound {t['arena_lower_bound_bytes']} B){code}")
     if accelerated:
         rows.append(f"accelerator layers: {accelerated} cycles (modeled; `tinyc run --profile` adds the host's)")
+    for kind in ("inputs", "outputs"):
+        rows += [f"{kind[:-1]} {io['name']}: {io['dtype']}{io['shape']}" +
+                 (f", real = {io['real']}" if "real" in io else "")
+                 for io in report[kind]]
     return "\n".join(rows)
 
 

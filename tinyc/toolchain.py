@@ -100,8 +100,9 @@ def project_files(project: dict[str, str] | str | os.PathLike) -> dict[str, str]
 
 
 def build(project: dict[str, str] | str | os.PathLike, workdir: str | os.PathLike, sanitize: bool = False,
-          cc: str | None = None) -> Path:
-    """Writes the project into workdir (unless it is already there) and builds it; returns the executable."""
+          cc: str | None = None, defines: tuple[str, ...] = ()) -> Path:
+    """Writes the project into workdir (unless it is already there) and builds it; returns the executable.
+    defines: preprocessor macros for the model's own sources (TINYC_DUMP: the validation build)."""
     files = project_files(project)
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
@@ -114,7 +115,8 @@ def build(project: dict[str, str] | str | os.PathLike, workdir: str | os.PathLik
     objects = runtime_objects(files, cc, flags)
     own = [n for n in sorted(files) if n.endswith(".c") and not n.startswith(RUNTIME_PREFIX)]
     exe = work / EXE
-    run_tool([cc, *flags, "-I", str(work), "-o", str(exe), *own, *map(str, objects), "-lm"], work, "building the model")
+    run_tool([cc, *flags, *(f"-D{d}" for d in defines), "-I", str(work), "-o", str(exe), *own, *map(str, objects),
+              "-lm"], work, "building the model")
     return exe
 
 

@@ -93,4 +93,5 @@ def busy_intervals(cm, inputs_seed: int) -> dict:
         path = Path(tmp) / "trace.txt"
         cm.run(cm.random_inputs(inputs_seed), env={TRACE_ENV: str(path)})
         lines = [line.split() for line in path.read_text().splitlines() if line.strip()]
-    return {"cores": lines[0][1:], "intervals": [tuple(int(f) for f in line) for line in lines[1:]]}
+    intervals = [tuple(int(f) for f in line) for line in lines[1:] if line[0].isdigit()]  # not the HAL calls
+    return {"cores": lines[0][1:], "intervals": intervals}

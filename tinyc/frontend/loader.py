@@ -7,7 +7,7 @@ import re
 import onnx
 from onnx import external_data_helper, shape_inference, version_converter
 
-from ..errors import BadModelError, UnsupportedError
+from ..errors import BadModelError, InputError, UnsupportedError, note
 
 MIN_OPSET = 13  # older models are converted up to TARGET_OPSET (Softmax, Squeeze, Clip changed at 11-13)
 TARGET_OPSET = 17
@@ -26,10 +26,16 @@ def node_label(node: onnx.NodeProto) -> str:
     return node.name or f"{node.op_type} -> {', '.join(node.output)}"
 
 
-def load(model, source: str | None = None) -> tuple[onnx.ModelProto, str]:
-    """Return the model and the name to report it by (its path, or "<bytes>"/"<model>")."""
+def op_name(node: onnx.NodeProto) -> str:
+    """The op's name in the converter table: its type, prefixed by its domain outside ONNX's own."""
+    return node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}"
+
+
+def load(model, source: str | None = None, batch: int | None = None) -> tuple[onnx.ModelProto, str]:
+    """Return the model and the name to report it by (its path, or "<bytes>"/"<model>"). batch: the size
+    a dynamic batch dimension is bound to (default 1, with a note)."""
     if isinstance(model, onnx.ModelProto):
-        return _prepare(model, source or "<model>"), source or "<model>"
+        return _prepare(model, source or "<model>", batch), source or "<model>"
     base_dir = None
     if isinstance(model, (bytes, bytearray)):
         source = source or "<bytes>"
@@ -53,7 +59,7 @@ def load(model, source: str | None = None) -> tuple[onnx.ModelProto, str]:
                             file=source) from None
     if base_dir is not None:
         _load_external_data(proto, base_dir, source)
-    return _prepare(proto, source), source
+    return _prepare(proto, source, batch), source
 
 
 def _load_external_data(model: onnx.ModelProto, base_dir: str, source: str) -> None:
@@ -70,7 +76,7 @@ def _load_external_data(model: onnx.ModelProto, base_dir: str, source: str) -> N
         del tensor.external_data[:]
 
 
-def _prepare(model: onnx.ModelProto, source: str) -> onnx.ModelProto:
+def _prepare(model: onnx.ModelProto, source: str, batch: int | None) -> onnx.ModelProto:
     if not model.HasField("graph") or not model.opset_import:
         raise BadModelError("not an ONNX model (no graph or no opset import)", file=source)
     _check_names(model.graph, source)
@@ -85,7 +91,7 @@ def _prepare(model: onnx.ModelProto, source: str) -> onnx.ModelProto:
         except Exception as e:
             raise UnsupportedError(f"cannot convert opset {opset} to {TARGET_OPSET}: {_complaint(e)[0]}",
                                    file=source) from None
-    model = _bind_batch(model, source)
+    model = _bind_batch(model, source, batch)
     try:
         onnx.checker.check_model(model)
     except Exception as e:
@@ -127,12 +133,16 @@ def default_opset(model: onnx.ModelProto) -> int:
     return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
 
 
-def _bind_batch(model: onnx.ModelProto, source: str) -> onnx.ModelProto:
-    """A symbolic first dimension of an input is the batch: bind it to 1. Any other symbolic dimension
-    would make buffer sizes unknown at compile time, which static memory planning cannot do."""
+def _bind_batch(model: onnx.ModelProto, source: str, batch: int | None) -> onnx.ModelProto:
+    """A symbolic first dimension of an input is the batch: bind it to `batch` (1 when not given, with a
+    note). Any other symbolic dimension would make buffer sizes unknown at compile time, which static
+    memory planning cannot do."""
+    if batch is not None and (not isinstance(batch, int) or isinstance(batch, bool) or batch < 1):
+        raise InputError(f"batch must be a positive integer, not {batch!r}", file=source)
     model_copy = onnx.ModelProto()
     model_copy.CopyFrom(model)
     initializers = {i.name for i in model_copy.graph.initializer}
+    fixed, bound = {}, False  # each input's static batch; whether a dynamic one was bound
     for inp in model_copy.graph.input:
         if inp.name in initializers:
             continue
@@ -142,14 +152,23 @@ def _bind_batch(model: onnx.ModelProto, source: str) -> onnx.ModelProto:
             raise UnsupportedError("the input has no shape (rank unknown)", file=source, node=inp.name)
         for axis, dim in enumerate(inp.type.tensor_type.shape.dim):
             if dim.HasField("dim_value"):
+                if axis == 0:
+                    fixed[inp.name] = dim.dim_value
                 continue
-            if axis == 0:
-                dim.Clear()
-                dim.dim_value = 1
-            else:
-                what = dim.dim_param or "unknown"
+            what = dim.dim_param or "unknown"
+            if axis != 0:
                 raise UnsupportedError(f"dynamic dimension {axis} ({what!r}): tinyc needs static shapes",
                                        file=source, node=inp.name)
+            if batch is None:
+                note(f"dynamic batch dimension {what!r} bound to 1 (batch=N, `--batch N` on the command line, "
+                     "for another size)", file=source, node=inp.name)
+            dim.Clear()
+            dim.dim_value, bound = batch or 1, True
+    differ = [(name, n) for name, n in fixed.items() if n != batch]
+    if batch is not None and not bound and differ:
+        name, n = differ[0]
+        raise InputError(f"batch {batch} asked for, but the input's batch dimension is fixed at {n} "
+                         "(only a dynamic batch dimension can be bound)", file=source, node=name)
     return model_copy
 
 

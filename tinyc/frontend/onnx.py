@@ -12,20 +12,23 @@ from ..errors import BadModelError, DoesNotFitError, NeedsConstantError, TinycEr
 from ..ir.graph import Graph, Value
 from ..ir.ops import OPS
 from ..ir.verify import verify
-from .loader import TENSOR_DTYPES, default_opset, dtype_name, load, node_label
-from . import onnx_qops  # noqa: F401  (registers the quantization converters in CONVERTERS)
+from .loader import TENSOR_DTYPES, default_opset, dtype_name, load, node_label, op_name
+from . import onnx_qops, onnx_qops_contrib  # noqa: F401  (register the quantization converters)
+from . import onnx_ops_math, onnx_ops_nn, onnx_ops_rnn, onnx_ops_tensor  # noqa: F401  (register the other converters)
 from .onnx_ops import CONVERTERS
 
+QUANT_BOUNDARY = ("quantize", "dequantize", "flip_sign")  # never folded by Context.emit
 MAX_TENSOR_BYTES = 2 ** 32  # no tensor of a 32-bit microcontroller is larger than its address space
 
 
 class Context:
     """What a converter needs: the graph being built, constants by name, and `emit` to add an op."""
 
-    def __init__(self, graph: Graph, node: onnx.NodeProto, opset: int):
+    def __init__(self, graph: Graph, node: onnx.NodeProto, opset: int, readers: dict[str, int] | None = None):
         self.graph = graph
         self.node = node
         self.opset = opset
+        self.readers = readers or {}  # value name -> how many nodes and graph outputs of the model read it
 
     def value(self, name: str) -> Value:
         return self.graph.values[name]
@@ -41,11 +44,19 @@ class Context:
         return v.data
 
     def emit(self, op: str, inputs: list[str], out: str | None = None, **attrs) -> str:
-        """Add an IR node; its output is named `out` (an ONNX name) or gets a fresh name."""
+        """Add an IR node; its output is named `out` (an ONNX name) or gets a fresh name. An op whose
+        inputs are all constants is computed now and its output is a constant (shape arithmetic such as
+        PyTorch's Shape -> Gather -> Concat -> Reshape folds away), the quantization boundary aside:
+        canonicalize reads DequantizeLinear of constant weights as the weights' quantization."""
         ins = [self.graph.values[v] if v else None for v in inputs]
         (shape, dtype), = OPS[op].infer(ins, attrs)
         check_shape(tuple(int(d) for d in shape), dtype, f"the output of {op}")
         name = out if out is not None else self.graph.unique_value_name(f"{self.node.name or self.node.op_type}_{op}")
+        present = [v for v in ins if v is not None]
+        if present and all(v.is_const for v in present) and op not in QUANT_BOUNDARY:
+            data, = OPS[op].compute([v.data if v is not None else None for v in ins], attrs)
+            self.graph.add_value(Value(name, tuple(int(d) for d in shape), dtype, data=np.array(data, order="C")))
+            return name
         self.graph.add_value(Value(name, tuple(int(d) for d in shape), dtype))
         self.graph.add_node(f"{self.node.name or self.node.op_type}" + ("" if out else f"/{op}"), op, inputs, [name],
                             **attrs)
@@ -74,8 +85,8 @@ def _tensor_dtype(elem_type: int, what: str) -> str:
     return TENSOR_DTYPES[elem_type]
 
 
-def from_onnx(model, source: str | None = None) -> Graph:
-    proto, source = load(model, source)
+def from_onnx(model, source: str | None = None, batch: int | None = None) -> Graph:
+    proto, source = load(model, source, batch)
     opset = default_opset(proto)
     g = Graph(_c_name(proto.graph.name or "model"))
     g.source = source
@@ -111,19 +122,17 @@ def _convert(proto: onnx.ModelProto, g: Graph, opset: int) -> None:
         raise UnsupportedError("the model has no runtime input")
     if not proto.graph.output:
         raise BadModelError("the graph has no outputs: nothing to compute")
+    _all_ops_supported(proto.graph)
+    readers: dict[str, int] = {}
+    for name in [i for node in proto.graph.node for i in node.input] + [o.name for o in proto.graph.output]:
+        readers[name] = readers.get(name, 0) + 1
     for node in proto.graph.node:
         where = node_label(node)
         try:
-            if node.domain not in ("", "ai.onnx"):
-                raise UnsupportedError(f"op {node.domain}.{node.op_type} is not supported (custom domain)")
-            convert = CONVERTERS.get(node.op_type)
-            if convert is None:
-                raise UnsupportedError(f"op {node.op_type} is not supported; tinyc supports "
-                                       + ", ".join(sorted(CONVERTERS)))
             for name in node.input:
                 if name and name not in g.values:
                     raise BadModelError(f"input {name!r} is not defined before this node")
-            convert(Context(g, node, opset))
+            CONVERTERS[op_name(node)](Context(g, node, opset, readers))
         except TinycError as e:
             raise e.located(node=where) from None
         except Exception as e:  # a converter tripping on a model nobody foresaw still names the node
@@ -134,6 +143,24 @@ def _convert(proto: onnx.ModelProto, g: Graph, opset: int) -> None:
         if name not in g.values:
             raise BadModelError("graph output is never produced", node=name)
     _outputs_are_produced(g)
+
+
+def _all_ops_supported(graph: onnx.GraphProto) -> None:
+    """One error naming every unsupported op of the model (and its first node), not only the first."""
+    missing: dict[str, str] = {}
+    for node in graph.node:
+        op_type = op_name(node)
+        if op_type not in CONVERTERS and op_type not in missing:
+            missing[op_type] = node_label(node)
+    if not missing:
+        return
+    first = next(iter(missing.values()))
+    if len(missing) == 1:
+        raise UnsupportedError(f"op {next(iter(missing))} is not supported; tinyc supports "
+                               + ", ".join(sorted(CONVERTERS)), node=first)
+    ops = ", ".join(f"{op} (node {where})" for op, where in missing.items())
+    raise UnsupportedError(f"{len(missing)} ops are not supported: {ops}; tinyc supports "
+                           + ", ".join(sorted(CONVERTERS)), node=first)
 
 
 def _outputs_are_produced(g: Graph) -> None:

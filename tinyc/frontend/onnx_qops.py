@@ -10,16 +10,17 @@ from .loader import TENSOR_DTYPES
 from .onnx_ops import attr, conv_bias, conv_kernel, converts, float_only, inp, out, window_attrs
 
 
-def _qparams(ctx, scale_i: int, zp_i: int, default_dtype: str = "uint8"):
+def qparams(ctx, scale_i: int, zp_i: int, default_dtype: str = "uint8"):
     scale = ctx.const(scale_i, "the scale")
     zp = ctx.const(zp_i, "the zero point")
     scale = np.asarray(scale, np.float32)
     if zp is None:
         zp = np.zeros(scale.shape, default_dtype)
-    if scale.shape != np.asarray(zp).shape:
+    zp = np.asarray(zp)
+    if scale.shape != zp.shape and not scale.size == zp.size == 1:  # [1] and [] both mean one per tensor
         raise UnsupportedError(f"scale shape {list(scale.shape)} and zero point shape {list(zp.shape)} differ")
     _check_scales(scale)
-    return scale, np.asarray(zp)
+    return scale, zp
 
 
 def _check_scales(scale: np.ndarray) -> None:
@@ -58,7 +59,7 @@ def _axis(ctx, shape: tuple[int, ...], scale: np.ndarray):
 def quantize_linear(ctx):
     x = ctx.value(inp(ctx, 0))
     float_only(ctx, inp(ctx, 0))
-    scale, zp = _qparams(ctx, 1, 2)
+    scale, zp = qparams(ctx, 1, 2)
     dtype = str(zp.dtype)
     if attr(ctx, "output_dtype", 0):
         dtype = TENSOR_DTYPES.get(attr(ctx, "output_dtype"), "unsupported")
@@ -73,12 +74,12 @@ def dequantize_linear(ctx):
     x = ctx.value(inp(ctx, 0))
     if x.dtype not in ("int8", "uint8", "int32"):
         raise UnsupportedError(f"DequantizeLinear of {x.dtype}")
-    scale, zp = _qparams(ctx, 1, 2, x.dtype)
+    scale, zp = qparams(ctx, 1, 2, x.dtype)
     ctx.emit("dequantize", [inp(ctx, 0)], out(ctx), scale=scale.ravel(), zero_point=zp.astype(np.int32).ravel(),
              axis=_axis(ctx, x.shape, scale))
 
 
-def _to_int8(ctx, name: str, zp: np.ndarray) -> tuple[str, np.ndarray]:
+def to_int8(ctx, name: str, zp: np.ndarray) -> tuple[str, np.ndarray]:
     """An int8 view of a quantized tensor and its zero point (uint8 data moves down by 128)."""
     v = ctx.value(name)
     zp = np.asarray(zp if zp is not None else 0).astype(np.int32)
@@ -91,7 +92,7 @@ def _to_int8(ctx, name: str, zp: np.ndarray) -> tuple[str, np.ndarray]:
     return ctx.emit("flip_sign", [name], dtype="int8"), zp - 128
 
 
-def _finish_requant(ctx, result: str, out_dtype: str):
+def finish_requant(ctx, result: str, out_dtype: str):
     if out_dtype == "uint8":
         ctx.emit("flip_sign", [result], out(ctx), dtype="uint8")
 
@@ -100,8 +101,8 @@ def _finish_requant(ctx, result: str, out_dtype: str):
 def quantized_conv(ctx):
     linear = ctx.node.op_type == "QLinearConv"
     w_i = 3 if linear else 1
-    x_name, x_zp = _to_int8(ctx, inp(ctx, 0), ctx.const(2, "x zero point"))
-    w_name, w_zp = _to_int8(ctx, inp(ctx, w_i), ctx.const(5 if linear else 3, "w zero point"))
+    x_name, x_zp = to_int8(ctx, inp(ctx, 0), ctx.const(2, "x zero point"))
+    w_name, w_zp = to_int8(ctx, inp(ctx, w_i), ctx.const(5 if linear else 3, "w zero point"))
     x, w = ctx.value(x_name), ctx.value(w_name)
     kernel = conv_kernel(ctx, w)
     a = window_attrs(ctx, x.shape[2:], kernel)
@@ -122,14 +123,14 @@ def quantized_conv(ctx):
         bias = conv_bias(ctx, 8, w.shape[0])
     result = ctx.emit("qconv", [x_name, w_name, bias], out(ctx) if out_dtype != "uint8" else None, group=group,
                       x_zp=int(np.ravel(x_zp)[0]), w_zp=w_zp, **a, **requant)
-    _finish_requant(ctx, result, out_dtype)
+    finish_requant(ctx, result, out_dtype)
 
 
 @converts("QLinearMatMul", "MatMulInteger")
 def quantized_matmul(ctx):
     linear = ctx.node.op_type == "QLinearMatMul"
-    x_name, x_zp = _to_int8(ctx, inp(ctx, 0), ctx.const(2, "a zero point"))
-    w_name, w_zp = _to_int8(ctx, inp(ctx, 3 if linear else 1), ctx.const(5 if linear else 3, "b zero point"))
+    x_name, x_zp = to_int8(ctx, inp(ctx, 0), ctx.const(2, "a zero point"))
+    w_name, w_zp = to_int8(ctx, inp(ctx, 3 if linear else 1), ctx.const(5 if linear else 3, "b zero point"))
     w = ctx.value(w_name)
     if len(w.shape) != 2:
         raise UnsupportedError(f"{ctx.node.op_type} with a {len(w.shape)}-D right operand (2-D supported)")
@@ -146,4 +147,4 @@ def quantized_matmul(ctx):
         requant = qm.requant_attrs(real, y_zp - 128 if out_dtype == "uint8" else y_zp, (-128, 127), "qmatmul")
     result = ctx.emit("qmatmul", [x_name, w_name], out(ctx) if out_dtype != "uint8" else None,
                       x_zp=int(np.ravel(x_zp)[0]), w_zp=w_zp, **requant)
-    _finish_requant(ctx, result, out_dtype)
+    finish_requant(ctx, result, out_dtype)

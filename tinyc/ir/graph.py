@@ -14,6 +14,9 @@ import networkx as nx
 import numpy as np
 
 DTYPES = ("float32", "int8", "uint8", "int32", "int64")
+# Ops that move a quantized tensor's data without changing what it means: a tensor they join has the
+# quantization of its neighbour (flip_sign shifts the zero point by 128 between int8 and uint8).
+QUANT_KEEPING = ("reshape", "transpose", "flip_sign")
 
 
 @dataclass
@@ -22,6 +25,16 @@ class Quant:
     scale: np.ndarray
     zero_point: np.ndarray
     axis: int | None = None
+
+    @property
+    def per_tensor(self) -> tuple[float, int]:
+        """(scale, zero point) of a per-tensor quantization."""
+        return float(np.asarray(self.scale).reshape(-1)[0]), int(np.asarray(self.zero_point).reshape(-1)[0])
+
+    def text(self) -> str:
+        """How a per-tensor quantized value reads as a real number, for people: `(q + 128) * 0.00390625`."""
+        scale, zp = self.per_tensor
+        return f"(q {'-' if zp >= 0 else '+'} {abs(zp)}) * {scale:.9g}"
 
 
 @dataclass
@@ -82,6 +95,7 @@ class Graph:
         self.source = ""  # the file the graph came from, for error messages
         self.arena_bytes = 0  # set by the memory planner
         self.arena_lower_bound = 0
+        self.notes: dict[str, str] = {}  # node name -> why a lowering pass left it as it is (the report says)
         self._order = itertools.count()
 
     # ---- building ----
@@ -135,6 +149,30 @@ class Graph:
         order = nx.get_node_attributes(self.nx, "order")
         return [self.node(n) for n in nx.lexicographical_topological_sort(self.nx, key=order.get)]
 
+    def io_quant(self, name: str) -> Quant | None:
+        """The per-tensor quantization of an int8/uint8 value (what firmware needs to quantize a graph
+        input and read an output); when the canonicalizer left it unset (a graph input read through a
+        reshape, a uint8 input through a flip to int8), that of the nearest value joined to it by
+        QUANT_KEEPING ops."""
+        if self.values[name].dtype not in ("int8", "uint8"):
+            return None
+        producers, consumers = self.producers(), self.consumers()
+        seen, todo = {name}, [name]
+        while todo:
+            v = self.values[todo.pop(0)]
+            if v.quant is not None and np.size(v.quant.scale) == 1:
+                shift = {("uint8", "int8"): 128, ("int8", "uint8"): -128}.get((self.values[name].dtype, v.dtype), 0)
+                return Quant(v.quant.scale, v.quant.zero_point + shift, v.quant.axis)
+            nodes = [producers[v.name]] if v.name in producers else []
+            for n in nodes + consumers.get(v.name, []):
+                d = self.nx.nodes[n]
+                if d["op"] in QUANT_KEEPING:
+                    for other in d["inputs"][:1] + d["outputs"]:
+                        if other not in seen:
+                            seen.add(other)
+                            todo.append(other)
+        return None
+
     def producers(self) -> dict[str, str]:
         return {v: n for n, d in self.nx.nodes(data=True) for v in d["outputs"]}
 
@@ -176,6 +214,7 @@ class Graph:
         g = Graph(self.name)
         g.source = self.source
         g.arena_bytes, g.arena_lower_bound = self.arena_bytes, self.arena_lower_bound
+        g.notes = dict(self.notes)
         g.nx = self.nx.copy()
         for n, d in g.nx.nodes(data=True):
             d["inputs"], d["outputs"], d["attrs"] = list(d["inputs"]), list(d["outputs"]), dict(d["attrs"])

@@ -98,7 +98,7 @@ def rounded_average(total: np.ndarray, count: np.ndarray) -> np.ndarray:
     return np.where(num >= 0, num // count, -((-num) // count))
 
 
-ROUNDING_OF = {"qconv": "double", "qmatmul": "single"}  # as TFLite's Conv and FullyConnected int8 kernels
+ROUNDING_OF = {"qconv": "double", "qmatmul": "single", "qmul": "double"}  # as TFLite's Conv, FullyConnected, Mul
 
 
 def powers_of_two(real) -> bool:

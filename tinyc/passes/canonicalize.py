@@ -10,18 +10,22 @@ Float ops that no QDQ group covers stay float; unused float nodes are pruned at 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 
+from ..ir import geometry as geo
 from ..ir import ops as irops
 from ..ir import quant_math as qm
 from ..ir.graph import Graph, Quant
 from ..ir.interpret import interpret
 from ..ir.ops import OPS
+from ..ir.ops_math import UNARY
 from ..ir.verify import verify
 
-ELEMENTWISE = ("relu", "clip", "sigmoid")
-SAME_QUANT = ("reshape", "transpose", "pad", "maxpool", "avgpool", "concat")
+ELEMENTWISE = ("relu", "clip", "sigmoid") + tuple(UNARY)
+SAME_QUANT = ("reshape", "transpose", "pad", "maxpool", "avgpool", "concat", "slice", "expand", "tile", "gather",
+              "reduce_max", "reduce_min")
 EXP_ONE = 1 << 20  # fixed-point 1.0 of the softmax exp table
 
 
@@ -187,6 +191,26 @@ def _fold_add(r: _Rewriter, core, chain, out_scale, out_zp) -> str | None:
                      out_min=bounds[0], out_max=bounds[1], **params)
 
 
+def _fold_mul(r: _Rewriter, core, chain, out_scale, out_zp) -> str | None:
+    a, b = r.int8_source(core.inputs[0]), r.int8_source(core.inputs[1])
+    bounds = _bounds(chain, out_scale, out_zp)
+    if a is None or b is None or bounds is None:
+        return None
+    real = np.float64(np.float32(a[1])) * np.float64(np.float32(b[1])) / np.float64(np.float32(out_scale))
+    return irops.add(r.g, "qmul", [a[0], b[0]], core.name + "_q", a_zp=a[2], b_zp=b[2],
+                     **qm.requant_attrs(np.array([real]), out_zp, bounds, "qmul"))
+
+
+def _fold_concat(r: _Rewriter, q, core, chain) -> str | None:
+    """A concat of inputs quantized unlike each other: each is mapped to the output's quantization by a
+    table first (what onnxruntime's QLinearConcat does, so both agree exactly)."""
+    sources = [r.int8_source(v) for v in core.inputs]
+    if chain or any(s is None for s in sources) or len({(s[1], s[2]) for s in sources}) == 1:
+        return None
+    moved = [r.remap(q, name, scale, zp, []) for name, scale, zp in sources]
+    return irops.add(r.g, "concat", moved, core.name + "_q", axis=core.attrs["axis"])
+
+
 def _fold_same_quant(r: _Rewriter, q, core, chain) -> str | None:
     """Data movement and pooling run on int8 data in their input's quantization; the rest is a table."""
     sources = [r.int8_source(v) for v in core.inputs]
@@ -207,6 +231,29 @@ def _fold_same_quant(r: _Rewriter, q, core, chain) -> str | None:
     return r.remap(q, moved, scale, zp, chain)
 
 
+def _fold_average(r: _Rewriter, core, chain, out_scale, out_zp) -> str | None:
+    """An average pool whose output is quantized unlike its input, every window counting the same
+    positions: a depthwise qconv of ones requantized by in_scale / (count * out_scale), rounded once (a
+    pool in the input's quantization and then a table would round twice, up to 1.5 LSB off)."""
+    x = r.int8_source(core.inputs[0])
+    bounds = _bounds(chain, out_scale, out_zp)
+    a = core.attrs
+    if x is None or bounds is None or a["ceil_mode"] or (np.float32(x[1]) == np.float32(out_scale) and x[2] == out_zp):
+        return None
+    xv = r.g.values[x[0]]
+    out_sp = r.g.values[core.outputs[0]].shape[2:]
+    counts = geo.valid_counts(xv.shape[2:], a["kernel"], a["strides"], a["pads"], a["dilations"], out_sp,
+                              a["count_include_pad"])
+    if np.ptp(counts) != 0:
+        return None
+    channels = xv.shape[1]
+    ones = r.g.add_const(core.name + "_ones", np.ones((channels, 1) + tuple(a["kernel"]), np.int8)).name
+    real = np.full(channels, np.float64(np.float32(x[1])) / (float(counts.flat[0]) * np.float64(np.float32(out_scale))))
+    return irops.add(r.g, "qconv", [x[0], ones, ""], core.name + "_q", group=channels, x_zp=x[2],
+                     w_zp=np.zeros(channels, np.int32), strides=a["strides"], pads=a["pads"],
+                     dilations=a["dilations"], **qm.requant_attrs(real, out_zp, bounds, "qconv"))
+
+
 def _fold_softmax(r: _Rewriter, core, chain, out_scale, out_zp) -> str | None:
     x = r.int8_source(core.inputs[0])
     if x is None or chain:
@@ -216,6 +263,22 @@ def _fold_softmax(r: _Rewriter, core, chain, out_scale, out_zp) -> str | None:
     inv = int(round((1 << irops.SOFTMAX_FRAC_BITS) / np.float64(np.float32(out_scale))))
     return irops.add(r.g, "qsoftmax", [x[0]], core.name + "_q", axis=core.attrs["axis"], table=table,
                      inv_out_scale=inv, out_zp=out_zp)
+
+
+def dequantize_after_transpose(g: Graph) -> Graph:
+    """transpose(dequantize(x)) -> dequantize(transpose(x)), the per-axis scale following its axis: a Gemm
+    with transB=1 (PyTorch's Linear, as onnxruntime quantizes it) then reads dequantized int8 weights
+    like a MatMul, and the int8 transpose of constant weights folds away."""
+    for n in g.nodes():
+        dq = g.node(p) if (p := g.producers().get(n.inputs[0])) else None
+        if n.op != "transpose" or dq is None or dq.op != "dequantize":
+            continue
+        axis = dq.attrs["axis"]
+        moved = irops.add(g, "transpose", [dq.inputs[0]], n.name + "_int", perm=n.attrs["perm"])
+        g.remove_node(n.name)
+        g.add_node(n.name, "dequantize", [moved], n.outputs,
+                   **dict(dq.attrs, axis=None if axis is None else list(n.attrs["perm"]).index(axis)))
+    return g.prune()
 
 
 def fold_qdq(g: Graph) -> Graph:
@@ -233,7 +296,12 @@ def fold_qdq(g: Graph) -> Graph:
             if result is None and core.op == "add":
                 result = _fold_add(r, core, chain, out_scale, out_zp)
         elif core is not None and core.op in SAME_QUANT:
-            result = _fold_same_quant(r, q, core, chain)
+            special = {"avgpool": lambda: _fold_average(r, core, chain, out_scale, out_zp),
+                       "concat": lambda: _fold_concat(r, q, core, chain)}
+            result = special[core.op]() if core.op in special else None
+            result = result or _fold_same_quant(r, q, core, chain)
+        elif core is not None and core.op == "mul":
+            result = _fold_mul(r, core, chain, out_scale, out_zp)
         elif core is not None and core.op == "softmax":
             result = _fold_softmax(r, core, chain, out_scale, out_zp)
         elif (src := r.int8_source(top)) is not None:
@@ -283,11 +351,38 @@ def cancel_movement(g: Graph) -> Graph:
         if identity and n.outputs[0] not in g.outputs and n.inputs[0] not in g.inputs:
             g.replace_uses(n.outputs[0], n.inputs[0])
             g.remove_node(n.name)
+    _cancel_flips(g)
     return g.prune()
+
+
+def _cancel_flips(g: Graph) -> None:
+    """flip_sign(move(flip_sign(x))) is move(x) for a reshape or transpose (or none): a uint8 tensor between
+    two integer ops (onnxruntime's default uint8 activations, also through its uint8 Reshape) is flipped to
+    uint8 after one and back to int8 before the next; neither flip is needed."""
+    for name in [n.name for n in g.nodes()]:
+        n = g.node(name)
+        if n.op != "flip_sign" or n.outputs[0] in g.outputs:
+            continue
+        moves, value = [], n.inputs[0]
+        while (p := g.producers().get(value)) is not None and g.node(p).op in ("reshape", "transpose") and \
+                len(g.consumers().get(value, [])) == 1 and value not in g.outputs:
+            moves.insert(0, g.node(p))
+            value = moves[0].inputs[0]
+        inner = g.node(p) if p is not None else None
+        if inner is None or inner.op != "flip_sign":
+            continue
+        result = g.values[n.outputs[0]]
+        source = inner.inputs[0]
+        for m in moves:
+            g.set_node(m.name, inputs=[source])
+            source = m.outputs[0]
+            g.values[source] = replace(g.values[source], dtype=result.dtype, quant=result.quant)
+        g.replace_uses(n.outputs[0], source)
+        g.remove_node(n.name)
 
 
 def canonicalize(g: Graph) -> Graph:
     g = g.copy()
-    for step in (fold_qdq, fold_constants, cancel_movement):
+    for step in (dequantize_after_transpose, fold_qdq, fold_constants, cancel_movement):
         g = verify(step(g.connect()), after=f"canonicalize.{step.__name__}")
     return g

@@ -19,7 +19,7 @@ from ..ir.graph import Graph, Node, Placement
 from ..ir.verify import verify
 from ..targets import cost
 from ..targets.base import Core, Pattern, Target
-from .tiling import tile_layer
+from .tiling import check_fits, tile_layer
 
 
 @dataclass(frozen=True)
@@ -59,18 +59,44 @@ def check(g: Graph, core: Core, pattern: Pattern, nodes: tuple[Node, ...]) -> Ma
     return Match(core, pattern, nodes, len(pattern.constraints), "")
 
 
-def matches_at(g: Graph, core: Core, start: Node, readers: dict[str, list[str]]) -> list[Match]:
-    """The core's patterns whose chain starts at `start`, checked (requant_pow2 and the quantizer ask
-    whether a core would take one layer)."""
-    found = []
-    for pattern in core.patterns:
-        nodes = chain(g, start, pattern.ops, readers)
-        if nodes is not None:
-            found.append(check(g, core, pattern, nodes))
-    return found
+def placeable(g: Graph, target: Target, core: Core, pattern: Pattern, nodes: tuple[Node, ...]) -> Match:
+    """The chain checked against the pattern's constraints, then against the core's memories: a job no
+    tiling fits fails last, with the least memory any tiling needs (a kind the cost model does not price
+    is not tiled, so there is nothing to fit)."""
+    m = check(g, core, pattern, nodes)
+    if m.failure or pattern.name not in cost.KINDS:
+        return m
+    try:
+        check_fits(cost.layer_geometry(g, nodes[-1], pattern.name), cost.machine(target, core))
+    except DoesNotFitError as e:
+        return Match(core, pattern, nodes, m.passed, e.reason)
+    return m
 
 
-def matches(g: Graph, cores: tuple[Core, ...]) -> list[Match]:
+@dataclass(frozen=True)
+class Verdict:
+    """Whether any of the cores takes the job that starts at a node, and if not each core's failure that got
+    furthest ("" for a core with no pattern starting with the node's op)."""
+    taken: bool
+    failures: tuple[str, ...]
+    why: str
+
+
+def verdict(g: Graph, target: Target, cores: tuple[Core, ...], name: str) -> Verdict:
+    readers, start = g.consumers(), g.node(name)
+    failures, why = [], []
+    for core in cores:
+        found = [placeable(g, target, core, p, nodes) for p in core.patterns
+                 if (nodes := chain(g, start, p.ops, readers)) is not None]
+        if any(not m.failure for m in found):
+            return Verdict(True, (), "")
+        furthest = max(found, key=lambda m: m.passed).failure if found else ""
+        failures.append(furthest)
+        why.append(f"{core.name}: {furthest or f'no pattern for op {start.op}'}")
+    return Verdict(False, tuple(failures), "; ".join(why))
+
+
+def matches(g: Graph, target: Target, cores: tuple[Core, ...]) -> list[Match]:
     """Every chain each core's patterns find, checked; in the cores' order, then patterns', then nodes'."""
     readers, nodes_in_order = g.consumers(), g.nodes()
     found = []
@@ -79,7 +105,7 @@ def matches(g: Graph, cores: tuple[Core, ...]) -> list[Match]:
             for start in nodes_in_order:
                 nodes = chain(g, start, pattern.ops, readers)
                 if nodes is not None:
-                    found.append(check(g, core, pattern, nodes))
+                    found.append(placeable(g, target, core, pattern, nodes))
     return found
 
 
@@ -99,18 +125,15 @@ def declined(node: Node, core: Core, found: list[Match], taken: dict[str, Match]
     return f"{core.name}: no pattern for op {node.op}"
 
 
-def modeled_cycles(g: Graph, target: Target, m: Match) -> int | None:
-    """The fastest tiling's latency of the match's job on its core; None when no tiling fits."""
+def modeled_cycles(g: Graph, target: Target, m: Match, tiler: str) -> int:
+    """The latency of the match's job on its core, tiled as the tiling pass will (which reuses the solve)."""
     layer = cost.layer_geometry(g, m.nodes[-1], m.pattern.name)
-    try:
-        return tile_layer(layer, cost.machine(target, m.core)).cost.cycles
-    except DoesNotFitError:
-        return None
+    return tile_layer(layer, cost.machine(target, m.core), tiler).cost.cycles
 
 
-def cheapest(g: Graph, target: Target, valid: list[Match], rank: dict) -> tuple[list[Match], dict]:
+def cheapest(g: Graph, target: Target, valid: list[Match], rank: dict, tiler: str) -> tuple[list[Match], dict]:
     """Per chain, the match on the core with the fewest modeled cycles, and for chains more than one core
-    takes, every core's figure (None: does not fit)."""
+    takes, every core's figure."""
     by_chain: dict[tuple, list[Match]] = {}
     for m in valid:
         by_chain.setdefault(m.names, []).append(m)
@@ -119,20 +142,19 @@ def cheapest(g: Graph, target: Target, valid: list[Match], rank: dict) -> tuple[
         if len(ms) == 1:
             chosen.append(ms[0])
             continue
-        cycles = {m.core.name: modeled_cycles(g, target, m) for m in ms}
-        fitting = [m for m in ms if cycles[m.core.name] is not None] or ms
-        chosen.append(min(fitting, key=lambda m: (cycles[m.core.name] or 0, rank[m.core.name])))
+        cycles = {m.core.name: modeled_cycles(g, target, m, tiler) for m in ms}
+        chosen.append(min(ms, key=lambda m: (cycles[m.core.name], rank[m.core.name])))
         figures[names] = cycles
     return chosen, figures
 
 
-def dispatch(g: Graph, target: Target, config: str) -> Graph:
+def dispatch(g: Graph, target: Target, config: str, tiler: str = "cp-sat") -> Graph:
     g = g.copy()
     cores = target.accelerators(config)
-    found = matches(g, cores)
+    found = matches(g, target, cores)
     position = {n.name: i for i, n in enumerate(g.nodes())}
     rank = {core.name: i for i, core in enumerate(cores)}
-    chosen, figures = cheapest(g, target, [m for m in found if not m.failure], rank)
+    chosen, figures = cheapest(g, target, [m for m in found if not m.failure], rank, tiler)
     taken: dict[str, Match] = {}
     for m in sorted(chosen, key=lambda m: (-len(m.nodes), position[m.names[0]], rank[m.core.name])):
         if not any(name in taken for name in m.names):
@@ -143,7 +165,8 @@ def dispatch(g: Graph, target: Target, config: str) -> Graph:
             placement = Placement(m.core.name, pattern=m.pattern.name, anchor=m.names[-1],
                                   candidates=figures.get(m.names))
         elif cores:
-            placement = Placement(target.host.name, reason="; ".join(declined(n, c, found, taken) for c in cores))
+            reasons = [declined(n, c, found, taken) for c in cores] + ([g.notes[n.name]] if n.name in g.notes else [])
+            placement = Placement(target.host.name, reason="; ".join(reasons))
         else:
             placement = Placement(target.host.name, reason=f"configuration {config} uses no accelerator")
         g.set_node(n.name, placement=placement)

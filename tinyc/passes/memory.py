@@ -61,10 +61,9 @@ def lower_bound(bufs: list[Buffer]) -> int:
     return max((sum(b.nbytes for b in bufs if b.first <= t <= b.last) for t in steps), default=0)
 
 
-def plan_memory(g: Graph) -> Graph:
-    """A copy of the graph with every activation's arena offset, the arena size and its lower bound."""
-    g = g.copy()
-    bufs = buffers(g)
+def place(bufs: list[Buffer]) -> int:
+    """Set every buffer's offset, largest first at the lowest offset that overlaps no buffer live at the
+    same time; returns the bytes the placement spans (also the L1 plan's placement, passes/l1_plan.py)."""
     placed: list[Buffer] = []
     for buf in sorted(bufs, key=lambda b: (-b.nbytes, b.first, b.values[0])):
         busy = sorted((p.offset, p.offset + _align(p.nbytes)) for p in placed
@@ -76,6 +75,14 @@ def plan_memory(g: Graph) -> Graph:
             offset = max(offset, stop)
         buf.offset = offset
         placed.append(buf)
+    return max((b.offset + b.nbytes for b in bufs), default=0)
+
+
+def plan_memory(g: Graph) -> Graph:
+    """A copy of the graph with every activation's arena offset, the arena size and its lower bound."""
+    g = g.copy()
+    bufs = buffers(g)
+    place(bufs)
     for buf in bufs:
         for name in buf.values:
             g.values[name].offset = buf.offset

@@ -26,29 +26,35 @@ from ..ir.interpret import interpret
 from ..ir.ops import OPS
 from ..ir.quant_math import INT32_MAX, INT32_MIN
 from ..targets.base import Target
-from .dispatch import matches_at
+from .dispatch import verdict
 
 WEIGHTED = {"qconv": 0, "qmatmul": 1}  # op -> the weight axis of its output channels
 SHIFT_MULTIPLIER = 1 << 30  # with rounding "single", multiplier 2^30 and shift 1 - s is a plain shift by s
 
 
-def requant_pow2(g: Graph, target: Target, config: str, inputs: list[dict]) -> Graph:
-    """`inputs`: feeds of the graph inputs on which the exact model's layer inputs are averaged."""
+def requant_pow2(g: Graph, target: Target, config: str, inputs: list[dict], lowerings=()) -> Graph:
+    """`inputs`: feeds of the graph inputs on which the exact model's layer inputs are averaged;
+    `lowerings`: the passes (Graph -> Graph) that run before dispatch, which may bring a rewritten layer
+    to a core that does not take it as it is (a 10x4 kernel): a rewrite is kept when the layer is taken
+    as it is or after them (they keep a lowered layer's name)."""
     g = g.copy()
     cores = target.accelerators(config)
-    pending = [n for n in g.nodes() if n.op in WEIGHTED and cores and not _accepted(g, cores, n.name)]
+    pending = [n for n in g.nodes() if n.op in WEIGHTED and cores and not verdict(g, target, cores, n.name).taken]
     runs = [interpret(g, x, keep_all=True) for x in inputs] if pending else []
     for n in pending:
         trial = g.copy()
-        if _rewrite(trial, n.name, _input_mean(n, runs)) and _accepted(trial, cores, n.name):
+        if _rewrite(trial, n.name, _input_mean(n, runs)) and _taken(trial, target, cores, n.name, lowerings):
             g = trial
     return g.prune()
 
 
-def _accepted(g: Graph, cores, name: str) -> bool:
-    """Whether a pattern of one of the cores, starting at node `name`, meets every constraint."""
-    readers, start = g.consumers(), g.node(name)
-    return any(not m.failure for core in cores for m in matches_at(g, core, start, readers))
+def _taken(g: Graph, target: Target, cores, name: str, lowerings) -> bool:
+    if verdict(g, target, cores, name).taken:
+        return True
+    lowered = g
+    for lowering in lowerings:
+        lowered = lowering(lowered)
+    return name in lowered.nx and verdict(lowered, target, cores, name).taken
 
 
 def _shift(scaled: np.ndarray) -> int | None:

@@ -4,8 +4,9 @@
 legal tiling. The contract's double-buffered latency sums a max per box over boxes whose sizes
 differ at the edges, which a CP-SAT model over tile sizes cannot state compactly; so the model
 minimizes a lower bound of it that it states exactly (see _model), the cost model evaluates the solution
-exactly, and a cut (bound < best latency found, this tiling excluded) sends CP-SAT back until no
-tiling is left whose bound beats the best latency: then that latency is the minimum, proven.
+exactly, and a cut (bound < best latency found, the tilings evaluated excluded) sends CP-SAT back until
+no tiling is left whose bound beats the best latency: then that latency is the minimum, proven. Every
+tiling a solve meets on its way is evaluated and cut, not only its optimum.
 Single buffering is searched the same way (it lets a tile twice as large fit), and the faster wins.
 
 "dory" is DORY/HTVM's heuristic for DIANA: no tiling when the layer fits whole, else the tile that
@@ -14,8 +15,9 @@ tiles, then large tiles; single buffered.
 """
 from __future__ import annotations
 
+import functools
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ortools.sat.python import cp_model
 
@@ -33,7 +35,7 @@ class Choice:
     tile: Tile
     cost: Cost
     proven: bool  # cp-sat: the minimum latency is proven over every legal tiling
-    solves: int  # CP-SAT calls (one per cut plus the last, infeasible one)
+    solves: int  # CP-SAT calls (one per round of cuts plus the last, infeasible one)
     seconds: float
 
 
@@ -56,14 +58,25 @@ def tiling(g: Graph, target, tiler: str = "cp-sat") -> Graph:
 
 
 def tile_layer(layer: Layer, m: Machine, tiler: str = "cp-sat") -> Choice:
+    """The tiler's choice for the layer on the machine. Each (geometry, machine, tiler) is solved once per
+    process (dispatch prices every candidate core, then the tiling pass reuses its figure; layers of one
+    geometry share one solve): the tilers are deterministic, so a reused choice is the one a new solve gives."""
+    check_fits(layer, m)
+    try:
+        return _solved(replace(layer, name=""), m, tiler)
+    except TinycError as e:
+        raise e.located(node=layer.name) from None
+
+
+@functools.lru_cache(maxsize=4096)
+def _solved(geometry: Layer, m: Machine, tiler: str) -> Choice:
     start = time.perf_counter()
-    _check_fits(layer, m)
-    choice = TILERS[tiler](layer, m)
+    choice = TILERS[tiler](geometry, m)
     choice.seconds = time.perf_counter() - start
     return choice
 
 
-def _check_fits(layer: Layer, m: Machine) -> None:
+def check_fits(layer: Layer, m: Machine) -> None:
     """Raise DoesNotFitError with the least memory any tiling needs, when even that is too much: the
     smallest channel tile and one output pixel, single buffered (a larger tile's input window holds
     each of its pixels' windows, so no tiling needs less)."""
@@ -103,7 +116,8 @@ def _cp_sat_buffers(layer: Layer, m: Machine, buffers: int, at_most: int | None)
     solver.parameters.max_time_in_seconds = SOLVE_SECONDS
     best, solves = None, 0
     while True:
-        status = solver.Solve(model)
+        seen = _Tilings(tile_vars)
+        status = solver.Solve(model, seen)
         solves += 1
         if status == cp_model.INFEASIBLE:
             return best, solves, True
@@ -111,12 +125,27 @@ def _cp_sat_buffers(layer: Layer, m: Machine, buffers: int, at_most: int | None)
             return best, solves, False
         if best is not None and solver.Value(bound) >= best.cost.cycles:
             return best, solves, True
-        tile = Tile(*(solver.Value(v) for v in tile_vars), buffers)
-        exact = cost.evaluate(layer, tile, m)
-        if best is None or exact.cycles < best.cost.cycles:
-            best = Choice(tile, exact, True, 0, 0.0)
-        model.AddForbiddenAssignments(list(tile_vars), [(tile.tc, tile.th, tile.tw)])
+        for sizes in seen.found:  # every tiling the search met, the optimum of the bound last
+            exact = cost.evaluate(layer, Tile(*sizes, buffers), m)
+            if best is None or exact.cycles < best.cost.cycles:
+                best = Choice(Tile(*sizes, buffers), exact, True, 0, 0.0)
+        model.AddForbiddenAssignments(list(tile_vars), seen.found)
         model.Add(bound <= best.cost.cycles - 1)
+
+
+class _Tilings(cp_model.CpSolverSolutionCallback):
+    """The distinct tilings a solve meets on its way to the optimum: each is evaluated exactly and cut at
+    once, which spares a solve per tiling (a solve costs tens of milliseconds, an evaluation far less)."""
+
+    def __init__(self, tile_vars):
+        super().__init__()
+        self.tile_vars = tile_vars
+        self.found: list[tuple[int, int, int]] = []
+
+    def on_solution_callback(self):
+        sizes = tuple(self.Value(v) for v in self.tile_vars)
+        if sizes not in self.found:
+            self.found.append(sizes)
 
 
 class _Model:

@@ -56,8 +56,6 @@ def quantize_with_plan(model, calibration, per_channel=None, power_of_two=None, 
     """quantize(), and the Plan: what was chosen and, with a target, per layer the cores that take it."""
     if method not in ("minmax", "percentile"):
         raise InputError(f"method must be 'minmax' or 'percentile', not {method!r}")
-    if method == "percentile" and not 50 < percentile <= 100:
-        raise InputError(f"percentile must be in (50, 100], not {percentile}")
     if io not in ("float", "int8"):
         raise InputError(f"io must be 'float' or 'int8', not {io!r}")
     proto, file = load(model)
@@ -77,7 +75,7 @@ def quantize_with_plan(model, calibration, per_channel=None, power_of_two=None, 
         model = emit(g, g.qparams(ranges), io)
         final = Plan(pow2, {n for n in layers if g.per_channel(n)}, sorted(g.tern), host_only=chosen.host_only)
         if target is not None:
-            cores = accepted(model, configured_cores(target, config))
+            cores = accepted(model, *configured_cores(target, config))
             for n in layers:
                 kind = "ternary" if n in g.tern else "int8"
                 why = "; ".join(f"{c}: {failure}" for c, (_, failure) in cores.get(n, {}).items())

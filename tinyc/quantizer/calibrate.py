@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 from onnx import TensorProto, helper
 
-from tinyc.errors import InputError, TinycError
+from tinyc.errors import InputError, TinycError, note
 
 
 def load_calibration(path):
@@ -52,6 +52,7 @@ def samples(calibration, inputs):
             shape = ", ".join(map(str, one))
             raise TinycError(f"calibration data for input {name!r} has shape {a.shape}; expected "
                              f"(N, {shape}) or (N, 1, {shape})")
+        _check_finite(a, name)
         arrays[name] = a.reshape(len(a), 1, *one)
     counts = {len(a) for a in arrays.values()}
     if len(counts) != 1 or 0 in counts:
@@ -59,10 +60,37 @@ def samples(calibration, inputs):
     return [{k: a[i] for k, a in arrays.items()} for i in range(counts.pop())]
 
 
+def _check_finite(a: np.ndarray, name: str) -> None:
+    """NaN or infinity has no int8 range; one constant value has a range of a single point."""
+    bad = int(np.count_nonzero(~np.isfinite(a)))
+    if bad:
+        raise InputError(f"calibration data for input {name!r} holds {bad} NaN or infinite value(s) of {a.size}; "
+                         "give finite samples")
+    if a.size and a.min() == a.max():
+        note(f"calibration data for input {name!r} is {float(a.flat[0]):g} everywhere: its range, and the ranges "
+             "it leads to, come from that one value (give varied samples for useful scales)")
+
+
+def _check_ranges(ranges: dict) -> None:
+    """A tensor NaN or infinite on the calibration data cannot be quantized; one that is 0 on every sample
+    gets scale 1 (any scale holds 0 exactly): say so, since a real input will not be 0 there."""
+    broken = [t for t, (lo, hi) in ranges.items() if not (np.isfinite(lo) and np.isfinite(hi))]
+    if broken:
+        raise InputError(f"the float model computes NaN or infinity on the calibration data (first at "
+                         f"{broken[0]!r}): that tensor has no int8 range", node=broken[0])
+    zero = [t for t, (lo, hi) in ranges.items() if lo == hi == 0]
+    if zero:
+        note(f"{len(zero)} tensor(s) are 0 on every calibration sample (first {zero[0]!r}): quantized with scale 1.0, "
+             "which holds only the 0 seen; give samples that exercise them")
+
+
 def calibrate(model, tensors, samples, method, percentile):
     """(min, max) of every tensor over the samples, read from the float model run by onnxruntime."""
     import onnxruntime as ort
 
+    if method == "percentile" and not 50 < percentile <= 100:
+        raise InputError(f"percentile must be above 50 and at most 100 (ranges are cut at it and 100 minus it), "
+                         f"not {percentile:g}")
     inputs = {i.name for i in model.graph.input}
     probe = [t for t in dict.fromkeys(tensors) if t not in inputs]
     del model.graph.output[:]
@@ -77,4 +105,6 @@ def calibrate(model, tensors, samples, method, percentile):
         for name, v in [*zip(probe, sess.run(probe, feed)), *feed.items()]:
             values[name].append(keep(v))
     lo, hi = (0, 100) if method == "minmax" else (100 - percentile, percentile)
-    return {t: tuple(float(np.percentile(np.concatenate(vs), p)) for p in (lo, hi)) for t, vs in values.items()}
+    ranges = {t: tuple(float(np.percentile(np.concatenate(vs), p)) for p in (lo, hi)) for t, vs in values.items()}
+    _check_ranges(ranges)
+    return ranges

@@ -19,7 +19,7 @@ from tinyc import targets
 from tinyc.errors import InputError
 from tinyc.frontend.onnx import from_onnx
 from tinyc.passes.canonicalize import canonicalize
-from tinyc.passes.dispatch import matches_at
+from tinyc.passes.dispatch import chain, placeable
 
 from .graph import QuantGraph
 from .qdq import emit
@@ -47,14 +47,15 @@ class Plan:
 
 
 def configured_cores(target, config):
+    """(the target, the accelerators of its configuration `config`, default its first)."""
     tgt = targets.get(target)
     config = config or tgt.default_config
     if config not in tgt.configs:
         raise InputError(f"target {tgt.name} has configurations {', '.join(tgt.configs)}, not {config!r}")
-    return tgt.accelerators(config)
+    return tgt, tgt.accelerators(config)
 
 
-def accepted(model, cores) -> dict[str, dict[str, tuple[int, str]]]:
+def accepted(model, target, cores) -> dict[str, dict[str, tuple[int, str]]]:
     """Per conv/dense layer of a QDQ model written by qdq.emit: core -> (how many constraints held, "" if
     the core takes the layer, else the first constraint its furthest pattern fails)."""
     g = canonicalize(from_onnx(model))
@@ -65,17 +66,18 @@ def accepted(model, cores) -> dict[str, dict[str, tuple[int, str]]]:
         if not weight.endswith(".weight_q"):
             continue
         per_core = {}
-        for core in cores:
-            ms = matches_at(g, core, node, readers)
+        for core in cores:  # dispatch's check, patterns then memories; a core's best match
+            ms = [placeable(g, target, core, p, nodes) for p in core.patterns
+                  if (nodes := chain(g, node, p.ops, readers)) is not None]
             best = max(ms, key=lambda m: (not m.failure, m.passed), default=None)
             per_core[core.name] = (best.passed, best.failure) if best else (0, f"no pattern for op {node.op}")
         found[weight[:-len(".weight_q")]] = per_core
     return found
 
 
-def _trial(proto, ranges, scheme, layers, cores):
+def _trial(proto, ranges, scheme, layers, target, cores):
     g = QuantGraph(_copy(proto), scheme.per_channel, scheme.power_of_two, layers if scheme.ternary else None)
-    return accepted(emit(g, g.qparams(ranges)), cores)
+    return accepted(emit(g, g.qparams(ranges)), target, cores)
 
 
 def _copy(proto):
@@ -87,8 +89,8 @@ def _copy(proto):
 
 def plan(proto, ranges, layers: list[str], target, config) -> Plan:
     """Choose per layer as the module says; `ranges` from calibrating the float model."""
-    cores = configured_cores(target, config)
-    trials = {s: _trial(proto, ranges, s, layers, cores) for s in SCHEMES} if cores else {}
+    tgt, cores = configured_cores(target, config)
+    trials = {s: _trial(proto, ranges, s, layers, tgt, cores) for s in SCHEMES} if cores else {}
     taken = {s: {layer: {c for c, (_, why) in t.get(layer, {}).items() if not why} for layer in layers}
              for s, t in trials.items()}
     exact_scales = sum(bool(c) for c in taken.get(SCHEMES[0], {}).values())

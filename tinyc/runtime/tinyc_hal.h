@@ -87,6 +87,11 @@ void tinyc_hal_dma_wait(void);
 void tinyc_hal_job_start(int32_t core, int32_t tile, const tinyc_hal_job *job);
 void tinyc_hal_job_wait(int32_t core);
 
+/* The L1 plan: a tensor the layer just wrote to [offset, offset + bytes) of `memory` stays there for
+ * later layers (hold) until its last reader is done (release). Nothing may write over a held tensor. */
+void tinyc_hal_l1_hold(int32_t memory, int32_t offset, int32_t bytes);
+void tinyc_hal_l1_release(int32_t memory, int32_t offset, int32_t bytes);
+
 /* The host spent `cycles` (modeled) computing a host layer. */
 void tinyc_hal_host_work(uint64_t cycles);
 /* The host's clock in cycles since tinyc_hal_init. */

@@ -11,7 +11,9 @@
  * there per layer and in total: cycles, DMA bytes and busy cycles of the host, each core and the DMA.
  * When $TINYC_TRACE names a file, each run writes there every busy interval, for time diagrams:
  * a `cores` line as the profile's, then `<who> <start> <end> <layer index>` (who: 0 the host, then
- * each core, then the DMA).
+ * each core, then the DMA), and between them the HAL calls that move or hold data: `dma_in`,
+ * `dma_out`, `job` (its output), `l1_hold`, `l1_release`, each `<call> <layer index> <tile> <memory
+ * id> <offset> <bytes>`. The L1 plan's checks are in tinyc_hal_emu_l1.c.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -145,6 +147,14 @@ void tinyc_hal_init(const tinyc_hal_target *t)
             fail_init("a core has no PE array", (long)i);
     emu.profile = open_log("TINYC_PROFILE");
     emu.trace = open_log("TINYC_TRACE");
+    tinyc_emu_l1_reset(t);
+}
+
+void tinyc_emu_trace_call(const char *call, int32_t tile, int32_t memory, int64_t offset, int64_t bytes)
+{
+    if (emu.trace)
+        fprintf(emu.trace, "%s %ld %ld %ld %lld %lld\n", call, (long)emu.layer_index, (long)tile, (long)memory,
+                (long long)offset, (long long)bytes);
 }
 
 static void write_counters(const counters *c, uint64_t cycles)
@@ -298,7 +308,10 @@ static int start_transfer(int32_t tile, const char *what, int32_t memory, int32_
     if (bytes == 0)
         return 0;
     r = use(tile, what, memory, offset, bytes, writes);
+    if (writes)
+        tinyc_emu_l1_check_write(tile, what, memory, r.begin, r.end);
     transfer(tile, &r);
+    tinyc_emu_trace_call(writes ? "dma_in" : "dma_out", tile, memory, offset, bytes);
     return 1;
 }
 
@@ -342,6 +355,8 @@ void tinyc_hal_job_start(int32_t core, int32_t tile, const tinyc_hal_job *j)
     r[2] = use(tile, "job weights", c->weights, add ? 0 : j->weights, tinyc_emu_weight_bytes(j), 0);
     r[3] = use(tile, "job bias", c->weights, j->bias < 0 ? 0 : j->bias, j->bias < 0 ? 0 : 4 * (int64_t)j->out_c, 0);
     r[4] = use(tile, "job output", c->activations, j->output, (int64_t)j->out_c * j->out_h * j->out_w, 1);
+    tinyc_emu_l1_check_write(tile, "job output", c->activations, r[4].begin, r[4].end);
+    tinyc_emu_trace_call("job", tile, c->activations, r[4].begin, r[4].end - r[4].begin);
     for (k = 0; k < JOB_REGIONS; k++) {
         for (t = 0; t < emu.num_transfers; t++)
             if (overlap(&r[k], &emu.transfers[t]))

@@ -22,4 +22,11 @@ uint64_t tinyc_emu_job_cycles(const tinyc_hal_core *core, const tinyc_hal_job *j
 void tinyc_emu_compute(int32_t tile, const tinyc_hal_core *core, const tinyc_hal_job *j, uint8_t *activations,
                        const uint8_t *weights);
 
+/* The L1 plan's checks (tinyc_hal_emu_l1.c): forget every held tensor; fail when a write of [begin, end)
+ * of `memory` lands on a held one. */
+void tinyc_emu_l1_reset(const tinyc_hal_target *t);
+void tinyc_emu_l1_check_write(int32_t tile, const char *what, int32_t memory, int64_t begin, int64_t end);
+/* With $TINYC_TRACE, one line `<call> <layer index> <tile> <memory> <offset> <bytes>` (tile -1: none). */
+void tinyc_emu_trace_call(const char *call, int32_t tile, int32_t memory, int64_t offset, int64_t bytes);
+
 #endif

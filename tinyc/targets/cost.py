@@ -22,6 +22,7 @@ CONV_OPS, MATMUL_OPS = ("conv", "qconv", "aconv"), ("matmul",) + DENSE_OPS  # th
 # kinds whose every output channel reads every input channel
 WHOLE_INPUT = ("conv2d", "dense", "analog_conv2d", "analog_dense")
 ANALOG = ("analog_conv2d", "analog_dense")  # an array evaluation per output pixel; weights as 2-bit cells
+KINDS = ("conv2d", "depthwise", "dense", "add") + ANALOG  # the job kinds these formulas price and tile
 CELLS_PER_BYTE = 4  # a ternary cell is 2 bits: the array's 147456 B hold its 1152 x 512 cells
 
 
@@ -68,11 +69,40 @@ class Layer:
 
 
 @dataclass(frozen=True)
+class Residency:
+    """What the L1 plan (tinyc/passes/l1_plan.py) keeps in the core's memories across layers: inputs
+    read where their producer on the same core left them, an output left for its consumers there (no
+    DMA either way; such a layer's boxes span whole planes, so each box is a dense run of the tensor),
+    the first channel block's weights brought in during the previous layer (`prefetched`), and the
+    bytes of the next layer's first weights and bias this layer brings in with its last job."""
+    inputs: tuple[bool, ...] = ()
+    output: bool = False
+    prefetched: bool = False
+    prefetch: tuple[int, ...] = ()
+
+    @property
+    def any_tensor(self) -> bool:
+        return any(self.inputs) or self.output
+
+
+@dataclass(frozen=True)
 class Tile:
     tc: int
     th: int
     tw: int
     buffers: int = 2  # 2: the DMA of the next and previous boxes overlaps this box's job; 1: no overlap
+    resident: Residency = Residency()
+
+    def input_in_l1(self, i: int) -> bool:
+        return i < len(self.resident.inputs) and self.resident.inputs[i]
+
+
+def tile_of(record: dict) -> Tile:
+    """The Tile of a placement's `tile` record (tiling's sizes, the L1 plan's residency when it ran)."""
+    l1 = record.get("l1", {})
+    resident = Residency(tuple(at >= 0 for at in l1.get("inputs", ())), l1.get("output", -1) >= 0,
+                         bool(l1.get("prefetched", False)), tuple(l1.get("prefetch", ())))
+    return Tile(record["c_out"], record["h_out"], record["w_out"], record["buffers"], resident)
 
 
 @dataclass(frozen=True)
@@ -202,8 +232,13 @@ def window(o0: int, n: int, stride: int, pad: int, kernel: int, size: int) -> tu
 def boxes(layer: Layer, tile: Tile) -> list[Box]:
     """Every job of the layer in loop order: channel blocks, then rows, then columns."""
     t, pt, pl = layer, layer.pads[0], layer.pads[1]
+    if tile.resident.any_tensor and (tile.th, tile.tw) != (t.h_out, t.w_out):
+        raise ValueError(f"{t.name}: a layer with a tensor in L1 takes whole planes, not {tile.th}x{tile.tw}")
     rows = [(h0, hn) + window(h0, hn, t.sh, pt, t.kh, t.h_in) for h0, hn in spans(t.h_out, tile.th)]
     cols = [(w0, wn) + window(w0, wn, t.sw, pl, t.kw, t.w_in) for w0, wn in spans(t.w_out, tile.tw)]
+    if tile.input_in_l1(0):  # the job reads the whole resident plane; what its window leaves out is unread
+        rows = [(0, t.h_out, 0, t.h_in, pt, max(0, (t.h_out - 1) * t.sh - pt + t.kh - t.h_in))]
+        cols = [(0, t.w_out, 0, t.w_in, pl, max(0, (t.w_out - 1) * t.sw - pl + t.kw - t.w_in))]
     result = []
     for c0, cn in spans(t.c_out, tile.tc):
         ci0, cin = (0, t.c_in) if t.kind in WHOLE_INPUT else (c0, cn)
@@ -254,12 +289,18 @@ def legal_tiles(layer: Layer, m: Machine, buffers: int):
 
 
 # ---------------------------------------------------------------- memory
+def moved_inputs(layer: Layer, tile: Tile) -> int:
+    """Input tensors each box brings in by DMA (the others are in L1 already)."""
+    return sum(not tile.input_in_l1(i) for i in range(layer.inputs))
+
+
 def footprint(layer: Layer, tile: Tile) -> tuple[int, int]:
-    """(activation bytes, weight bytes) the tiling holds in the core's memories."""
+    """(activation bytes, weight bytes) the tiling's buffers hold in the core's memories (tensors the
+    L1 plan keeps there are its own, not the tiling's)."""
     rows, cols = row_profile(layer, tile.th), col_profile(layer, tile.tw)
     cin = layer.c_in if layer.kind in WHOLE_INPUT else tile.tc
-    activations = tile.buffers * (layer.inputs * cin * rows.max_window * cols.max_window
-                                  + tile.tc * tile.th * tile.tw)
+    activations = tile.buffers * (moved_inputs(layer, tile) * cin * rows.max_window * cols.max_window
+                                  + (not tile.resident.output) * tile.tc * tile.th * tile.tw)
     blocks = math.ceil(layer.c_out / tile.tc)
     weight_buffers = 2 if tile.buffers == 2 and blocks > 1 else 1  # one block: its weights stay put
     weights = weight_buffers * tile.tc * (layer.weight_bytes_per_channel + layer.bias_bytes_per_channel)
@@ -291,43 +332,54 @@ def load_cycles(layer: Layer, m: Machine) -> int:
     return layer.rows * m.write_cycles_per_row
 
 
-def box_cycles(layer: Layer, box: Box, m: Machine) -> tuple[int, int, int]:
+def _moved_weights(box: Box, tile: Tile) -> bool:
+    """Whether the box's DMA in carries its block's weights (a block's first box, unless prefetched)."""
+    return box.starts_block and not (tile.resident.prefetched and box.c0 == 0)
+
+
+def box_cycles(layer: Layer, box: Box, m: Machine, tile: Tile = Tile(1, 1, 1)) -> tuple[int, int, int]:
     """(DMA in, compute, DMA out) of one box; DMA in carries the block's weights and bias at its start,
     and the job of that box first writes them into the array (load_cycles)."""
-    dma_in = layer.inputs * dma_cycles(box.cin * box.rows * box.cols, m)
+    dma_in = moved_inputs(layer, tile) * dma_cycles(box.cin * box.rows * box.cols, m)
     compute = compute_cycles(layer, box.cn, box.hn, box.wn, m)
-    if box.starts_block:
+    if _moved_weights(box, tile):
         dma_in += dma_cycles(box.cn * layer.weight_bytes_per_channel, m)
         dma_in += dma_cycles(box.cn * layer.bias_bytes_per_channel, m)
-        compute += load_cycles(layer, m)
-    return dma_in, compute, dma_cycles(box.cn * box.hn * box.wn, m)
-
-
-def box_dma_bytes(layer: Layer, box: Box) -> int:
-    moved = layer.inputs * box.cin * box.rows * box.cols + box.cn * box.hn * box.wn
     if box.starts_block:
+        compute += load_cycles(layer, m)
+    dma_out = 0 if tile.resident.output else dma_cycles(box.cn * box.hn * box.wn, m)
+    return dma_in, compute, dma_out
+
+
+def box_dma_bytes(layer: Layer, box: Box, tile: Tile = Tile(1, 1, 1)) -> int:
+    moved = moved_inputs(layer, tile) * box.cin * box.rows * box.cols
+    moved += 0 if tile.resident.output else box.cn * box.hn * box.wn
+    if _moved_weights(box, tile):
         moved += box.cn * (layer.weight_bytes_per_channel + layer.bias_bytes_per_channel)
     return moved
 
 
-def latency(dma_in: list[int], compute: list[int], dma_out: list[int], buffers: int) -> int:
+def latency(dma_in: list[int], compute: list[int], dma_out: list[int], buffers: int, prefetch: int = 0) -> int:
     """Layer cycles from per-box cycles. Double buffered, box i computes while the one DMA engine brings
-    box i+1 in and takes box i-1 out; single buffered, nothing overlaps."""
-    if buffers == 1:
-        return sum(dma_in) + sum(compute) + sum(dma_out)
+    box i+1 in and takes box i-1 out; single buffered, nothing overlaps. `prefetch`: DMA cycles of the
+    next layer's first weights, started with the last job."""
     n = len(compute)
+    if buffers == 1:
+        return sum(dma_in) + sum(compute[:-1]) + max(compute[-1], prefetch) + sum(dma_out)
     total = dma_in[0] + dma_out[-1]
     for i in range(n):
-        moving = (dma_in[i + 1] if i + 1 < n else 0) + (dma_out[i - 1] if i > 0 else 0)
+        moving = (dma_in[i + 1] if i + 1 < n else prefetch) + (dma_out[i - 1] if i > 0 else 0)
         total += max(compute[i], moving)
     return total
 
 
 def evaluate(layer: Layer, tile: Tile, m: Machine) -> Cost:
     jobs = boxes(layer, tile)
-    dma_in, compute, dma_out = zip(*(box_cycles(layer, b, m) for b in jobs))
-    cycles = latency(list(dma_in), list(compute), list(dma_out), tile.buffers)
-    return Cost(cycles, sum(compute), sum(dma_in) + sum(dma_out), sum(box_dma_bytes(layer, b) for b in jobs),
+    dma_in, compute, dma_out = zip(*(box_cycles(layer, b, m, tile) for b in jobs))
+    prefetch = sum(dma_cycles(b, m) for b in tile.resident.prefetch)
+    cycles = latency(list(dma_in), list(compute), list(dma_out), tile.buffers, prefetch)
+    moved = sum(box_dma_bytes(layer, b, tile) for b in jobs) + sum(tile.resident.prefetch)
+    return Cost(cycles, sum(compute), sum(dma_in) + sum(dma_out) + prefetch, moved,
                 len(jobs), layer.macs, layer.macs / (m.peak_macs_per_cycle * cycles))
 
 

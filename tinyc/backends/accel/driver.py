@@ -28,22 +28,37 @@ typedef struct {
     int32_t in_at, out_at, weights_at, bias_at; /* element offsets in the layer's L2 tensors */
 } accel_tile;
 
+/* The next layer's first weights and bias, brought in while this layer's last job runs. */
+typedef struct {
+    const int8_t *w;
+    const int32_t *b;
+    tinyc_hal_box weights, bias;
+    int32_t weights_offset, bias_offset; /* in the core's weights memory */
+} accel_prefetch;
+
 typedef struct {
     int32_t core, activations, weights; /* the core and its memory ids */
-    const int8_t *x, *x2; /* inputs in L2; x2 is add's second operand, else NULL */
+    /* inputs and output in L2, NULL where the L1 plan keeps the tensor in the core's memory;
+     * x2 is add's second operand */
+    const int8_t *x, *x2;
     const int8_t *w;
     const int32_t *b;
     int8_t *y;
     int32_t tiles;
     const accel_tile *tile;
+    int32_t prefetched; /* the first box's weights came in with the previous layer */
+    const accel_prefetch *prefetch; /* the next layer's, or NULL */
 } accel_layer;
 
 static void accel_fetch(const accel_layer *l, int32_t i)
 {
     const accel_tile *t = &l->tile[i];
-    tinyc_hal_dma_in(i, l->activations, t->job.input, l->x + t->in_at, &t->in);
+    if (l->x)
+        tinyc_hal_dma_in(i, l->activations, t->job.input, l->x + t->in_at, &t->in);
     if (l->x2)
         tinyc_hal_dma_in(i, l->activations, t->job.input2, l->x2 + t->in_at, &t->in);
+    if (i == 0 && l->prefetched)
+        return;
     if (l->w)
         tinyc_hal_dma_in(i, l->weights, t->job.weights, l->w + t->weights_at, &t->weights);
     if (l->b)
@@ -53,12 +68,25 @@ static void accel_fetch(const accel_layer *l, int32_t i)
 static void accel_drain(const accel_layer *l, int32_t i)
 {
     const accel_tile *t = &l->tile[i];
-    tinyc_hal_dma_out(i, l->y + t->out_at, l->activations, t->job.output, &t->out);
+    if (l->y)
+        tinyc_hal_dma_out(i, l->y + t->out_at, l->activations, t->job.output, &t->out);
+}
+
+static void accel_prefetch_next(const accel_layer *l, int32_t i)
+{
+    const accel_prefetch *p = l->prefetch;
+    if (!p || i + 1 < l->tiles)
+        return;
+    if (p->w)
+        tinyc_hal_dma_in(i, l->weights, p->weights_offset, p->w, &p->weights);
+    if (p->b)
+        tinyc_hal_dma_in(i, l->weights, p->bias_offset, p->b, &p->bias);
 }
 """
 
 LOOPS_C = {
-    2: """/* Box i computes while the DMA brings box i+1 in and takes box i-1 out. */
+    2: """/* Box i computes while the DMA brings box i+1 in (after the last: the next layer's first
+ * weights) and takes box i-1 out. */
 static void accel_double_buffered(const accel_layer *l)
 {
     int32_t i;
@@ -70,6 +98,7 @@ static void accel_double_buffered(const accel_layer *l)
             accel_fetch(l, i + 1);
         if (i > 0)
             accel_drain(l, i - 1);
+        accel_prefetch_next(l, i);
         tinyc_hal_job_wait(l->core);
         tinyc_hal_dma_wait();
     }
@@ -77,7 +106,8 @@ static void accel_double_buffered(const accel_layer *l)
     tinyc_hal_dma_wait();
 }
 """,
-    1: """/* Each box in, computed and out before the next: nothing overlaps. */
+    1: """/* Each box in, computed and out before the next: nothing overlaps (but the next layer's first
+ * weights, with the last job). */
 static void accel_single_buffered(const accel_layer *l)
 {
     int32_t i;
@@ -85,6 +115,7 @@ static void accel_single_buffered(const accel_layer *l)
         accel_fetch(l, i);
         tinyc_hal_dma_wait();
         tinyc_hal_job_start(l->core, i, &l->tile[i].job);
+        accel_prefetch_next(l, i);
         tinyc_hal_job_wait(l->core);
         accel_drain(l, i);
         tinyc_hal_dma_wait();
@@ -102,31 +133,76 @@ def on_accelerator(chip, node) -> bool:
 
 
 def emit_layer(e, chip, node) -> list[str]:
-    """Declares the layer's tables (and the driver code the first time) and returns the call."""
+    """Declares the layer's tables (and the driver code the first time) and returns the calls: the tile
+    loop, then what the layer leaves in L1 for later layers (hold) and what it read there last (release)."""
     g, p = e.g, node.placement
     need(p.anchor in ("", node.name), f"{node.name} is part of {p.anchor}'s job; the backend runs one-node jobs")
     need(p.pattern in JOB_KINDS, f"job kind {p.pattern!r} is not one of {', '.join(JOB_KINDS)}")
     if not p.tile:
         raise VerifyError(f"placed on {p.core} without a tiling (run the tiling pass first)", node=node.name)
     layer = cost.layer_geometry(g, node, p.pattern)
-    tile = cost.Tile(p.tile["c_out"], p.tile["h_out"], p.tile["w_out"], p.tile["buffers"])
+    tile, l1 = cost.tile_of(p.tile), p.tile.get("l1", {})
     need(tile.buffers in LOOPS_C, f"buffers must be 1 or 2, not {tile.buffers}")
     _declare_driver(e, tile.buffers)
     ids = chip.ids(p.core)
-    rows = _tile_rows(layer, tile, _job_constants(e, node, layer))
+    rows = _tile_rows(layer, tile, l1, _job_constants(e, node, layer))
     table = e.ident(node.name + "_tiles")
     e.decls.append(f"static const accel_tile {table}[{len(rows)}] = {{\n" + ",\n".join(rows) + "\n};\n")
-    x2 = e.ptr(node.inputs[1]) if layer.kind == "add" else "NULL"
+    x = "NULL" if tile.input_in_l1(0) else e.ptr(node.inputs[0])
+    x2 = e.ptr(node.inputs[1]) if layer.kind == "add" and not tile.input_in_l1(1) else "NULL"
+    w, b = _l2_weights(e, node, layer)
+    y = "NULL" if tile.resident.output else e.ptr(node.outputs[0])
+    prefetch = "NULL"
+    if tile.resident.prefetch:
+        prefetch = "&" + e.struct(node.name + "_prefetch", "accel_prefetch", _prefetch_fields(e, chip, node))
+    desc = e.struct(node.name + "_layer", "accel_layer", [ids.index, ids.activations, ids.weights, x, x2, w, b, y,
+                                                          len(rows), table, int(tile.resident.prefetched), prefetch])
+    boxes = f"{len(rows)} box{'es' if len(rows) > 1 else ''}"
+    lines = [f"{LOOP_NAMES[tile.buffers]}(&{desc}); /* {p.core}: {layer.kind}, {boxes} of at most "
+             f"{tile.tc}x{tile.th}x{tile.tw} */"]
+    if l1.get("hold"):
+        lines.append(f"tinyc_hal_l1_hold({ids.activations}, {l1['output']}, {_plane_bytes(layer)}); "
+                     "/* the output stays for the next layers */")
+    lines += [f"tinyc_hal_l1_release({ids.activations}, {at}, {nbytes});" for at, nbytes in l1.get("release", ())]
+    return lines
+
+
+def _plane_bytes(layer) -> int:
+    return layer.c_out * layer.h_out * layer.w_out
+
+
+def _l2_weights(e, node, layer) -> tuple[str, str]:
+    """The C expressions of the layer's weights and bias in L2 (the analog array's as packed cells)."""
     w = e.ptr(node.inputs[1]) if layer.kind not in ("add",) + cost.ANALOG else "NULL"
     if layer.kind in cost.ANALOG:  # L2 holds the array's cells, packed as the job reads them
-        w = "(const int8_t *)" + e.array(node.name + "_cells", "uint8_t", pack_cells(analog.columns(g, node)))
-    b = e.ptr(node.inputs[2]) if layer.has_bias else "NULL"
-    desc = e.struct(node.name + "_layer", "accel_layer", [ids.index, ids.activations, ids.weights,
-                                                          e.ptr(node.inputs[0]), x2, w, b, e.ptr(node.outputs[0]),
-                                                          len(rows), table])
-    boxes = f"{len(rows)} box{'es' if len(rows) > 1 else ''}"
-    return [f"{LOOP_NAMES[tile.buffers]}(&{desc}); /* {p.core}: {layer.kind}, {boxes} of at most "
-            f"{tile.tc}x{tile.th}x{tile.tw} */"]
+        w = "(const int8_t *)" + e.array(node.name + "_cells", "uint8_t", pack_cells(analog.columns(e.g, node)))
+    return w, e.ptr(node.inputs[2]) if layer.has_bias else "NULL"
+
+
+def _prefetch_fields(e, chip, node) -> list:
+    """The next layer of the core's first weights and bias: L2 pointers, boxes, offsets in its memory."""
+    nodes = e.g.nodes()
+    core = node.placement.core
+    later = nodes[[n.name for n in nodes].index(node.name) + 1:]
+    nxt = next(n for n in later if n.placement is not None and n.placement.core == core
+               and n.placement.anchor == n.name)
+    layer = cost.layer_geometry(e.g, nxt, nxt.placement.pattern)
+    tile = cost.tile_of(nxt.placement.tile)
+    need(on_accelerator(chip, nxt) and tile.resident.prefetched, f"{nxt.name} does not expect its weights early")
+    first = cost.boxes(layer, tile)[0]
+    w, b = _l2_weights(e, nxt, layer)
+    max_w, max_b, _ = _weight_slots(layer, tile)
+    base = nxt.placement.tile["l1"]["weights"]
+    return [w, b, _weights_box(layer, first), [[1, 1, 4 * first.cn], [0, 0]] if max_b else EMPTY_BOX,
+            base, base + max_w if max_b else 0]
+
+
+def _weight_slots(layer, tile) -> tuple[int, int, int]:
+    """(largest weights, largest bias, slots): the weights memory holds `slots` of weights + bias."""
+    boxes = cost.boxes(layer, tile)
+    blocks = sum(b.starts_block for b in boxes)
+    return (max(b.cn * layer.weight_bytes_per_channel for b in boxes),
+            max(b.cn * layer.bias_bytes_per_channel for b in boxes), 2 if tile.buffers == 2 and blocks > 1 else 1)
 
 
 def _declare_driver(e, buffers: int) -> None:
@@ -165,28 +241,36 @@ def _job_constants(e, node, layer) -> dict:
     return dict(shift=shift, out_min=a["out_min"], out_max=a["out_max"], add="NULL", adc=NO_ADC, write_rows=0)
 
 
-def _tile_rows(layer, tile, const: dict) -> list[str]:
+def _tile_rows(layer, tile, l1: dict, const: dict) -> list[str]:
+    """Each box's job and transfers. The activations memory holds, from the layer's scratch offset,
+    `buffers` slots of the inputs moved by DMA, then `buffers` output slots unless the output stays in
+    L1; a tensor the L1 plan keeps is read or written in place, a box being a run of its channels."""
     boxes = cost.boxes(layer, tile)
     per_input = [b.cin * b.rows * b.cols for b in boxes]
-    max_in = layer.inputs * max(per_input)
-    max_out = max(b.cn * b.hn * b.wn for b in boxes)
-    max_w = max(b.cn * layer.weight_bytes_per_channel for b in boxes)
-    max_b = max(b.cn * layer.bias_bytes_per_channel for b in boxes)
-    blocks = sum(b.starts_block for b in boxes)
-    weight_buffers = 2 if tile.buffers == 2 and blocks > 1 else 1
+    max_in = cost.moved_inputs(layer, tile) * max(per_input)
+    max_out = 0 if tile.resident.output else max(b.cn * b.hn * b.wn for b in boxes)
+    max_w, max_b, weight_buffers = _weight_slots(layer, tile)
+    scratch, weights_base = l1.get("scratch", 0), l1.get("weights", 0)
+    in_plane, out_plane = layer.h_in * layer.w_in, layer.h_out * layer.w_out
     rows, block = [], -1
     for i, (b, in_bytes) in enumerate(zip(boxes, per_input)):
         block += b.starts_block
         buf = i % tile.buffers
-        input_at = buf * max_in
-        weights_at = (block % weight_buffers) * (max_w + max_b)
+        slot = scratch + buf * max_in
+        input_at = l1["inputs"][0] + b.ci0 * in_plane if tile.input_in_l1(0) else slot
+        input2_at = 0
+        if layer.kind == "add":
+            input2_at = l1["inputs"][1] + b.ci0 * in_plane if tile.input_in_l1(1) else \
+                slot + (0 if tile.input_in_l1(0) else in_bytes)
+        output_at = l1["output"] + b.c0 * out_plane if tile.resident.output else \
+            scratch + tile.buffers * max_in + buf * max_out
+        weights_at = weights_base + (block % weight_buffers) * (max_w + max_b)
         job = [JOB_KINDS[layer.kind], b.cin, b.rows, b.cols, b.cn, b.hn, b.wn, layer.kh, layer.kw, layer.sh,
                layer.sw, *b.pads, const["shift"], const["out_min"], const["out_max"],
-               input_at, input_at + in_bytes if layer.kind == "add" else 0,
-               tile.buffers * max_in + buf * max_out, weights_at, weights_at + max_w if max_b else -1, const["add"],
+               input_at, input2_at, output_at, weights_at, weights_at + max_w if max_b else -1, const["add"],
                const["adc"], const["write_rows"] if b.starts_block else 0]
-        transfers = [_box([b.cin, b.rows, b.cols], [layer.h_in * layer.w_in, layer.w_in]),
-                     _box([b.cn, b.hn, b.wn], [layer.h_out * layer.w_out, layer.w_out]),
+        transfers = [_box([b.cin, b.rows, b.cols], [in_plane, layer.w_in]),
+                     _box([b.cn, b.hn, b.wn], [out_plane, layer.w_out]),
                      _weights_box(layer, b),
                      [[1, 1, 4 * b.cn], [0, 0]] if b.starts_block and max_b else EMPTY_BOX]
         offsets = [(b.ci0 * layer.h_in + b.r0) * layer.w_in + b.q0, (b.c0 * layer.h_out + b.h0) * layer.w_out + b.w0,

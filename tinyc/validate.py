@@ -1,0 +1,383 @@
+"""Validation: the emitted C against a reference runtime, layer by layer.
+
+The C runs in its validation build (-DTINYC_DUMP: the harness writes every layer's output), the
+reference with every intermediate tensor kept: onnxruntime on a copy of the compiled ONNX model with
+those tensors made graph outputs, or the TFLite interpreter (ai-edge-litert, reference kernels, every
+tensor preserved) on a .tflite twin.
+
+Which tinyc tensor is which reference tensor (the mapping rule):
+1. By name: tinyc keeps the ONNX names of the tensors it computes (an int8 layer's output is named
+   after the QuantizeLinear it folds), and a .tflite twin converted with the .onnx (tf2onnx) names its
+   tensors the same.
+2. For a .tflite reference only, by order: between two tensors paired by name (and before the first,
+   after the last), the remaining tinyc layer outputs and reference op outputs are paired in execution
+   order where dtype and shape agree (a layer the other side lacks is skipped).
+Shapes agree when equal, when the reference is channels-last (NHWC) and tinyc channels-first (NCHW),
+or when they differ only by dimensions of 1. Graph outputs must map (by name, else by position); a
+reference whose inputs or outputs do not match the model's is refused with one line.
+
+Per mapped tensor: the largest |difference| over every sample, in LSB for integer tensors (tinyc's
+and the reference's integers) and absolute for float ones; the SNR of tinyc's values against the
+reference's in dB (integers taken about the zero point); a layer "departs" when an integer tensor
+differs by more than 1 LSB or a float one by more than FLOAT_TOLERANCE of the reference's range.
+"""
+from __future__ import annotations
+
+import struct
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+from .toolchain import run_executable
+
+DEPARTS_LSB = 1
+FLOAT_TOLERANCE = 1e-4  # of the reference tensor's largest magnitude
+REFERENCES = ("onnxruntime", "tflite")
+
+
+class OnnxRuntime:
+    """onnxruntime on copies of the model whose every tensor tinyc also computes is a graph output: one
+    run end to end, one with each such tensor fed from tinyc's run instead (so that a layer is measured
+    alone, on the same input as tinyc's). Like TFLite: name, inputs and outputs as (name, shape, dtype),
+    `order` (the tensors an order pairing may use; none: tinyc keeps every ONNX name it computes) and
+    run(feeds, ours) -> (tensors by name end to end, tensors by name layer by layer or None)."""
+
+    FED = "__tinyc"  # suffix of the graph input that feeds tinyc's value of a tensor
+
+    def __init__(self, model, wanted: dict[str, tuple[tuple[int, ...], str]]):
+        import onnx
+        proto = _onnx_proto(model)
+        inferred = onnx.shape_inference.infer_shapes(proto)
+        types = {v.name: v for v in (*inferred.graph.value_info, *inferred.graph.output, *inferred.graph.input)}
+        outputs = [o.name for o in proto.graph.output]
+        init = {i.name for i in proto.graph.initializer}
+        self.name = "onnxruntime"
+        self.inputs = [(i.name, tuple(d.dim_value if d.HasField("dim_value") else -1
+                                      for d in i.type.tensor_type.shape.dim), _np_dtype(i.type))
+                       for i in proto.graph.input if i.name not in init]
+        self.outputs = [(o, (), "") for o in outputs]
+        self.order = []
+        named = [o for n in proto.graph.node for o in n.output if o in wanted and o in types]
+        proto.graph.output.extend(types[t] for t in named if t not in outputs)
+        # fed from tinyc where it can stand in (a tensor that does not is refused by the mapping)
+        shared = [t for t in named if _np_dtype(types[t].type) == wanted[t][1] and _fits(types[t].type, wanted[t][0])]
+        self.fetch = [o.name for o in proto.graph.output]
+        self.session = _session(proto)
+        for node in proto.graph.node:
+            node.input[:] = [v + self.FED if v in shared else v for v in node.input]
+        for t in shared:
+            fed = proto.graph.input.add()
+            fed.CopyFrom(types[t])
+            fed.name = t + self.FED
+        self.fed = shared
+        self.alone = _session(proto)
+
+    def run(self, feeds, ours):
+        given = {name: x for (name, _, _), x in zip(self.inputs, feeds)}
+        chained = dict(zip(self.fetch, self.session.run(self.fetch, given)))
+        given.update({t + self.FED: ours[t] for t in self.fed})
+        return chained, dict(zip(self.fetch, self.alone.run(self.fetch, given)))
+
+
+def _fits(type_proto, shape: tuple[int, ...]) -> bool:
+    """Whether a tensor of `shape` can be fed where the ONNX type stands (a dynamic dimension takes any size)."""
+    dims = type_proto.tensor_type.shape.dim
+    return len(dims) == len(shape) and all(not d.HasField("dim_value") or d.dim_value == n for d, n in zip(dims, shape))
+
+
+def _np_dtype(type_proto) -> str:
+    import onnx
+    return onnx.helper.tensor_dtype_to_np_dtype(type_proto.tensor_type.elem_type).name
+
+
+def _session(proto):
+    import onnxruntime as ort
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.log_severity_level = 3
+    try:
+        return ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    except Exception as e:
+        raise InputError(f"onnxruntime cannot run the model: {' '.join(str(e).split())[:200]}") from None
+
+
+class TFLite:
+    """The TFLite interpreter's reference kernels with every tensor kept; `order`: op outputs in execution
+    order."""
+    def __init__(self, path: str):
+        import warnings
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+        try:
+            with warnings.catch_warnings():  # keeping every tensor is what validation is for
+                warnings.simplefilter("ignore")
+                self.interp = Interpreter(model_path=str(path), experimental_preserve_all_tensors=True,
+                                          experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+            self.interp.allocate_tensors()
+        except Exception as e:
+            raise InputError(f"not a TFLite model the interpreter can load: {' '.join(str(e).split())[:200]}",
+                             file=str(path)) from None
+        self.name = f"tflite {path}"
+        details = {d["index"]: d for d in self.interp.get_tensor_details()}
+        self.details = details
+        self.inputs = [(d["name"], tuple(d["shape"]), np.dtype(d["dtype"]).name) for d in self.interp.get_input_details()]
+        self.input_index = [d["index"] for d in self.interp.get_input_details()]
+        self.outputs = [(d["name"], tuple(d["shape"]), np.dtype(d["dtype"]).name)
+                        for d in self.interp.get_output_details()]
+        self.order = [details[i]["name"] for op in self.interp._get_ops_details() for i in op["outputs"] if i >= 0]
+        self.by_name = {details[i]["name"]: i for op in self.interp._get_ops_details() for i in op["outputs"] if i >= 0}
+
+    def run(self, feeds, ours):
+        for index, x in zip(self.input_index, feeds):
+            self.interp.set_tensor(index, x)
+        self.interp.invoke()
+        return {name: np.array(self.interp.get_tensor(i)) for name, i in self.by_name.items()}, None
+
+
+def _onnx_proto(model):
+    import onnx
+    if isinstance(model, onnx.ModelProto):
+        proto = onnx.ModelProto()
+        proto.CopyFrom(model)
+        return proto
+    if isinstance(model, (bytes, bytearray)):
+        return onnx.load_from_string(bytes(model))
+    return onnx.load(str(model))
+
+
+def reference_for(cm, reference, wanted: dict[str, tuple[tuple[int, ...], str]]):
+    """"onnxruntime" or a .tflite path (str or Path) -> the reference runtime."""
+    if reference == "onnxruntime":
+        if cm.model is None:
+            raise InputError("this CompiledModel does not know the ONNX model it came from; compile it with "
+                             "tinyc.compile, or give a .tflite reference")
+        return OnnxRuntime(cm.model, wanted)
+    path = Path(reference)
+    if path.suffix != ".tflite":
+        raise InputError(f"reference must be 'onnxruntime' or a .tflite file, not {str(reference)!r}")
+    if not path.is_file():
+        raise InputError("no such .tflite file", file=str(path))
+    return TFLite(str(path))
+
+
+# ---- shapes and the mapping ----
+
+def align(ours: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | None:
+    """Our tensor laid out as the reference's `shape`: equal, NCHW -> NHWC, or unit dimensions apart."""
+    shape = tuple(int(d) for d in shape)
+    if ours.shape == shape:
+        return ours
+    if ours.ndim == 4 and len(shape) == 4 and ours.transpose(0, 2, 3, 1).shape == shape:
+        return ours.transpose(0, 2, 3, 1)
+    if [d for d in ours.shape if d != 1] == [d for d in shape if d != 1]:
+        return ours.reshape(shape)
+    return None
+
+
+def _shape_fits(shape: tuple[int, ...], ref_shape: tuple[int, ...]) -> bool:
+    return align(np.empty(shape, np.int8), ref_shape) is not None
+
+
+def _comparable(dtype: str, ref_dtype: str) -> bool:
+    return dtype == ref_dtype or {dtype, ref_dtype} == {"int8", "uint8"}
+
+
+def mapping(cm, ref, ref_shapes: dict[str, tuple], ref_dtypes: dict[str, str]) -> list[tuple[str, str, str]]:
+    """(tinyc tensor, reference tensor, how) for every tinyc layer output that maps (the module's rule)."""
+    g = cm.graph
+    ours = [v for n in g.nodes() for v in n.outputs if not g.values[v].is_const]
+    by_name = [(v, v, "name") for v in ours if v in ref_shapes]
+    for v, r, _ in by_name:
+        if not _shape_fits(g.values[v].shape, ref_shapes[r]) or not _comparable(g.values[v].dtype, ref_dtypes[r]):
+            raise InputError(f"reference tensor {r!r} is {ref_dtypes[r]}{list(ref_shapes[r])}, tinyc's is "
+                             f"{g.values[v].dtype}{list(g.values[v].shape)}: the reference is not this model's",
+                             file=ref.name)
+    if not ref.order:
+        return by_name
+    pairs, named = [], {v for v, _, _ in by_name}
+    anchors = sorted((ours.index(v), ref.order.index(v)) for v in named if v in ref.order)
+    bounds = [(-1, -1)] + anchors + [(len(ours), len(ref.order))]
+    for (ours_from, ref_from), (ours_to, ref_to) in zip(bounds, bounds[1:]):
+        window = [r for r in ref.order[ref_from + 1:ref_to] if r not in named]
+        for v in (v for v in ours[ours_from + 1:ours_to] if v not in named):
+            shape, dtype = g.values[v].shape, g.values[v].dtype
+            hit = next((i for i, r in enumerate(window)
+                        if _comparable(dtype, ref_dtypes[r]) and _shape_fits(shape, ref_shapes[r])), None)
+            if hit is not None:
+                pairs.append((v, window[hit], "order"))
+                window = window[hit + 1:]
+    found = by_name + pairs
+    order = {v: i for i, v in enumerate(ours)}
+    return sorted(found, key=lambda p: order[p[0]])
+
+
+# ---- running ----
+
+def read_dump(path: Path, g) -> dict[str, np.ndarray]:
+    """The validation build's dump file: records of (name, bytes), as tinyc_dump_tensor wrote them."""
+    data, at, tensors = path.read_bytes(), 0, {}
+    while at < len(data):
+        (n,) = struct.unpack_from("<I", data, at)
+        name = data[at + 4:at + 4 + n].decode()
+        (size,) = struct.unpack_from("<I", data, at + 4 + n)
+        start = at + 8 + n
+        v = g.values[name]
+        tensors[name] = np.frombuffer(data[start:start + size], np.dtype(v.dtype).newbyteorder("<")) \
+            .astype(v.dtype).reshape(v.shape)
+        at = start + size
+    return tensors
+
+
+def run_dumped(cm, inputs: dict) -> dict[str, np.ndarray]:
+    """Every layer's output of one run of the emitted C (the validation build)."""
+    arrays = [cm.input_array(name, inputs) for name in cm.graph.inputs]
+    outs = [(cm.graph.values[o].shape, cm.graph.values[o].dtype) for o in cm.graph.outputs]
+    with tempfile.TemporaryDirectory(prefix="tinyc-validate-") as tmp:
+        dump = Path(tmp) / "dump.bin"
+        results = run_executable(cm.executable(dump=True), arrays, outs, env={"TINYC_DUMP": str(dump)})
+        tensors = read_dump(dump, cm.graph)
+    tensors.update(zip(cm.graph.outputs, results))
+    return tensors
+
+
+def _feeds(cm, ref, inputs: dict) -> list[np.ndarray]:
+    """tinyc's inputs as the reference takes them (by name, else by position), checked against its inputs."""
+    if len(ref.inputs) != len(cm.graph.inputs):
+        raise InputError(f"the reference has {len(ref.inputs)} inputs, the model {len(cm.graph.inputs)}: "
+                         "the reference is not this model's", file=ref.name)
+    feeds = []
+    names = [n for n, _, _ in ref.inputs]
+    for position, ours in enumerate(cm.graph.inputs):
+        name, shape, dtype = ref.inputs[names.index(ours)] if ours in names else ref.inputs[position]
+        x = cm.input_array(ours, inputs)
+        if len(shape) == x.ndim:  # a dynamic dimension (-1) takes the size tinyc bound it to
+            shape = tuple(d if d >= 0 else n for d, n in zip(shape, x.shape))
+        fed = align(x, shape)
+        if fed is None or (dtype and dtype != x.dtype.name):
+            raise InputError(f"reference input {name!r} is {dtype}{list(shape)}, the model's {ours!r} is "
+                             f"{x.dtype.name}{list(x.shape)}: the reference is not this model's", file=ref.name)
+        feeds.append(np.ascontiguousarray(fed))
+    return feeds
+
+
+def _output_pairs(cm, ref) -> list[tuple[str, str]]:
+    names = [n for n, _, _ in ref.outputs]
+    if len(names) != len(cm.graph.outputs):
+        raise InputError(f"the reference has {len(names)} outputs, the model {len(cm.graph.outputs)}: "
+                         "the reference is not this model's", file=ref.name)
+    return [(ours, ours if ours in names else names[i]) for i, ours in enumerate(cm.graph.outputs)]
+
+
+def _samples(inputs) -> list[dict]:
+    samples = [inputs] if isinstance(inputs, dict) else list(inputs)
+    if not samples or not all(isinstance(s, dict) for s in samples):
+        raise InputError("inputs must be a dict input name -> array, or a non-empty list of such dicts")
+    return samples
+
+
+def validate(cm, inputs, reference="onnxruntime") -> dict:
+    """The emitted C against `reference` on every sample of `inputs` (the module's rule and measures):
+    {"reference", "samples", "layers": [...], "output": [...], "first_departure": tensor or None}. Each
+    layer: max_diff and snr_db end to end (the reference fed its own earlier layers); against onnxruntime
+    also layer_max_diff and layer_snr_db, the layer alone on tinyc's inputs to it, which decide whether
+    it departs (else the end-to-end figures do)."""
+    samples = _samples(inputs)
+    g = cm.graph
+    wanted = {v: (g.values[v].shape, g.values[v].dtype) for n in g.nodes() for v in n.outputs
+              if not g.values[v].is_const}
+    ref = reference_for(cm, reference, wanted)
+    ours_runs, ref_runs, alone_runs = [], [], []
+    outputs = _output_pairs(cm, ref)
+    for x in samples:
+        feeds = _feeds(cm, ref, x)
+        ours_runs.append(run_dumped(cm, x))
+        try:
+            chained, alone = ref.run(feeds, ours_runs[-1])
+            ref_runs.append(chained)
+            alone_runs.append(alone)
+        except Exception as e:
+            raise InputError(f"the reference fails on the inputs: {' '.join(str(e).split())[:200]}",
+                             file=ref.name) from None
+    ref_shapes = {k: tuple(v.shape) for k, v in ref_runs[0].items()}
+    ref_dtypes = {k: v.dtype.name for k, v in ref_runs[0].items()}
+    pairs = mapping(cm, ref, ref_shapes, ref_dtypes)
+    output_of = dict(outputs)
+    paired = {v for v, _, _ in pairs}
+    pairs += [(ours, r, "output") for ours, r in outputs if ours not in paired]
+    producer = g.producers()
+    layers = []
+    for v, r, how in pairs:
+        if r not in ref_shapes:
+            raise InputError(f"the reference computes no tensor {r!r} for the model's output {v!r}", file=ref.name)
+        if not _shape_fits(g.values[v].shape, ref_shapes[r]) or not _comparable(g.values[v].dtype, ref_dtypes[r]):
+            raise InputError(f"reference output {r!r} is {ref_dtypes[r]}{list(ref_shapes[r])}, the model's {v!r} is "
+                             f"{g.values[v].dtype}{list(g.values[v].shape)}: the reference is not this model's",
+                             file=ref.name)
+        node = g.node(producer[v])
+        entry = {"tensor": v, "reference_tensor": r, "mapped_by": how, "layer": node.name, "op": node.op,
+                 "core": node.placement.core if node.placement else cm.target.host.name,
+                 "dtype": g.values[v].dtype, "shape": list(g.values[v].shape), "output": v in output_of}
+        ours = [run[v] for run in ours_runs]
+        entry.update(_compare(g, v, ours, [run[r] for run in ref_runs], ref_shapes[r]))
+        if alone_runs[0] is not None:
+            alone = _compare(g, v, ours, [run[r] for run in alone_runs], ref_shapes[r])
+            entry.update(layer_max_diff=alone["max_diff"], layer_snr_db=alone["snr_db"], departs=alone["departs"])
+        layers.append(entry)
+    first = next((layer for layer in layers if layer["departs"]), None)
+    return {"reference": ref.name, "samples": len(samples), "layers": layers,
+            "output": [layer for layer in layers if layer["output"]],
+            "first_departure": first["tensor"] if first else None}
+
+
+def _compare(g, name: str, ours: list[np.ndarray], refs: list[np.ndarray], ref_shape) -> dict:
+    v = g.values[name]
+    got = np.concatenate([align(o, ref_shape).astype(np.float64).ravel() for o in ours])
+    want = np.concatenate([r.astype(np.float64).ravel() for r in refs])
+    integer = v.dtype != "float32"
+    if integer and {v.dtype, refs[0].dtype.name} == {"int8", "uint8"}:
+        want = want + (128 if v.dtype == "uint8" else -128)  # the same number as tinyc's dtype holds it
+    centre = 0.0
+    if integer and v.quant is not None and np.size(v.quant.zero_point) == 1:
+        centre = float(np.asarray(v.quant.zero_point).reshape(-1)[0])
+    diff = np.abs(got - want)
+    worst = float(diff.max()) if diff.size else 0.0
+    noise = float(np.sum(diff ** 2))
+    signal = float(np.sum((want - centre) ** 2))
+    snr = None if noise == 0 else (float(10 * np.log10(signal / noise)) if signal > 0 else float("-inf"))
+    limit = DEPARTS_LSB if integer else FLOAT_TOLERANCE * max(float(np.abs(want).max()) if want.size else 0.0, 1e-30)
+    return {"max_diff": int(worst) if integer else worst, "unit": "LSB" if integer else "abs",
+            "snr_db": snr, "departs": bool(worst > limit)}
+
+
+def format_validation(result: dict) -> str:
+    """The validation as a table: one row per mapped tensor, then the first departure and the output."""
+    rows = [f"validation against {result['reference']} on {result['samples']} input(s); rows: tinyc tensors "
+            f"that map to a reference tensor (by name, else by order)",
+            f"{'layer':<40} {'op':<10} {'core':<8} {'tensor':<16} {'max |diff|':>10} {'SNR dB':>7} "
+            f"{'alone':>10} {'SNR dB':>7} map"]
+    for layer in result["layers"]:
+        shape = f"{layer['dtype']}[{'x'.join(map(str, layer['shape']))}]"
+        alone = (_diff_text(layer["layer_max_diff"], layer["unit"]), _snr_text(layer["layer_snr_db"])) \
+            if "layer_max_diff" in layer else ("", "")
+        mark = " <- departs" if layer["tensor"] == result["first_departure"] else ""
+        rows.append(f"{layer['layer'][-40:]:<40} {layer['op']:<10} {layer['core']:<8} {shape:<16} "
+                    f"{_diff_text(layer['max_diff'], layer['unit']):>10} {_snr_text(layer['snr_db']):>7} "
+                    f"{alone[0]:>10} {alone[1]:>7} {layer['mapped_by']}{mark}")
+    if any("layer_max_diff" in layer for layer in result["layers"]):
+        rows.append("max |diff| and SNR end to end; alone: the layer fed tinyc's inputs to it (which decides departing)")
+    first = result["first_departure"]
+    rows.append(f"first layer beyond {DEPARTS_LSB} LSB: {first}" if first else
+                f"no layer departs by more than {DEPARTS_LSB} LSB (float: {FLOAT_TOLERANCE:g} of the range)")
+    for out in result["output"]:
+        rows.append(f"output {out['tensor']}: max |diff| {_diff_text(out['max_diff'], out['unit'])}, "
+                    f"SNR {_snr_text(out['snr_db'])} dB")
+    return "\n".join(rows)
+
+
+def _diff_text(diff, unit: str) -> str:
+    return f"{diff} LSB" if unit == "LSB" else f"{diff:.3g}"
+
+
+def _snr_text(snr: float | None) -> str:
+    return "inf" if snr is None else f"{snr:.1f}"
