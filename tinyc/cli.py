@@ -75,7 +75,8 @@ def _parser() -> argparse.ArgumentParser:
     c = model_command("report", "print what runs where, MACs, buffers, memory")
     c.add_argument("--json", action="store_true", help="print the report as JSON")
     c = model_command("validate", "run the emitted C and a reference side by side: per layer max |difference| "
-                                  "(LSB for int8 tensors), SNR and the first layer beyond 1 LSB")
+                                  "(LSB for int8 tensors), SNR and the first layer beyond 1 LSB (exit status 1 "
+                                  "when one departs)")
     c.add_argument("--reference", nargs="+", default=["onnxruntime"], metavar="onnxruntime|tflite FILE.tflite",
                    help="onnxruntime on the model itself (default), or the TFLite interpreter on a .tflite twin")
     given = c.add_mutually_exclusive_group()
@@ -252,7 +253,8 @@ def _npz_output(output: str, model: str) -> None:
 def _write_npz(output: str, arrays: dict) -> None:
     """The whole file or nothing: written beside, then renamed over the name."""
     path = Path(output)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent if str(path.parent) else ".")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
@@ -279,7 +281,9 @@ def cmd_run(args):
         return
     for name, value in outputs.items():
         flat = value.ravel()
-        print(f"{name}: {value.dtype}{list(value.shape)} argmax={int(flat.argmax())} "
+        # a batch gets one argmax per sample
+        top = flat.argmax() if value.ndim < 2 or value.shape[0] == 1 else value.reshape(len(value), -1).argmax(1).tolist()
+        print(f"{name}: {value.dtype}{list(value.shape)} argmax={top} "
               f"{np.array2string(flat[:16], separator=' ')}{' ...' if flat.size > 16 else ''}")
 
 
@@ -352,6 +356,8 @@ def _not_the_model(output: str, model: str) -> None:
 def cmd_quantize(args):
     from .quantizer import quantize_file
     _not_the_model(args.output, args.model)
+    if Path(args.output).is_dir():
+        raise InputError("is a directory; give -o the .onnx file to write", file=args.output)
     if args.config and not args.target:
         raise InputError("--config needs --target: the configuration of which target")
     ternary = args.ternary if args.ternary in (None, "auto", "none") else args.ternary.split(",")

@@ -10,17 +10,18 @@ from tinyc.errors import TinycError, UnsupportedError
 from .weights import channels, pow2_ceil, ternarize
 
 SHAPE_OPS = {"Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Identity"}
-# averages and maxima of their input: the output keeps the input's quantization
-POOL_OPS = {"AveragePool", "GlobalAveragePool", "MaxPool", "GlobalMaxPool", "ReduceMean", "ReduceMax"}
+POOL_OPS = {"AveragePool", "GlobalAveragePool", "MaxPool"}
 ACT_OPS = {"Relu", "Clip"}
 LAYER_OPS = {"Conv", "MatMul", "Gemm"}
+# ops run between DequantizeLinear and QuantizeLinear: data movement and maxima keep their input's
+# quantization (their outputs lie in its range); the functions get their own
+MOVE_OPS = {"Slice", "Gather", "Tile", "Expand", "DepthToSpace", "SpaceToDepth", "GlobalMaxPool", "ReduceMax"}
+FLOAT_OPS = {"Add", "Sub", "Mul", "Div", "Softmax", "Sigmoid", "Tanh", "Erf", "Exp", "LeakyRelu", "Elu", "HardSigmoid",
+             "HardSwish", "Max", "Min", "ReduceMean", "Resize"}
 # a per-channel affine map of a layer's output, folded into its weights and bias (BatchNormalization
-# first); with a constant operand these are only supported there
+# first; BatchNormalization and an Add of a constant are only supported there)
 AFFINE_OPS = {"BatchNormalization", "Mul", "Add", "Sub", "Div"}
-# elementwise maps and binary ops of activations: dequantized inputs, the float op, their own quantization
-OWN_QUANT_OPS = {"Add", "Sub", "Mul", "Div", "Softmax", "Sigmoid", "Tanh", "LeakyRelu", "HardSigmoid",
-                 "HardSwish", "Elu"}
-SUPPORTED = SHAPE_OPS | POOL_OPS | ACT_OPS | LAYER_OPS | AFFINE_OPS | OWN_QUANT_OPS | {"Constant"}
+SUPPORTED = SHAPE_OPS | POOL_OPS | ACT_OPS | LAYER_OPS | MOVE_OPS | FLOAT_OPS | AFFINE_OPS | {"Constant"}
 SOFTMAX_QPARAMS = (2.0 ** -8, -128)  # TFLite's fixed softmax output: [0, 1) over all 256 codes
 
 
@@ -65,7 +66,7 @@ class QuantGraph:
         for n in self.nodes:
             if n.op_type in LAYER_OPS:
                 self._layer(n)
-            elif n.op_type in AFFINE_OPS and n.name not in self.fused and (
+            elif n.op_type in ("BatchNormalization", "Add") and n.name not in self.fused and (
                     n.op_type == "BatchNormalization" or any(t in self.consts for t in n.input)):
                 what = n.op_type if n.op_type == "BatchNormalization" else f"{n.op_type} of a constant"
                 raise UnsupportedError(f"{what} that does not alone follow a Conv, MatMul or Gemm (it is folded "
@@ -183,7 +184,7 @@ class QuantGraph:
             chain.append(act)
             self.fused.add(act.name)
             out = act.output[0]
-        if n.op_type in POOL_OPS:  # pools requantize nothing: their output keeps the input's scale
+        if n.op_type in POOL_OPS | MOVE_OPS:  # pools requantize nothing: their output keeps the input's scale
             self.parent[self.find(out)] = self.find(n.input[0])
         if n.op_type == "Softmax":
             self.softmax_out.add(out)

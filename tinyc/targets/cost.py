@@ -327,6 +327,12 @@ def compute_cycles(layer: Layer, cn: int, hn: int, wn: int, m: Machine) -> int:
     return -(-cn // m.pe_rows) * hn * -(-wn // m.pe_cols) * per_pass + m.job_setup_cycles
 
 
+def ideal_cycles(layer: Layer, m: Machine) -> int:
+    """The core's time for the layer's geometry alone: every output through the PE array in one job, no
+    set-up, DMA or array load (the peak for that geometry, HTVM's Fig. 5)."""
+    return compute_cycles(layer, layer.c_out, layer.h_out, layer.w_out, m) - m.job_setup_cycles
+
+
 def load_cycles(layer: Layer, m: Machine) -> int:
     """Writing a channel block's weights into the array (analog: per row; 0 on cores without an array)."""
     return layer.rows * m.write_cycles_per_row
@@ -395,12 +401,44 @@ def macs(g: Graph, node: str | Node) -> int:
     return 0
 
 
+HOST_FEATURES = ("mac", "output", "input", "channel", "layer")
+
+
+def host_work(g: Graph, n: Node) -> tuple[str, dict[str, int]]:
+    """The kind of a host layer's kernel and what it scales with: MACs, output and input elements,
+    output channels, and one per layer. Kinds: conv, depthwise (one input channel per group), dense,
+    pool, add and softmax for the int8 kernels (their float twins are float_...), view for a reshape
+    that moves nothing, other for the rest."""
+    out, x = g.values[n.outputs[0]], g.values[n.inputs[0]] if n.inputs and n.inputs[0] else None
+    if n.op in CONV_OPS:
+        w = g.values[n.inputs[1]].shape
+        kind = "depthwise" if n.attrs.get("group", 1) > 1 and w[1] == 1 else "conv"
+    elif n.op in MATMUL_OPS:
+        kind = "dense"
+    elif "kernel" in n.attrs:
+        kind = "pool"
+    elif n.op == "reshape" and x is not None and x.offset is not None and x.offset == out.offset:
+        kind = "view"  # the output shares the input's bytes: nothing moves
+    else:
+        kind = {"qadd": "add", "add": "add", "qsoftmax": "softmax", "softmax": "softmax"}.get(n.op, "other")
+    if out.dtype == "float32" and kind not in ("other", "view"):
+        kind = "float_" + kind
+    channels = out.shape[1] if len(out.shape) > 1 else 1
+    return kind, {"mac": macs(g, n), "output": out.size, "input": x.size if x is not None else 0,
+                  "channel": channels, "layer": 1}
+
+
 def host_cycles(g: Graph, node: str | Node, host_core) -> int:
-    """An estimate for a layer on the host: cycles per MAC plus cycles per output element."""
+    """An estimate for a layer on the host: per kernel kind (host_work), the sum of its features times
+    the core's `<kind>_cycles_per_<feature>` params; a kind the core has no params for takes cycles per
+    MAC (pools: per window element) plus cycles per output element."""
     n = node if isinstance(node, Node) else g.node(node)
-    out = g.values[n.outputs[0]]
-    work = macs(g, n)
-    if not work and "kernel" in n.attrs:  # pooling: one accumulate per window element
-        work = out.size * int(np.prod(n.attrs["kernel"]))
     p = host_core.params
-    return math.ceil(work * p["cycles_per_mac"].value + out.size * p["cycles_per_element"].value)
+    kind, work = host_work(g, n)
+    own = {f: p[f"{kind}_cycles_per_{f}"].value for f in HOST_FEATURES if f"{kind}_cycles_per_{f}" in p}
+    if own:
+        return math.ceil(sum(work[f] * c for f, c in own.items()))
+    macs_or_taps = work["mac"]
+    if not macs_or_taps and "kernel" in n.attrs:  # pooling: one accumulate per window element
+        macs_or_taps = work["output"] * int(np.prod(n.attrs["kernel"]))
+    return math.ceil(macs_or_taps * p["cycles_per_mac"].value + work["output"] * p["cycles_per_element"].value)
