@@ -58,14 +58,19 @@ def _taken(g: Graph, target: Target, cores, name: str, lowerings) -> bool:
 
 
 def _shift(scaled: np.ndarray) -> int | None:
-    """The largest s with every |round(scaled * 2^s)| <= 127 (None when the weights are all zero)."""
+    """The s whose int8 weights clip(round(scaled * 2^s), -127, 127) are nearest scaled in squared error
+    (in output units: 2^-s steps): from the largest s that clips nothing, one or two more halve the steps
+    of every weight at the cost of clipping the few largest (None when the weights are all zero)."""
     top = float(np.abs(scaled).max())
     if top == 0.0:
         return None
     s = int(np.floor(np.log2(127.5 / top)))
     while np.abs(np.rint(scaled * 2.0 ** s)).max() > 127:
         s -= 1
-    return s
+
+    def error(shift):
+        return float(np.sum((np.clip(np.rint(scaled * 2.0 ** shift), -127, 127) * 2.0 ** -shift - scaled) ** 2))
+    return min((s, s + 1, s + 2), key=error)
 
 
 def _mean_error(n, error: np.ndarray, input_mean: np.ndarray) -> np.ndarray:
@@ -105,7 +110,7 @@ def _rewrite(g: Graph, name: str, input_mean: np.ndarray) -> bool:
     s = _shift(scaled)
     if s is None:
         return False
-    w_new = np.rint(scaled * 2.0 ** s)
+    w_new = np.clip(np.rint(scaled * 2.0 ** s), -127, 127)
     bias = g.values[n.inputs[2]].data.astype(np.float64) if len(n.inputs) > 2 and n.inputs[2] else np.zeros(channels)
     reduce = tuple(i for i in range(w.ndim) if i != axis)
     b_new = np.rint(bias * real * 2.0 ** s - _mean_error(n, w_new - scaled * 2.0 ** s, input_mean)) \
