@@ -167,14 +167,6 @@ def _compile(args):
     model, name = _model_source(args.model)
     cm = compile(model, target=args.target, config=args.config, name=name, tiler=args.tiler, batch=args.batch,
                  l1_reuse=args.l1_reuse, requant=args.requant)
-    approximation = cm.report.get("approximation")
-    if approximation is not None:
-        out = approximation["outputs"][0] if approximation["outputs"] else None
-        measured = f"; output {out['name']}: SNR " + ("exact" if out["snr_db"] is None else f"{out['snr_db']} dB") + \
-            f", top-1 agreement {out['top1_agreement']}/{approximation['inputs']} against the exact model" if out else ""
-        print(f"tinyc: note: --requant pow2 approximated {len(approximation['layers'])} layers' requantization by a "
-              f"shift{measured} (measured on random inputs; `tinyc report --requant pow2` shows each layer's)",
-              file=sys.stderr)
     if cm.target.accelerators(cm.config) and all(n.placement.core == cm.target.host.name for n in cm.graph.nodes()):
         _note(f"configuration {cm.config} of {cm.target.name} places no layer on an accelerator; "
               f"every layer runs on the host (`tinyc report` says why)")
