@@ -91,10 +91,7 @@ def test_quantize_for_diana_puts_every_layer_the_cores_take_on_them(name, zoo_fi
     print(f"\n  {name}: {len(mac_layers) - len(on_host)} of {len(mac_layers)} conv/dense layers on accelerators, "
           f"host only: {sorted(on_host)}")
     assert on_host == host_only
-    assert len(on_host) <= (1 if name == "kws" else 0)  # kws: its 10x4 first conv fits neither core
-    for line in text.splitlines()[1:]:
-        if "host only" in line:
-            assert "digital: kernel 1, 3, 5 or 7 on each side (is 10x4)" in line and "analog: padding" in line
+    assert not on_host  # kws's 10x4 first conv too: per tensor, the lowerings bring it to the digital core
 
 
 def test_quantize_flags(zoo_files, tmp_path, capsys):
@@ -136,6 +133,9 @@ def test_quantize_flags(zoo_files, tmp_path, capsys):
     assert all(v.size > 1 for v in weight_scales(inits).values())
     _, inits, text = quantized("--target", "diana", "--config", "analog")
     assert ternary_layers(inits) == {f"conv{i}" for i in range(1, 10)} | {"fc1"}  # no int8 core: all ternary
+    q, inits, text = quantized("--target", "diana", "--config", "digital", "--ternary", "auto", "--per-channel")
+    host = [line for line in text.splitlines()[1:] if "host only" in line]  # the flags beat the target
+    assert host and all("digital: one requantization shift 0..31 for the layer (has " in line for line in host)
 
 
 def test_calibration_from_npy_npz_and_folder(zoo_files, tmp_path, capsys):

@@ -54,10 +54,7 @@ def compile(model, target: str = "cpu", config: str | None = None, name: str = "
     graph = from_onnx(model, batch=batch)
     fit = [random_inputs(graph, seed) for seed in FIT_SEEDS] if requant == "pow2" else []
     # the lowerings rewrite what no accelerator of the configuration takes into what one takes, exactly
-    lowerings = (("lower_conv1d", lambda g: lower_conv1d(g, tgt, config)),
-                 ("lower_kernel", lambda g: lower_kernel(g, tgt, config)),
-                 ("lower_global_pool", lambda g: lower_global_pool(g, tgt, config)),
-                 ("lower_channel_split", lambda g: lower_channel_split(g, tgt, config)))
+    lowerings = lowering_passes(tgt, config)
     pow2 = (lambda g: requant_pow2(g, tgt, config, fit, [step for _, step in lowerings])) if requant == "pow2" else None
     passes = (("canonicalize", canonicalize),
               ("requant_pow2", pow2),
@@ -81,6 +78,15 @@ def compile(model, target: str = "cpu", config: str | None = None, name: str = "
         approximation = measure(exact, after["requant_pow2"], inputs)
         _note_approximation(approximation, graph.source)
     return CompiledModel(graph, tgt, config, _c_identifier(name), model=model, approximation=approximation)
+
+
+def lowering_passes(target, config: str) -> tuple:
+    """(name, Graph -> Graph) of the lowerings, which rewrite what no accelerator of the configuration takes
+    into what one takes, exactly (requant_pow2 and the quantizer check a layer after them too)."""
+    return (("lower_conv1d", lambda g: lower_conv1d(g, target, config)),
+            ("lower_kernel", lambda g: lower_kernel(g, target, config)),
+            ("lower_global_pool", lambda g: lower_global_pool(g, target, config)),
+            ("lower_channel_split", lambda g: lower_channel_split(g, target, config)))
 
 
 def _note_approximation(a: dict, source: str) -> None:

@@ -22,7 +22,7 @@ from tinyc.frontend.loader import default_opset
 from .calibrate import calibrate, load_calibration, samples
 from .graph import LAYER_OPS, QuantGraph
 from .qdq import emit
-from .target import Plan, accepted, configured_cores, plan
+from .target import Plan, accepted, configured, plan
 
 __all__ = ["quantize", "quantize_file", "quantize_with_plan"]
 
@@ -75,7 +75,7 @@ def quantize_with_plan(model, calibration, per_channel=None, power_of_two=None, 
         model = emit(g, g.qparams(ranges), io)
         final = Plan(pow2, {n for n in layers if g.per_channel(n)}, sorted(g.tern), host_only=chosen.host_only)
         if target is not None:
-            cores = accepted(model, *configured_cores(target, config))
+            cores = accepted(model, *configured(target, config))
             for n in layers:
                 kind = "ternary" if n in g.tern else "int8"
                 why = "; ".join(f"{c}: {failure}" for c, (_, failure) in cores.get(n, {}).items())

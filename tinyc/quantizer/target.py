@@ -46,38 +46,42 @@ class Plan:
     host_only: dict = field(default_factory=dict)  # layer no scheme brings to a core -> why, per core
 
 
-def configured_cores(target, config):
-    """(the target, the accelerators of its configuration `config`, default its first)."""
+def configured(target, config):
+    """(the target, its configuration `config`, default its first)."""
     tgt = targets.get(target)
     config = config or tgt.default_config
     if config not in tgt.configs:
         raise InputError(f"target {tgt.name} has configurations {', '.join(tgt.configs)}, not {config!r}")
-    return tgt, tgt.accelerators(config)
+    return tgt, config
 
 
-def accepted(model, target, cores) -> dict[str, dict[str, tuple[int, str]]]:
+def accepted(model, target, config) -> dict[str, dict[str, tuple[int, str]]]:
     """Per conv/dense layer of a QDQ model written by qdq.emit: core -> (how many constraints held, "" if
-    the core takes the layer, else the first constraint its furthest pattern fails)."""
+    the core takes the layer, else the first constraint its furthest pattern fails), after the compiler's
+    lowerings (which keep a lowered layer's node name)."""
+    from tinyc.compiler import lowering_passes
     g = canonicalize(from_onnx(model))
-    readers = g.consumers()
-    by_weight = {n.inputs[1]: n for n in g.nodes() if len(n.inputs) > 1}
+    layers = {n.inputs[1][:-len(".weight_q")]: n.name for n in g.nodes()
+              if len(n.inputs) > 1 and n.inputs[1].endswith(".weight_q")}
+    for _, lowering in lowering_passes(target, config):
+        g = lowering(g)
+    readers, cores = g.consumers(), target.accelerators(config)
     found = {}
-    for weight, node in by_weight.items():
-        if not weight.endswith(".weight_q"):
-            continue
+    for layer, name in layers.items():
+        node = g.node(name)
         per_core = {}
         for core in cores:  # dispatch's check, patterns then memories; a core's best match
             ms = [placeable(g, target, core, p, nodes) for p in core.patterns
                   if (nodes := chain(g, node, p.ops, readers)) is not None]
             best = max(ms, key=lambda m: (not m.failure, m.passed), default=None)
             per_core[core.name] = (best.passed, best.failure) if best else (0, f"no pattern for op {node.op}")
-        found[weight[:-len(".weight_q")]] = per_core
+        found[layer] = per_core
     return found
 
 
-def _trial(proto, ranges, scheme, layers, target, cores):
+def _trial(proto, ranges, scheme, layers, target, config):
     g = QuantGraph(_copy(proto), scheme.per_channel, scheme.power_of_two, layers if scheme.ternary else None)
-    return accepted(emit(g, g.qparams(ranges)), target, cores)
+    return accepted(emit(g, g.qparams(ranges)), target, config)
 
 
 def _copy(proto):
@@ -89,8 +93,9 @@ def _copy(proto):
 
 def plan(proto, ranges, layers: list[str], target, config) -> Plan:
     """Choose per layer as the module says; `ranges` from calibrating the float model."""
-    tgt, cores = configured_cores(target, config)
-    trials = {s: _trial(proto, ranges, s, layers, tgt, cores) for s in SCHEMES} if cores else {}
+    tgt, config = configured(target, config)
+    cores = tgt.accelerators(config)
+    trials = {s: _trial(proto, ranges, s, layers, tgt, config) for s in SCHEMES} if cores else {}
     taken = {s: {layer: {c for c, (_, why) in t.get(layer, {}).items() if not why} for layer in layers}
              for s, t in trials.items()}
     exact_scales = sum(bool(c) for c in taken.get(SCHEMES[0], {}).values())
