@@ -200,7 +200,8 @@ def bn_sigmoid_cnn(seed=0):
     Gemm -> Div by a scalar: every affine map folds into its layer, the Sigmoid becomes a table."""
     rng = np.random.default_rng(seed)
     bn, bn_params = _bn("bn", "c1", "b1", 8, rng)
-    nodes = [helper.make_node("Conv", ["x", "w1", "bias1"], ["c1"], name="conv1", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+    nodes = [helper.make_node("Conv", ["x", "w1", "bias1"], ["c1"], name="conv1", kernel_shape=[3, 3],
+                              pads=[1, 1, 1, 1]),
              bn, helper.make_node("Relu", ["b1"], ["r1"], name="relu1"),
              helper.make_node("Conv", ["r1", "w2"], ["c2"], name="conv2", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
              helper.make_node("Mul", ["c2", "k_mul"], ["m2"], name="scale2"),

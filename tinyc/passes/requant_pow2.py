@@ -4,7 +4,7 @@ core applies, where that alone keeps the layer off every accelerator of the conf
 A qconv/qmatmul computes y = clip(round(M_c * (sum_k (w_ck - w_zp_c)(x_k - x_zp) + b_c)) + y_zp) with a
 real multiplier M_c per output channel. A core that requantizes by one right shift s computes
 clip(round(2^-s * (sum_k w'_ck x_k + b'_c))). The layer is re-expressed as
-    w'_ck = round((w_ck - w_zp_c) * M_c * 2^s)                   (int8; s the largest keeping |w'| <= 127)
+    w'_ck = clip(round((w_ck - w_zp_c) * M_c * 2^s), -127, 127)   (int8; s: the nearest in squared error)
     b'_c  = round(b_c * M_c * 2^s - E_c) - x_zp * sum_k w'_ck + y_zp * 2^s
 which is the original layer up to the rounding of w' and b': M_c moves into the weights (what a per-tensor
 weight scale would have been), the zero points into the bias. E_c re-fits the bias (bias correction, Nagel
@@ -124,7 +124,7 @@ def _rewrite(g: Graph, name: str, input_mean: np.ndarray) -> bool:
         a["pads"] = tuple(0 for _ in a["pads"])
     a.update(x_zp=0, w_zp=np.zeros(channels, np.int32), out_zp=0, rounding="single",
              multiplier=np.full(channels, SHIFT_MULTIPLIER, np.int32), shift=np.full(channels, 1 - s, np.int32))
-    weights = g.add_const(name + "_pow2_weights", w_new, quant=None).name
+    weights = g.add_const(name + "_pow2_weights", w_new).name
     b = g.add_const(name + "_pow2_bias", b_new.astype(np.int32)).name
     g.set_node(name, inputs=[x, weights, b], attrs=a)
     g.connect()
@@ -173,14 +173,16 @@ def measure(exact: Graph, approx: Graph, inputs: list[dict]) -> dict:
         ref = np.stack([env[o] for env, _ in runs]).astype(np.float64) - np.ravel(zp)[0]
         got = np.stack([out[o] for _, out in runs]).astype(np.float64) - np.ravel(zp)[0]
         top1 = sum(int(r.argmax() == a.argmax()) for r, a in zip(ref, got))
+        worst = np.abs(ref - got).max()  # in LSB for an integer output, else in its own units
         outputs.append({"name": o, "snr_db": _snr_db(ref, got), "top1_agreement": top1,
-                        "max_lsb": float(np.abs(ref - got).max())})
-    return {"requant": "pow2", "inputs": len(inputs),
-            "layers": per_layer, "outputs": outputs}
+                        "max_lsb": int(worst) if np.issubdtype(np.dtype(exact.values[o].dtype), np.integer)
+                        else float(worst)})
+    return {"requant": "pow2", "inputs": len(inputs), "layers": per_layer, "outputs": outputs}
 
 
 def _snr_db(ref: np.ndarray, got: np.ndarray) -> float | None:
     """10 log10(signal / noise) in dB; None (JSON null) when the two are equal."""
     noise = float(np.sum((got.astype(np.float64) - ref) ** 2))
-    return None if noise == 0 else round(10 * np.log10(max(float(np.sum(ref.astype(np.float64) ** 2)), 1e-30) / noise), 2)
+    signal = max(float(np.sum(ref.astype(np.float64) ** 2)), 1e-30)
+    return None if noise == 0 else round(10 * np.log10(signal / noise), 2)
 

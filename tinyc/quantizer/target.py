@@ -13,10 +13,12 @@ A layer no scheme brings to a core stays on the host, in the most accurate form,
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 from tinyc import targets
-from tinyc.errors import InputError
+from tinyc.compiler import lowering_passes
+from tinyc.errors import InputError, TinycNote
 from tinyc.frontend.onnx import from_onnx
 from tinyc.passes.canonicalize import canonicalize
 from tinyc.passes.dispatch import chain, placeable
@@ -59,8 +61,9 @@ def accepted(model, target, config) -> dict[str, dict[str, tuple[int, str]]]:
     """Per conv/dense layer of a QDQ model written by qdq.emit: core -> (how many constraints held, "" if
     the core takes the layer, else the first constraint its furthest pattern fails), after the compiler's
     lowerings (which keep a lowered layer's node name)."""
-    from tinyc.compiler import lowering_passes
-    g = canonicalize(from_onnx(model))
+    with warnings.catch_warnings():  # an internal trial: its notes (a batch bound to 1) are not the user's
+        warnings.simplefilter("ignore", TinycNote)
+        g = canonicalize(from_onnx(model))
     layers = {n.inputs[1][:-len(".weight_q")]: n.name for n in g.nodes()
               if len(n.inputs) > 1 and n.inputs[1].endswith(".weight_q")}
     for _, lowering in lowering_passes(target, config):
