@@ -9,7 +9,7 @@ clip(round(2^-s * (sum_k w'_ck x_k + b'_c))). The layer is re-expressed as
 which is the original layer up to the rounding of w' and b': M_c moves into the weights (what a per-tensor
 weight scale would have been), the zero points into the bias. E_c re-fits the bias (bias correction, Nagel
 et al. 2019): what the weights' rounding errors add on average, sum_k e_ck * mean(x_k - x_zp), the mean of
-the layer's input in the exact model over a few seeded inputs (a ReLU's output has a large mean, which
+the layer's input in the exact model over a few seeded inputs (16, apart from the measurement's) (a ReLU's output has a large mean, which
 would otherwise multiply the errors' sum into a steady offset). A padded conv whose input zero point is not
 0 reads its padding as x_zp, so the padding becomes an explicit pad with x_zp before the conv (exact).
 The rewrite is kept only where the core's own constraints then accept the layer (the target's patterns,
