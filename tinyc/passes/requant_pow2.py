@@ -9,11 +9,12 @@ clip(round(2^-s * (sum_k w'_ck x_k + b'_c))). The layer is re-expressed as
 which is the original layer up to the rounding of w' and b': M_c moves into the weights (what a per-tensor
 weight scale would have been), the zero points into the bias. E_c re-fits the bias (bias correction, Nagel
 et al. 2019): what the weights' rounding errors add on average, sum_k e_ck * mean(x_k - x_zp), the mean of
-the layer's input in the exact model over a few seeded inputs (16, apart from the measurement's) (a ReLU's output has a large mean, which
-would otherwise multiply the errors' sum into a steady offset). A padded conv whose input zero point is not
-0 reads its padding as x_zp, so the padding becomes an explicit pad with x_zp before the conv (exact).
-The rewrite is kept only where the core's own constraints then accept the layer (the target's patterns,
-as dispatch checks them); every other layer stays exact. `measure` gives the cost in accuracy: per
+the layer's input in the exact model over the seeded inputs the compiler gives (16, apart from those it
+measures on; a ReLU's output has a large mean, which would otherwise multiply the errors' sum into a
+steady offset). A padded conv whose input zero point is not 0 reads its padding as x_zp, so the padding
+becomes an explicit pad with x_zp before the conv (exact). The rewrite is kept only where the cores' own
+checks (dispatch's verdict: patterns, constraints, memories) then take the layer, as it is or after the
+lowerings; every other layer stays exact. `measure` gives the cost in accuracy: per
 approximated layer, fed the exact model's own tensors, and for the whole model's outputs.
 """
 from __future__ import annotations
