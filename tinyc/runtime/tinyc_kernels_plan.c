@@ -131,7 +131,8 @@ static channel_rq channel_of(const tinyc_rq32 *q, int32_t ch)
     return c;
 }
 
-TINYC_INLINE static int8_t requant_one(const channel_rq *c, int32_t acc)
+/* The int8 value in an int32: the store narrows it (a cast here would sign-extend it first). */
+TINYC_INLINE static int32_t requant_one(const channel_rq *c, int32_t acc)
 {
     const int32_t a = acc + c->bias;
     int32_t x;
@@ -147,7 +148,7 @@ TINYC_INLINE static int8_t requant_one(const channel_rq *c, int32_t acc)
         x = tinyc_asr32((int32_t)(uint32_t)(((uint64_t)((int64_t)a * c->m) + round) >> 32), c->e);
     }
     x += c->zp;
-    return (int8_t)(x < c->lo ? c->lo : x > c->hi ? c->hi : x);
+    return x < c->lo ? c->lo : x > c->hi ? c->hi : x;
 }
 
 /* The pow2 mode rounds twice, (a + 1) >> 1 then (x + 2**(e-1) - (x < 0)) >> e; as x < 0 exactly when
@@ -160,7 +161,7 @@ void tinyc_rq32_run(const tinyc_rq32 *q, int32_t ch, const int32_t *acc, int32_t
     const channel_rq c = channel_of(q, ch);
     const int32_t *end = acc + n;
     do { /* n >= 1 */
-        *y = requant_one(&c, *acc++);
+        *y = (int8_t)requant_one(&c, *acc++);
         y += ystep;
     } while (acc != end);
 }
@@ -171,7 +172,7 @@ static void requant_columns(const tinyc_rq32 *q, int32_t ch, const int32_t *acc,
     int32_t j;
     for (j = 0; j < n; j++) {
         const channel_rq c = channel_of(q, ch + j);
-        y[j] = requant_one(&c, acc[j]);
+        y[j] = (int8_t)requant_one(&c, acc[j]);
     }
 }
 
@@ -341,7 +342,8 @@ void tinyc_qconv_plan_s8(const tinyc_qconv_plan *p, const int8_t *x, int8_t *y)
     }
 }
 
-/* acc[j] = sum_i x[i] * w[8 * i + j], eight columns; two inputs per iteration halve the loop's cost. */
+/* acc[j] = sum_i x[i] * w[8 * i + j], eight columns; two inputs per iteration halve the loop's cost
+ * (four spill the sums: RV32 runs out of registers). */
 TINYC_NOINLINE static void dense_1x8(const int8_t *x, int32_t k, const int8_t *w, int32_t *acc)
 {
     const int8_t *end = x + (k & ~1);
