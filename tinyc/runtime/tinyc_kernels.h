@@ -198,8 +198,8 @@ typedef struct {
     int32_t band_w, band_rows, fill_rows, pad_t, lead, x_zp;
 } tinyc_qconv_plan;
 
-/* y[r][j] = x[r] @ w[:, j] over rows of k inputs, requantized per column; w packed as blocks of eight
- * columns [k][8], then blocks of four [k][4], the last one filled up with zero columns. */
+/* y[r][j] = x[r] @ w[:, j] over rows of k inputs, requantized per column; w packed as blocks of sixteen
+ * columns [k][16], then blocks of four [k][4], the last one filled up with zero columns. */
 typedef struct {
     int32_t k, n;
     const int8_t *weights;

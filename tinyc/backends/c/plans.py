@@ -143,10 +143,10 @@ def qconv(e, node, x_arg: str, y_arg: str):
 
 
 def qmatmul(e, node, x_arg: str, y_arg: str, rows: int):
-    """The C statements of a planned dense layer, or None: columns in blocks of eight [k][8], the rest
+    """The C statements of a planned dense layer, or None: columns in blocks of sixteen [k][16], the rest
     in blocks of four [k][4], the last one filled up with zeros."""
     w = _ready(e, node)
-    if w is None or w.ndim != 2:
+    if w is None or w.ndim != 2 or not w.size:
         return None
     k, n = w.shape
     bias = _bias(e, node, n)
@@ -155,10 +155,10 @@ def qmatmul(e, node, x_arg: str, y_arg: str, rows: int):
     rq = _requant(e, node, w.sum(0), np.abs(w).sum(0), bias, int(node.attrs["x_zp"]), n)
     if rq is None:
         return None
-    eights = n // 8 * 8
+    sixteens = n // 16 * 16
     wide = np.pad(w, ((0, 0), (0, -n % 4)))  # the last block of four filled up with zero columns
-    packed = ([w[:, j:j + 8].reshape(-1) for j in range(0, eights, 8)]
-              + [wide[:, j:j + 4].reshape(-1) for j in range(eights, n, 4)])
+    packed = ([w[:, j:j + 16].reshape(-1) for j in range(0, sixteens, 16)]
+              + [wide[:, j:j + 4].reshape(-1) for j in range(sixteens, n, 4)])
     plan = e.struct(node.name + "_plan", "tinyc_qdense_plan",
                     [k, n, e.array(node.name + "_packed", "int8_t", np.concatenate(packed) if packed else []), rq])
     return [f"tinyc_qdense_plan_s8(&{plan}, {x_arg}, {y_arg}, {rows});"]
