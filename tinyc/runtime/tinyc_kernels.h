@@ -182,6 +182,10 @@ typedef struct {
     int32_t mode, out_zp, out_min, out_max;
 } tinyc_rq32;
 
+/* The inner loop a planned conv runs: blocks over any list of taps, or a depthwise 3x3 of contiguous
+ * columns and stride 1 or 2 (its nine weights in registers, up to 4 * TINYC_CHUNK outputs a row). */
+enum { TINYC_INNER_TAPS, TINYC_INNER_DEPTHWISE_3X3 };
+
 /* A 2-D (or 1-D: one row) int8 conv of batch 1, requantized to int8; a pointwise conv comes as one
  * long row. Each output sums sum_t x[origin + taps[t]] * w[t] over its group's ntaps taps, the origin
  * of output (r, c) lying r * sh rows and c * sw columns into src: x itself where nothing is padded
@@ -196,6 +200,7 @@ typedef struct {
     tinyc_rq32 rq;
     int8_t *band;
     int32_t band_w, band_rows, fill_rows, pad_t, lead, x_zp;
+    int32_t inner;
 } tinyc_qconv_plan;
 
 /* y[r][j] = x[r] @ w[:, j] over rows of k inputs, requantized per column; w packed as blocks of sixteen

@@ -205,21 +205,6 @@ static void block_4x1(int32_t s, const int8_t *row, const int32_t *taps, int32_t
         block_4x1_sn(row, s, taps, ntaps, w, acc);
 }
 
-/* The offsets of a depthwise 3x3's second and third window rows from its first (at taps[0]) where its
- * width taps are contiguous, or 0 (r1 > 0 for any other). */
-static int32_t depthwise_3x3_rows(const tinyc_qconv_plan *p, int32_t *r2)
-{
-    const int32_t *t = p->taps;
-    int32_t k;
-    if (p->cg != 1 || p->mg != 1 || p->ntaps != 9 || (p->sw != 1 && p->sw != 2) || p->ow > 4 * ROW)
-        return 0;
-    for (k = 0; k < 9; k++)
-        if (t[k] != t[k / 3 * 3] + k % 3)
-            return 0;
-    *r2 = t[6] - t[0];
-    return t[3] - t[0];
-}
-
 /* The sums of `len` outputs of a row of `count` channels (1 or 4), their windows at row, into
  * acc[i * TINYC_CHUNK + j]: blocks of four columns, then one at a time. */
 static void row_sums(const tinyc_qconv_plan *p, const int8_t *row, const int8_t *w, int32_t count, int32_t len,
@@ -324,8 +309,7 @@ static void fill_band(const tinyc_qconv_plan *p, const int8_t *xg, int32_t r0)
 void tinyc_qconv_plan_s8(const tinyc_qconv_plan *p, const int8_t *x, int8_t *y)
 {
     const int32_t plane = p->oh * p->ow, blocks = p->mg / 4 * 4;
-    int32_t g, r0, m, r2 = 0;
-    const int32_t r1 = depthwise_3x3_rows(p, &r2);
+    int32_t g, r0, m;
     for (g = 0; g < p->groups; g++) {
         const int8_t *xg = x + g * p->cg * p->h * p->w, *wg = p->weights + g * p->mg * p->ntaps;
         int8_t *yg = y + g * p->mg * plane;
@@ -337,8 +321,9 @@ void tinyc_qconv_plan_s8(const tinyc_qconv_plan *p, const int8_t *x, int8_t *y)
             const int32_t pitch = p->sh * (p->band ? p->band_w : p->w);
             if (p->band)
                 fill_band(p, xg, r0);
-            if (r1) {
-                depthwise_rows(p, src + p->taps[0], pitch, rows, r1, r2, wg, g, yg + r0 * p->ow);
+            if (p->inner == TINYC_INNER_DEPTHWISE_3X3) { /* its window rows from the first tap's */
+                depthwise_rows(p, src + p->taps[0], pitch, rows, p->taps[3] - p->taps[0], p->taps[6] - p->taps[0], wg,
+                               g, yg + r0 * p->ow);
                 continue;
             }
             for (m = 0; m < p->mg; m += m < blocks ? 4 : 1) {

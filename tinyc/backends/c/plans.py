@@ -12,6 +12,7 @@ import numpy as np
 
 INT32_MAX = 2 ** 31 - 1
 POW2_MULTIPLIER = 1 << 30  # quantize_multiplier of a power of two
+CHUNK = 64  # TINYC_CHUNK: the depthwise 3x3 sums up to four chunks of a row at once
 BAND_BYTES = 4096  # scratch for a padded conv's input rows: enough for several rows of every MLPerf Tiny layer
 MODES = {"pow2": "TINYC_RQ_POW2", "double": "TINYC_RQ_DOUBLE", "single": "TINYC_RQ_SINGLE"}
 
@@ -129,6 +130,10 @@ def qconv(e, node, x_arg: str, y_arg: str):
         words = e.ident(node.name + "_band")
         e.decls.append(f"static int32_t {words}[{cg * band_rows * band_w // 4}]; /* word-aligned */\n")
         band = f"(int8_t *){words}"
+    if cg == mg == 1 and kh == kw == 3 and dw == 1 and sw in (1, 2) and ow <= 4 * CHUNK:
+        inner = "TINYC_INNER_DEPTHWISE_3X3"
+    else:
+        inner = "TINYC_INNER_TAPS"
     packed = []
     for g in range(groups):
         ws = flat[g * mg:(g + 1) * mg]
@@ -137,7 +142,7 @@ def qconv(e, node, x_arg: str, y_arg: str):
     fields = [groups, cg, mg, h, wd, oh, ow, sh, sw, cg * kh * kw,
               e.array(node.name + "_taps", "int32_t", taps.reshape(-1)),
               e.array(node.name + "_packed", "int8_t", np.concatenate(packed)), rq,
-              band, band_w, band_rows, fill, pt, lead, int(a["x_zp"])]
+              band, band_w, band_rows, fill, pt, lead, int(a["x_zp"]), inner]
     plan = e.struct(node.name + "_plan", "tinyc_qconv_plan", fields)
     return [f"tinyc_qconv_plan_s8(&{plan}, {x_arg}, {y_arg});"]
 
