@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...ir import quant_math as qm
+
 INT32_MAX = 2 ** 31 - 1
 POW2_MULTIPLIER = 1 << 30  # quantize_multiplier of a power of two
 CHUNK = 64  # TINYC_CHUNK: the depthwise 3x3 sums up to four chunks of a row at once
@@ -37,13 +39,18 @@ def _mode(attrs, channels: int):
 def _requant(e, node, sums, abs_sums, bias, x_zp: int, channels: int):
     """The tinyc_rq32 fields of a layer whose channel j sums raw x times weights (sums[j], abs_sums[j]
     the sum of the weights and of their magnitudes), or None when its bounds do not hold in int32."""
-    a = node.attrs
+    folded = np.asarray(bias, np.int64) - x_zp * np.asarray(sums, np.int64)
+    acc = 128 * np.asarray(abs_sums, np.int64) + np.abs(folded)  # |x| <= 128: a bound of every partial sum
+    return _rq32(e, node.name, node.attrs, folded, acc, channels)
+
+
+def _rq32(e, name: str, a, folded, acc, channels: int):
+    """The tinyc_rq32 fields requantizing sums bounded by acc (per channel, bias included) after adding
+    the folded bias, or None when the arithmetic of tinyc_rq32_run may leave int32."""
     found = _mode(a, channels)
     if found is None:
         return None
     mode, mult, shift = found
-    folded = np.asarray(bias, np.int64) - x_zp * np.asarray(sums, np.int64)
-    acc = 128 * np.asarray(abs_sums, np.int64) + np.abs(folded)  # |x| <= 128: a bound of every partial sum
     # the largest value each mode's rounding adds to on the way (tinyc_rq32_run)
     if mode == "pow2":
         if shift.max() > 30:
@@ -58,7 +65,6 @@ def _requant(e, node, sums, abs_sums, bias, x_zp: int, channels: int):
         return None
     if not -128 <= lo <= hi <= 127:
         return None
-    name = node.name
     return [e.array(name + "_rq_bias", "int32_t", folded), e.array(name + "_rq_multiplier", "int32_t", mult),
             e.array(name + "_rq_shift", "int32_t", shift), MODES[mode], out_zp, lo, hi]
 
@@ -167,3 +173,26 @@ def qmatmul(e, node, x_arg: str, y_arg: str, rows: int):
     plan = e.struct(node.name + "_plan", "tinyc_qdense_plan",
                     [k, n, e.array(node.name + "_packed", "int8_t", np.concatenate(packed) if packed else []), rq])
     return [f"tinyc_qdense_plan_s8(&{plan}, {x_arg}, {y_arg}, {rows});"]
+
+
+def qadd(e, node, desc: str, args: list[str]):
+    """The C statements of a planned add, or None: each input's rescale, ((x - zp) << left_shift) times
+    its multiplier, has 256 possible values, tabled here; the kernel adds two table entries and
+    requantizes the sum (tinyc_rq32_run). None where the sum may leave int32."""
+    a = node.attrs
+    if e.g.values[node.outputs[0]].dtype != "int8" or a["left_shift"] < 0:
+        return None
+    v = np.arange(-128, 128, dtype=np.int64)
+    tables = [qm.multiply_by_quantized_multiplier((v - a[f"{s}_zp"]) << a["left_shift"], a[f"{s}_multiplier"],
+                                                  a[f"{s}_shift"]) for s in "ab"]
+    acc = np.array([sum(int(np.abs(t).max()) for t in tables)])
+    out = dict(multiplier=[a["out_multiplier"]], shift=[a["out_shift"]], rounding=a["rounding"], out_zp=a["out_zp"],
+               out_min=a["out_min"], out_max=a["out_max"])
+    if acc[0] > INT32_MAX:
+        return None
+    rq = _rq32(e, node.name, out, np.zeros(1, np.int64), acc, 1)
+    if rq is None:
+        return None
+    plan = e.struct(node.name + "_plan", "tinyc_qadd_plan", [e.array(node.name + "_a", "int32_t", tables[0]),
+                                                             e.array(node.name + "_b", "int32_t", tables[1]), rq])
+    return [f"tinyc_qadd_plan_s8({desc}, &{plan}, {', '.join(args)});"]
