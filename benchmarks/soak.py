@@ -6,15 +6,23 @@
 Example i of seed s is built from random.Random("s-i"), so its id reproduces it anywhere. Each failure is
 saved to --failures/<id>/ (the float model, the quantized model, the input, the error) and printed with the
 command that replays it. Prints examples/s as it goes and a JSON summary at the end (also --json).
+
+Speed: --workers processes (default: every core) each take --batch examples at a time, compile them for
+every target and build ONE executable running them all (tests/property_checks.py run_batch), so the C
+compiler's start-up and the link are paid once per batch; the second compile that checks determinism runs
+on every --twice-every-th example. An example whose batched run disagrees is checked again alone
+(check()), so a failure is always the example's own.
 """
 from __future__ import annotations
 
 import argparse
 import collections
 import json
+import os
 import sys
 import time
 import traceback
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from graph_strategies import SeededChooser, build_net  # noqa: E402
-from property_checks import check, inputs_for, quantized  # noqa: E402
+from property_checks import check, inputs_for, prepare, quantized, run_batch, verify_outputs  # noqa: E402
 
 
 def parse_targets(text: str) -> list[tuple[str, str | None]]:
@@ -49,32 +57,80 @@ def save_failure(folder: Path, example: str, net, error: BaseException) -> Path:
     return where
 
 
-def soak(minutes: float, seed: int, targets, failures: Path, sanitize_every: int) -> dict:
-    start, deadline = time.monotonic(), time.monotonic() + minutes * 60
-    end_to_end, worst_layer, failed, i = collections.Counter(), 0, [], 0
-    while time.monotonic() < deadline:
-        example = f"{seed}-{i}"
-        net = build_net(SeededChooser(example))
+def run_examples(seed: int, first: int, count: int, targets, failures: Path, sanitize_every: int,
+                 twice_every: int) -> dict:
+    """Examples first .. first + count - 1 of seed, checked in one batched build: their outcomes."""
+    ids = [f"{seed}-{i}" for i in range(first, first + count)]
+    nets = {e: build_net(SeededChooser(e)) for e in ids}
+    prepared, errors = {}, {}
+    for k, e in enumerate(ids):
         try:
-            outcome = check(net, targets, sanitize=sanitize_every > 0 and i % sanitize_every == 0)
-            end_to_end[outcome.end_to_end_lsb] += 1
-            worst_layer = max(worst_layer, outcome.layer_lsb)
+            prepared[e] = prepare(nets[e], targets, twice=(first + k) % twice_every == 0, name=f"n{k}")
         except Exception as error:  # noqa: BLE001 - every kind of failure is a finding to keep
-            where = save_failure(failures, example, net, error)
-            first = (str(error).strip().splitlines() or [type(error).__name__])[0]
-            failed.append({"example": example, "error": f"{type(error).__name__}: {first}", "saved": str(where),
-                           "layers": net.layers, "scheme": net.scheme})
-            print(f"FAIL {example}: {type(error).__name__}: {first}\n  saved to {where}; replay: "
-                  f"python3 benchmarks/soak.py --replay {example} --targets {','.join(map(_name, targets))}",
-                  flush=True)
-        i += 1
-        if i % 50 == 0:
-            print(f"{i} examples, {i / (time.monotonic() - start):.2f}/s, {len(failed)} failed", flush=True)
+            errors[e] = error
+    outcomes, rechecked = {}, 0
+    try:
+        models = [(cm, p.feed) for p in prepared.values() for _, _, cm in p.compiled]
+        results = iter(run_batch(models, sanitize=sanitize_every > 0 and first % sanitize_every < count)
+                       if models else [])
+        batched = {e: [next(results) for _ in p.compiled] for e, p in prepared.items()}
+    except Exception:  # noqa: BLE001 - the batch as a whole failed: each example alone says which
+        batched = {}
+    for e in prepared:
+        try:
+            outcomes[e] = verify_outputs(prepared[e], batched[e])
+        except Exception:  # noqa: BLE001 - not trusted from a batch: the example alone decides
+            rechecked += 1
+            try:
+                outcomes[e] = check(nets[e], targets)
+            except Exception as error:  # noqa: BLE001
+                errors[e] = error
+    failed = []
+    for e, error in errors.items():
+        net = nets[e]
+        where = save_failure(failures, e, net, error)
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        failed.append({"example": e, "error": f"{type(error).__name__}: {first_line}", "saved": str(where),
+                       "layers": net.layers, "scheme": net.scheme})
+        print(f"FAIL {e}: {type(error).__name__}: {first_line}\n  saved to {where}; replay: "
+              f"python3 benchmarks/soak.py --replay {e} --targets {','.join(map(_name, targets))}", flush=True)
+    return {"examples": count, "failed": failed, "rechecked": rechecked,
+            "end_to_end": collections.Counter(o.end_to_end_lsb for o in outcomes.values()),
+            "worst_layer": max([o.layer_lsb for o in outcomes.values()], default=0),
+            "ops": collections.Counter(layer.split()[0] for net in nets.values() for layer in net.layers)}
+
+
+def soak(minutes: float, seed: int, targets, failures: Path, sanitize_every: int, workers: int = 0,
+         batch: int = 16, twice_every: int = 10) -> dict:
+    workers = workers or os.cpu_count() or 1
+    start, deadline = time.monotonic(), time.monotonic() + minutes * 60
+    end_to_end, ops, worst_layer, failed = collections.Counter(), collections.Counter(), 0, []
+    done = submitted = rechecked = 0
+    with ProcessPoolExecutor(workers) as pool:
+        pending: set = set()
+        while True:
+            while len(pending) < 2 * workers and time.monotonic() < deadline:
+                pending.add(pool.submit(run_examples, seed, submitted, batch, targets, failures, sanitize_every,
+                                        twice_every))
+                submitted += batch
+            if not pending:
+                break
+            ready, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in ready:
+                r = future.result()
+                done += r["examples"]
+                rechecked += r["rechecked"]
+                failed += r["failed"]
+                end_to_end.update(r["end_to_end"])
+                ops.update(r["ops"])
+                worst_layer = max(worst_layer, r["worst_layer"])
+                print(f"{done} examples, {done / (time.monotonic() - start):.2f}/s, {len(failed)} failed", flush=True)
     elapsed = time.monotonic() - start
-    return {"seed": seed, "targets": [_name(t) for t in targets], "examples": i, "seconds": round(elapsed, 1),
-            "examples_per_second": round(i / elapsed, 3), "failures": failed,
-            "worst_layer_lsb_vs_onnxruntime": worst_layer,
-            "end_to_end_lsb_vs_onnxruntime": {str(k): v for k, v in sorted(end_to_end.items())}}
+    return {"seed": seed, "targets": [_name(t) for t in targets], "examples": done, "seconds": round(elapsed, 1),
+            "examples_per_second": round(done / elapsed, 3), "workers": workers, "batch": batch,
+            "rechecked_alone": rechecked, "failures": failed, "worst_layer_lsb_vs_onnxruntime": worst_layer,
+            "end_to_end_lsb_vs_onnxruntime": {str(k): v for k, v in sorted(end_to_end.items())},
+            "layers_drawn": dict(ops.most_common())}
 
 
 def _name(target) -> str:
@@ -87,7 +143,11 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--targets", default="cpu", help="comma-separated target[/config]; cpu is always the baseline")
     p.add_argument("--failures", type=Path, default=Path("soak-failures"), help="where failing examples go")
-    p.add_argument("--sanitize-every", type=int, default=25, help="build every Nth example with ASan/UBSan (0: never)")
+    p.add_argument("--sanitize-every", type=int, default=25,
+                   help="build the batch holding every Nth example with ASan/UBSan (0: never)")
+    p.add_argument("--workers", type=int, default=0, help="processes (0: one per core)")
+    p.add_argument("--batch", type=int, default=16, help="examples per C build")
+    p.add_argument("--twice-every", type=int, default=10, help="compile every Nth example twice (determinism)")
     p.add_argument("--json", type=Path, help="also write the summary here")
     p.add_argument("--replay", metavar="SEED-I", help="run one example and raise its error")
     args = p.parse_args(argv)
@@ -97,7 +157,8 @@ def main(argv=None) -> int:
         print(f"layers: {net.layers}; {net.scheme}; int8 I/O: {net.int8_io}")
         print(check(net, targets, sanitize=True))
         return 0
-    summary = soak(args.minutes, args.seed, targets, args.failures, args.sanitize_every)
+    summary = soak(args.minutes, args.seed, targets, args.failures, args.sanitize_every, args.workers, args.batch,
+                   args.twice_every)
     text = json.dumps(summary, indent=2)
     print(text)
     if args.json:

@@ -2,7 +2,9 @@
 
 A network is drawn step by step on its current tensor: convolutions (1-D or 2-D, kernels 1..5, strides
 1..2, asymmetric pads, dilation, groups up to depthwise), pools, global average pool, Relu/Clip, Add of
-a residual or of two branches, and dense layers (Gemm or MatMul) after a Flatten. Every structural
+a residual or of two branches, dense layers (Gemm or MatMul) after a Flatten, elementwise functions
+(Tanh, Erf, LeakyRelu, Elu, HardSigmoid, HardSwish), Sub/Max/Min of two branches, and data movement and
+reductions (Slice, Tile, Resize, Gather, SpaceToDepth, GlobalMaxPool, ReduceMax, ReduceMean). Every structural
 choice goes through a Chooser, so the same builder serves hypothesis (which shrinks a failure to a
 small network) and benchmarks/soak.py (a seeded random.Random, fast and reproducible by seed); the
 weights and data come from a numpy generator seeded by one of those choices.
@@ -218,9 +220,67 @@ class _Builder:
         self.log(f"Add {other.name}")
         return self.node("Add", [x.name, other.name], x.shape)
 
+    # ---- the ops run between DequantizeLinear and QuantizeLinear (functions, data movement, reductions)
+    def function(self, x: _Tensor) -> _Tensor:
+        op, attrs = self.choose.pick([("Tanh", {}), ("Erf", {}), ("LeakyRelu", {"alpha": 0.1}), ("Elu", {}),
+                                      ("HardSigmoid", {}), ("HardSwish", {})])
+        self.log(op)
+        return self.node(op, [x.name], x.shape, **attrs)
+
+    def minmax(self, x: _Tensor) -> _Tensor:
+        """Sub, Max or Min of x and a new branch layer from x (as add)."""
+        other = self.dense(x, x.shape[1]) if x.flat else self.conv(x, same=True)
+        op = self.choose.pick(["Sub", "Max", "Min"])
+        self.log(f"{op} {other.name}")
+        return self.node(op, [x.name, other.name], x.shape)
+
+    def const_ints(self, base: str, values) -> str:
+        name = f"{base}{len(self.inits)}"
+        self.inits.append(const(name, np.array(values, np.int64)))
+        return name
+
+    def move(self, x: _Tensor) -> _Tensor:
+        """Data movement or a maximum over a spatial tensor: the output keeps the input's quantization."""
+        c, shape = self.choose, x.shape
+        axis = c.integer(2, len(shape) - 1)
+        kind = c.pick(["Slice", "Tile", "Resize", "Gather", "GlobalMaxPool", "ReduceMax", "ReduceMean", "blocks"])
+        if kind == "Slice" and shape[axis] > 1:
+            step = c.pick([1, 2, -1])
+            start, end = (c.integer(0, shape[axis] // 2), shape[axis]) if step > 0 else (shape[axis] - 1, -shape[axis] - 1)
+            out = list(shape)
+            out[axis] = len(range(*slice(start, end if end >= -shape[axis] else None, step).indices(shape[axis])))
+            self.log(f"Slice axis {axis} {start}:{end}:{step}")
+            return self.node("Slice", [x.name, self.const_ints("st", [start]), self.const_ints("en", [end]),
+                                       self.const_ints("ax", [axis]), self.const_ints("sp", [step])], out)
+        if kind in ("Tile", "Resize") and shape[axis] <= 8:
+            reps = [1] * len(shape)
+            reps[axis] = 2
+            out = [d * r for d, r in zip(shape, reps)]
+            self.log(f"{kind} x2 on axis {axis}")
+            if kind == "Tile":
+                return self.node("Tile", [x.name, self.const_ints("rep", reps)], out)
+            scales = f"scales{len(self.inits)}"
+            self.inits.append(const(scales, np.array(reps, np.float32)))
+            return self.node("Resize", [x.name, "", scales], out, mode=c.pick(["nearest", "linear"]))
+        if kind == "Gather":
+            index = [c.integer(0, shape[1] - 1) for _ in range(c.integer(1, MAX_CHANNELS))]
+            self.log(f"Gather channels {index}")
+            return self.node("Gather", [x.name, self.const_ints("idx", index)], (1, len(index), *shape[2:]), axis=1)
+        if kind == "blocks" and len(shape) == 4 and shape[2] % 2 == 0 and shape[3] % 2 == 0:
+            self.log("SpaceToDepth 2")
+            return self.node("SpaceToDepth", [x.name], (1, shape[1] * 4, shape[2] // 2, shape[3] // 2), blocksize=2)
+        if kind in ("ReduceMax", "ReduceMean"):
+            self.log(f"{kind} axis {axis}")
+            out = list(shape)
+            out[axis] = 1
+            return self.node(kind, [x.name], out, axes=[axis])
+        self.log("GlobalMaxPool")
+        return self.node("GlobalMaxPool", [x.name], (*shape[:2], *(1 for _ in shape[2:])))
+
     def step(self, x: _Tensor) -> _Tensor:
-        kinds = ["dense", "activation", "add"] if x.flat else \
-            ["conv", "conv", "pool", "global-pool", "activation", "add", "flatten-dense"]
+        kinds = ["dense", "activation", "add", "function", "minmax"] if x.flat else \
+            ["conv", "conv", "pool", "global-pool", "activation", "add", "flatten-dense", "function", "minmax",
+             "move", "move"]
         kind = self.choose.pick(kinds)
         if kind == "global-pool":
             self.log("GlobalAveragePool")

@@ -70,7 +70,8 @@ def _parser() -> argparse.ArgumentParser:
     c = model_command("report", "print what runs where, MACs, buffers, memory")
     c.add_argument("--json", action="store_true", help="print the report as JSON")
     c = model_command("validate", "run the emitted C and a reference side by side: per layer max |difference| "
-                                  "(LSB for int8 tensors), SNR and the first layer beyond 1 LSB")
+                                  "(LSB for int8 tensors), SNR and the first layer beyond 1 LSB (exit status 1 "
+                                  "when one departs)")
     c.add_argument("--reference", nargs="+", default=["onnxruntime"], metavar="onnxruntime|tflite FILE.tflite",
                    help="onnxruntime on the model itself (default), or the TFLite interpreter on a .tflite twin")
     given = c.add_mutually_exclusive_group()
@@ -224,7 +225,8 @@ def _npz_output(output: str, model: str) -> None:
 def _write_npz(output: str, arrays: dict) -> None:
     """The whole file or nothing: written beside, then renamed over the name."""
     path = Path(output)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent if str(path.parent) else ".")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
@@ -251,7 +253,9 @@ def cmd_run(args):
         return
     for name, value in outputs.items():
         flat = value.ravel()
-        print(f"{name}: {value.dtype}{list(value.shape)} argmax={int(flat.argmax())} "
+        # a batch gets one argmax per sample
+        top = flat.argmax() if value.ndim < 2 or value.shape[0] == 1 else value.reshape(len(value), -1).argmax(1).tolist()
+        print(f"{name}: {value.dtype}{list(value.shape)} argmax={top} "
               f"{np.array2string(flat[:16], separator=' ')}{' ...' if flat.size > 16 else ''}")
 
 
@@ -324,6 +328,8 @@ def _not_the_model(output: str, model: str) -> None:
 def cmd_quantize(args):
     from .quantizer import quantize_file
     _not_the_model(args.output, args.model)
+    if Path(args.output).is_dir():
+        raise InputError("is a directory; give -o the .onnx file to write", file=args.output)
     quantize_file(args.model, args.calib, args.output, power_of_two=args.pow2, percentile=args.percentile)
     print(f"wrote {args.output}")
 

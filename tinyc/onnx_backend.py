@@ -34,13 +34,8 @@ class TinycBackendRep(BackendRep):
         self.sanitize = sanitize
         self.input_names = [i.name for i in model.graph.input
                             if i.name not in {t.name for t in model.graph.initializer}]
-        # an empty input cannot be a run-time tensor (tinyc has no zero-size buffers), only a parameter,
-        # such as the empty axes list of a Reduce: bound from the first run's data
-        self.bound_names: list[str] = [i.name for i in model.graph.input if i.name in self.input_names and any(
-            d.HasField("dim_value") and d.dim_value == 0 for d in i.type.tensor_type.shape.dim)]
+        self.bound_names: list[str] = []
         self._compiled = {}
-        if self.bound_names:
-            return
         try:  # compile now when possible, so that prepare() reports what tinyc rejects
             self._compiled[()] = compile(model, target=target)
         except NeedsConstantError as e:

@@ -113,6 +113,9 @@ def _convert(proto: onnx.ModelProto, g: Graph, opset: int) -> None:
             t = inp.type.tensor_type
             shape = tuple(d.dim_value for d in t.shape.dim)
             dtype = _tensor_dtype(t.elem_type, "the input")
+            if 0 in shape:  # no run-time tensor, only a parameter such as an empty axes list, can be empty
+                raise NeedsConstantError(f"the input is empty (shape {list(shape)}); tinyc does not support "
+                                         "zero-size tensors", value=inp.name)
             check_shape(shape, dtype, "the input")
             g.add_value(Value(inp.name, shape, dtype))
         except TinycError as e:

@@ -138,4 +138,5 @@ def space_to_depth(ctx):
     (n, c, h, w), b = _blocks(ctx)
     if h % b or w % b:
         raise BadModelError(f"SpaceToDepth of {h}x{w} by blocks of {b}x{b}")
-    _move(ctx, (n, c, h // b, b, w // b, b), (0, 3, 5, 1, 2, 4), (n, c * b * b, h // b, w // b))
+    perm = (0, 3, 5, 1, 2, 4) if attr(ctx, "mode", "DCR") == "DCR" else (0, 1, 3, 5, 2, 4)
+    _move(ctx, (n, c, h // b, b, w // b, b), perm, (n, c * b * b, h // b, w // b))

@@ -97,6 +97,7 @@ class Graph:
         self.arena_lower_bound = 0
         self.notes: dict[str, str] = {}  # node name -> why a lowering pass left it as it is (the report says)
         self._order = itertools.count()
+        self._topo: list[str] | None = None  # nodes()'s order, kept until a node or an edge changes
 
     # ---- building ----
     def add_value(self, value: Value) -> Value:
@@ -112,6 +113,7 @@ class Graph:
         name = self.unique_node_name(name)
         self.nx.add_node(name, op=op, inputs=list(inputs), outputs=list(outputs), attrs=attrs,
                          order=next(self._order))
+        self._topo = None
         return name
 
     def unique_node_name(self, base: str) -> str:
@@ -128,10 +130,12 @@ class Graph:
 
     def remove_node(self, name: str) -> None:
         self.nx.remove_node(name)
+        self._topo = None
 
     def connect(self) -> "Graph":
         """Rebuild every edge from the nodes' inputs and outputs."""
         self.nx.remove_edges_from(list(self.nx.edges))
+        self._topo = None
         producer = self.producers()
         for n, data in self.nx.nodes(data=True):
             for v in data["inputs"]:
@@ -146,8 +150,10 @@ class Graph:
 
     def nodes(self) -> list[Node]:
         """All nodes in a deterministic topological order (ties by creation order)."""
-        order = nx.get_node_attributes(self.nx, "order")
-        return [self.node(n) for n in nx.lexicographical_topological_sort(self.nx, key=order.get)]
+        if self._topo is None:
+            order = nx.get_node_attributes(self.nx, "order")
+            self._topo = list(nx.lexicographical_topological_sort(self.nx, key=order.get))
+        return [self.node(n) for n in self._topo]
 
     def io_quant(self, name: str) -> Quant | None:
         """The per-tensor quantization of an int8/uint8 value (what firmware needs to quantize a graph
@@ -203,6 +209,7 @@ class Graph:
             if not dead:
                 break
             self.nx.remove_nodes_from(dead)
+            self._topo = None
         referenced = set(self.inputs) | set(self.outputs)
         for _, d in self.nx.nodes(data=True):
             referenced.update(d["inputs"])

@@ -21,7 +21,7 @@ MAX_GROWTH = 2  # zero taps added per side at most: enough to reach the next odd
 
 
 def lower_kernel(g: Graph, target, config: str) -> Graph:
-    return lower(g, target, config, "lower_kernel", _options)
+    return lower(g, target, config, "lower_kernel", ("qconv",), _options)
 
 
 def _options(g: Graph, n, before, probe):

@@ -63,13 +63,14 @@ def tile_layer(layer: Layer, m: Machine, tiler: str = "cp-sat") -> Choice:
     geometry share one solve): the tilers are deterministic, so a reused choice is the one a new solve gives."""
     check_fits(layer, m)
     try:
-        return _solved(replace(layer, name=""), m, tiler)
+        return solved_tiling(replace(layer, name=""), m, tiler)
     except TinycError as e:
         raise e.located(node=layer.name) from None
 
 
 @functools.lru_cache(maxsize=4096)
-def _solved(geometry: Layer, m: Machine, tiler: str) -> Choice:
+def solved_tiling(geometry: Layer, m: Machine, tiler: str) -> Choice:
+    """The cache behind tile_layer (`solved_tiling.cache_clear()` forgets every solve, for a cold timing)."""
     start = time.perf_counter()
     choice = TILERS[tiler](geometry, m)
     choice.seconds = time.perf_counter() - start
@@ -113,6 +114,7 @@ def _cp_sat_buffers(layer: Layer, m: Machine, buffers: int, at_most: int | None)
     solver = cp_model.CpSolver()
     solver.parameters.random_seed = SEED
     solver.parameters.num_workers = 1
+    solver.parameters.cp_model_probing_level = 0  # probing costs more than it saves on these small models
     solver.parameters.max_time_in_seconds = SOLVE_SECONDS
     best, solves = None, 0
     while True:

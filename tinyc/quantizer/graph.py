@@ -13,7 +13,12 @@ SHAPE_OPS = {"Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Identit
 POOL_OPS = {"AveragePool", "GlobalAveragePool", "MaxPool"}
 ACT_OPS = {"Relu", "Clip"}
 LAYER_OPS = {"Conv", "MatMul", "Gemm"}
-SUPPORTED = SHAPE_OPS | POOL_OPS | ACT_OPS | LAYER_OPS | {"Add", "Softmax", "Constant"}
+# ops run between DequantizeLinear and QuantizeLinear: data movement and maxima keep their input's
+# quantization (their outputs lie in its range); the functions get their own
+MOVE_OPS = {"Slice", "Gather", "Tile", "Expand", "DepthToSpace", "SpaceToDepth", "GlobalMaxPool", "ReduceMax"}
+FLOAT_OPS = {"Tanh", "Erf", "Exp", "LeakyRelu", "Elu", "HardSigmoid", "HardSwish", "Sub", "Max", "Min",
+             "ReduceMean", "Resize"}
+SUPPORTED = SHAPE_OPS | POOL_OPS | ACT_OPS | LAYER_OPS | MOVE_OPS | FLOAT_OPS | {"Add", "Softmax", "Constant"}
 SOFTMAX_QPARAMS = (2.0 ** -8, -128)  # TFLite's fixed softmax output: [0, 1) over all 256 codes
 
 
@@ -128,7 +133,7 @@ class QuantGraph:
             chain.append(act)
             self.fused.add(act.name)
             out = act.output[0]
-        if n.op_type in POOL_OPS:  # pools requantize nothing: their output keeps the input's scale
+        if n.op_type in POOL_OPS | MOVE_OPS:  # pools requantize nothing: their output keeps the input's scale
             self.parent[self.find(out)] = self.find(n.input[0])
         if n.op_type == "Softmax":
             self.softmax_out.add(out)

@@ -297,7 +297,7 @@ void tinyc_copy_rows(const void *x, void *y, int32_t rows, int32_t row_bytes, in
 void tinyc_pad(const void *x, void *y, int32_t elem_size, int32_t ndim, const int32_t *in_shape,
                const int32_t *out_shape, const int32_t *pad_begin, int32_t mode, const void *value);
 
-#include "tinyc_kernels_qmul.h" /* qmul, TFLite's int8 Mul */
+#include "tinyc_kernels_requant.h" /* qmul, qavgpool_requant */
 #include "tinyc_kernels_ops.h" /* the math and data movement kernels beyond these */
 
 #endif

@@ -327,6 +327,12 @@ def compute_cycles(layer: Layer, cn: int, hn: int, wn: int, m: Machine) -> int:
     return -(-cn // m.pe_rows) * hn * -(-wn // m.pe_cols) * per_pass + m.job_setup_cycles
 
 
+def ideal_cycles(layer: Layer, m: Machine) -> int:
+    """The core's time for the layer's geometry alone: every output through the PE array in one job, no
+    set-up, DMA or array load (the peak for that geometry, HTVM's Fig. 5)."""
+    return compute_cycles(layer, layer.c_out, layer.h_out, layer.w_out, m) - m.job_setup_cycles
+
+
 def load_cycles(layer: Layer, m: Machine) -> int:
     """Writing a channel block's weights into the array (analog: per row; 0 on cores without an array)."""
     return layer.rows * m.write_cycles_per_row
