@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import BadModelError, UnsupportedError
 from ..ir.graph import Value
-from .onnx_ops import attr, conv_bias, converts, float_only, inp, one_output, out, window_attrs
+from .onnx_ops import attr, conv_bias, converts, float_only, inp, one_output, out
 from .onnx_ops_tensor import emit_slice
 
 
