@@ -95,7 +95,8 @@ def expected_cycles(g: Graph, target=DIANA) -> dict:
     for n in g.nodes():
         p = n.placement
         if p is not None and p.core == "digital":
-            out[n.name] = cost.evaluate(cost.layer_geometry(g, n, target.core(p.core).job(p.pattern)), cost.tile_of(p.tile), m).cycles
+            layer = cost.layer_geometry(g, n, target.core(p.core).job(p.pattern))
+            out[n.name] = cost.evaluate(layer, cost.tile_of(p.tile), m).cycles
     return out
 
 
@@ -335,5 +336,5 @@ def test_no_accelerator_no_driver_code():
     g = dense_graph(16, 16)
     g = plan_memory(g.connect())
     c = emit_c(g, "model", DIANA)["model.c"]
-    assert "accel_" not in c and "tinyc_qmatmul_s8(" in c
+    assert "accel_" not in c and "tinyc_qdense_plan_s8(" in c
     assert f"tinyc_hal_host_work(UINT64_C({cost.host_cycles(g, 'fc', DIANA.host)}));" in c

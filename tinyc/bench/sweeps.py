@@ -135,7 +135,8 @@ def overhead_sweep(target, configs: dict[str, str], geometries=GEOMETRIES) -> li
                 continue
             modeled = job[0].placement.cost
             utilization = modeled["macs"] / (peak * modeled["cycles"])
-            ideal = cost.ideal_cycles(cost.layer_geometry(graph, job[0], core.job(job[0].placement.pattern)), machine)
+            layer = cost.layer_geometry(graph, job[0], core.job(job[0].placement.pattern))
+            ideal = cost.ideal_cycles(layer, machine)
             rows.append({**row, "taken": True, "macs": modeled["macs"], "modeled_cycles": modeled["cycles"],
                          "ideal_cycles": modeled["macs"] / peak, "modeled_utilization": utilization,
                          "modeled_overhead_pct": 100 * (1 - utilization), "geometry_ideal_cycles": ideal,
