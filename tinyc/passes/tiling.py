@@ -232,7 +232,7 @@ def _model(layer: Layer, m: Machine, buffers: int):
     channel_passes = x.var("channel_passes", 0, layer.c_out)
     md.Add(channel_passes == x.product("c_sum", n_c, c_full) - c_full + c_last)
     if layer.pointwise and lane.column_lanes > 1:  # a box's pixels in one row: ceil(hn * wn / P) per box,
-        # four kinds of box (one PE column, as the analog array's, counts hn * wn either way: the model below)
+        # four kinds of box (with one PE column hn * wn counts either way: the model below)
         def area(name, rows, columns):
             return lanes(name, x.product(name + "_pixels", rows, columns), layer.h_out * layer.w_out,
                          lane.column_lanes)

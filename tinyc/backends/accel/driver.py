@@ -169,11 +169,15 @@ def _plane_bytes(layer) -> int:
 
 
 def _l2_weights(e, node, layer) -> tuple[str, str]:
-    """The C expressions of the layer's weights and channel words in L2: int8 weights as the IR holds
-    them, packed cells as the job reads them; the bias alone, or with a multiplier and shift per channel."""
-    w = "NULL"
+    """The C expressions of the layer's weights and channel words in L2: the weights in the job kind's
+    layout (the IR's own where it is the same), packed cells as the job reads them; the bias alone, or
+    with a multiplier and shift per channel."""
+    w, by_input = "NULL", layer.job.weights_by_input
     if layer.rows and layer.job.weight_bits == 8:
-        w = e.ptr(node.inputs[1])
+        ir_by_input = e.g.values[node.inputs[1]].data.ndim == 2  # the IR's dense w[K][N]; a conv's w[co][...]
+        w = e.ptr(node.inputs[1]) if by_input == ir_by_input else \
+            e.array(node.name + "_weights", "int8_t", (_by_channel(e.g, node).T if by_input else
+                                                       _by_channel(e.g, node)).ravel())
     elif layer.rows:
         w = "(const int8_t *)" + e.array(node.name + "_cells", "uint8_t", pack_cells(_by_channel(e.g, node)))
     words = layer.job.requantizer.channel_words
@@ -314,11 +318,11 @@ def _box(count: list[int], stride: list[int]) -> list:
 
 
 def _weights_box(layer, b) -> list:
-    """A channel block's weights: contiguous rows of [co][...], or dense's w[ci][co] columns."""
+    """A channel block's weights: contiguous rows of [co][rows], or the columns of w[rows][co]."""
     if not b.starts_block or not layer.weight_bytes_per_channel:
         return EMPTY_BOX
     if layer.job.weights_by_input:
-        return [[1, layer.c_in, b.cn], [0, layer.c_out]]
+        return [[1, layer.rows, b.cn], [0, layer.c_out]]
     return [[1, 1, b.cn * layer.weight_bytes_per_channel], [0, 0]]
 
 
