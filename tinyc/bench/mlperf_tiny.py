@@ -141,7 +141,7 @@ def row_line(r: dict, host: str) -> str:
                 f"error: {r['error']}")
     ms = r["ms_per_core"]
     accel = sum(v for k, v in ms.items() if k not in (host, "dma"))
-    convs = [layer["utilization"] for layer in r["accelerator_layers"] if "conv2d" in layer["pattern"]]
+    convs = [layer["utilization"] for layer in r["accelerator_layers"] if layer["computes"] == "conv"]
     util = f"{max(convs):.1%}" if convs else "-"
     speedup = f"{r['speedup_vs_cpu']:.2f}" if r["speedup_vs_cpu"] else "-"
     return (f"{r['network']:<8} {r['source']:<8} {r['variant']:<13} {r['config']:<8} {_flow(r):<9} {r['cycles']:>10} "
