@@ -168,8 +168,13 @@ PLANNED_CONVS = [
 ]
 
 
-@pytest.mark.parametrize("xs,ws,group,strides,pads,dil,x_zp", PLANNED_CONVS)
-@pytest.mark.parametrize("mode", ["pow2", "double", "single"])
+MODES = ["pow2", "double", "single"]
+
+
+# every geometry once, each with one requantization mode in turn; the first with all three
+@pytest.mark.parametrize("xs,ws,group,strides,pads,dil,x_zp,mode",
+                         [c + (m,) for c, m in zip(PLANNED_CONVS, MODES * len(PLANNED_CONVS))]
+                         + [PLANNED_CONVS[0] + (m,) for m in MODES[1:]])
 def test_planned_conv(xs, ws, group, strides, pads, dil, x_zp, mode, tmp_path):
     g = new_graph(x=(xs, "int8"))
     m = ws[0]
@@ -181,9 +186,9 @@ def test_planned_conv(xs, ws, group, strides, pads, dil, x_zp, mode, tmp_path):
     check(g, y, tmp_path)
 
 
-@pytest.mark.parametrize("rows,k,n,x_zp", [(1, 64, 12, 0), (3, 37, 9, -128), (2, 640, 128, 5), (1, 5, 3, 127),
-                                           (1, 8, 130, -1)])
-@pytest.mark.parametrize("mode", ["pow2", "double", "single"])
+@pytest.mark.parametrize("rows,k,n,x_zp,mode", [(1, 64, 12, 0, "pow2"), (3, 37, 9, -128, "double"),
+                                                (2, 640, 128, 5, "single"), (1, 5, 3, 127, "pow2"),
+                                                (1, 8, 130, -1, "double"), (1, 33, 20, 3, "single")])
 def test_planned_dense(rows, k, n, x_zp, mode, tmp_path):
     g = new_graph(x=((rows, k), "int8"))
     w = g.add_const("w", rand((k, n), "int8")).name
