@@ -1,9 +1,14 @@
 """Tiling benchmark, all figures MODELED by tinyc's cost model (tinyc/targets/cost.py), not measured.
 
-1. Every accelerator layer of the zoo networks on DIANA's digital core: modeled cycles and utilization
-   (MACs / (256 x cycles)) for the CP-SAT tiler and DORY's heuristic, and the tiling's solve time.
-2. The HTVM paper's single-layer geometries: modeled latency against the L1 activation budget, for both
-   tilers, written as CSV and JSON (and a PNG when matplotlib is importable) to --out.
+1. Every accelerator layer of the zoo networks on DIANA's digital core, tiled alone (input from L2,
+   output to L2): modeled cycles and utilization (MACs / (256 x cycles)) for the CP-SAT tiler and DORY's
+   heuristic, and the tiling's solve time.
+2. The zoo networks compiled whole for the digital config: tinyc's defaults (CP-SAT, L1 reuse) beside
+   the HTVM-style flow (dory, no L1 reuse), accelerator cycles per network, and utilization and
+   overhead over the ideal time of the geometry (cost.ideal_cycles) per layer kind.
+3. The HTVM paper's single-layer geometries: modeled latency against the L1 activation budget, for both
+   tilers and the hardware-agnostic max-tile (HTVM's Fig. 4), written as CSV and JSON (and a PNG when
+   matplotlib is importable) to --out.
 
     PYTHONPATH=. python3 benchmarks/tiling.py --out build/bench-tiling
 """
@@ -16,7 +21,8 @@ from pathlib import Path
 
 import tinyc.zoo
 from tinyc import targets
-from tinyc.bench.sweeps import BUDGETS, PAPER, TILERS, budget_sweep  # shared with tinyc bench mlperf-tiny
+from tinyc.bench.sweeps import AGNOSTIC, BUDGETS, PAPER, TILERS, budget_sweep  # shared with tinyc bench mlperf-tiny
+from tinyc.compiler import compile as compile_model
 from tinyc.frontend.onnx import from_onnx
 from tinyc.passes.canonicalize import canonicalize
 from tinyc.passes.dispatch import dispatch
@@ -73,22 +79,74 @@ def _mean(rows: list[dict]) -> float:
     return sum(values) / len(values) if values else float("nan")
 
 
+FLOWS = {"defaults": {}, "htvm-style": {"tiler": "dory", "l1_reuse": False}}
+
+
+def kind_of(layer) -> str:
+    """conv2d 3x3, conv2d 1x1 (>= 16 input and output channels: the layers issue 12 asks about), else
+    the pattern."""
+    if layer.kind == "conv2d" and (layer.kh, layer.kw) in ((3, 3), (1, 1)) and min(layer.c_in, layer.c_out) >= 16:
+        return f"conv2d {layer.kh}x{layer.kw} >=16ch"
+    return layer.kind
+
+
+def flows_table(target, config: str = "digital") -> list[dict]:
+    """Per zoo network and flow: every accelerator layer's modeled cycles, utilization and overhead."""
+    rows = []
+    for net in tinyc.zoo.names():
+        model = tinyc.zoo.build(net, "int8")
+        for flow, options in FLOWS.items():
+            g = compile_model(model, target=target.name, config=config, **options).graph
+            for n in g.nodes():
+                p = n.placement
+                if p.core == target.host.name or p.anchor != n.name:
+                    continue
+                m = cost.machine(target, target.core(p.core))
+                layer = cost.layer_geometry(g, n, p.pattern)
+                rows.append({"net": net, "flow": flow, "layer": n.name, "kind": kind_of(layer),
+                             "modeled_cycles": p.cost["cycles"], "modeled_utilization": p.cost["utilization"],
+                             "ideal_cycles": cost.ideal_cycles(layer, m),
+                             "in_l1": bool(p.tile.get("l1", {}).get("output", -1) >= 0)})
+    return rows
+
+
+def print_flows(rows: list[dict]) -> None:
+    print("\nMODELED whole networks, digital config: tinyc's defaults (cp-sat, L1 reuse) vs the HTVM-style "
+          "flow (dory, no L1 reuse), accelerator layers")
+    for net in dict.fromkeys(r["net"] for r in rows):
+        total = {f: sum(r["modeled_cycles"] for r in rows if r["net"] == net and r["flow"] == f) for f in FLOWS}
+        print(f"{net}: defaults {total['defaults']} cycles, HTVM-style {total['htvm-style']} "
+              f"({100 * (1 - total['defaults'] / total['htvm-style']):.1f}% fewer)")
+    print("\nMODELED per layer kind (tinyc's defaults): best and mean utilization; least overhead over the "
+          "ideal time of the geometry")
+    mine = [r for r in rows if r["flow"] == "defaults"]
+    for kind in sorted({r["kind"] for r in mine}):
+        of = [r for r in mine if r["kind"] == kind]
+        best = max(of, key=lambda r: r["modeled_utilization"])
+        overhead = min(100 * (r["modeled_cycles"] / r["ideal_cycles"] - 1) for r in of)
+        print(f"  {kind:20} {len(of):3} layers  best {best['modeled_utilization']:6.1%} ({best['net']} "
+              f"{best['layer']})  mean {sum(r['modeled_utilization'] for r in of) / len(of):6.1%}  "
+              f"least overhead {overhead:6.1f}%")
+
+
 def print_sweep(rows: list[dict]) -> None:
     print("\nMODELED latency (cycles) against the L1 activation budget")
     for name in PAPER:
         print(f"{name}:")
         for budget in BUDGETS:
             cells = {r["tiler"]: r for r in rows if r["layer"] == name and r["l1_activation_bytes"] == budget}
-            cp, dory = cells["cp-sat"]["modeled_cycles"], cells["dory"]["modeled_cycles"]
+            cp, dory, agnostic = (cells[t]["modeled_cycles"] for t in ("cp-sat", "dory", AGNOSTIC))
             ratio = f"{dory / cp:.2f}" if cp and dory else "-"
-            print(f"  {budget:7d} B  cp-sat {cp!s:>7}  dory {dory!s:>7}  dory/cp-sat {ratio}")
+            fig4 = f"{agnostic / dory:.2f}" if agnostic and dory else "-"
+            print(f"  {budget:7d} B  cp-sat {cp!s:>7}  dory {dory!s:>7}  {AGNOSTIC} {agnostic!s:>7}  "
+                  f"dory/cp-sat {ratio}  {AGNOSTIC}/dory {fig4}")
 
 
-def write(rows_zoo: list[dict], rows_sweep: list[dict], out: Path) -> None:
+def write(rows_zoo: list[dict], rows_flows: list[dict], rows_sweep: list[dict], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     note = "all cycles and utilizations are MODELED by tinyc's cost model, not measured"
-    (out / "tiling_modeled.json").write_text(json.dumps({"note": note, "zoo": rows_zoo, "budget_sweep": rows_sweep},
-                                                        indent=1))
+    (out / "tiling_modeled.json").write_text(json.dumps({"note": note, "zoo": rows_zoo, "flows": rows_flows,
+                                                         "budget_sweep": rows_sweep}, indent=1))
     fields = ["layer", "l1_activation_bytes", "tiler", "modeled_cycles", "modeled_utilization", "tile", "buffers",
               "solve_seconds"]
     with open(out / "tiling_budget_sweep_modeled.csv", "w", newline="") as f:
@@ -118,7 +176,7 @@ def _plot(rows: list[dict], path: Path) -> None:
         return
     fig, axes = plt.subplots(1, len(PAPER), figsize=(5 * len(PAPER), 4))
     for ax, name in zip(axes, PAPER):
-        for tiler in TILERS:
+        for tiler in TILERS + (AGNOSTIC,):
             pts = [(r["l1_activation_bytes"] / 1000, r["modeled_cycles"]) for r in rows
                    if r["layer"] == name and r["tiler"] == tiler and r["modeled_cycles"]]
             ax.plot(*zip(*pts), marker="o", label=tiler)
@@ -142,9 +200,11 @@ def main() -> None:
     target = targets.get(args.target)
     zoo = zoo_table(target, args.core)
     print_zoo(zoo)
+    flows = flows_table(target)
+    print_flows(flows)
     sweep = budget_sweep(target, args.core)
     print_sweep(sweep)
-    write(zoo, sweep, args.out)
+    write(zoo, flows, sweep, args.out)
     print(f"wrote {args.out}/tiling_modeled.json, tiling_zoo_modeled.csv, tiling_budget_sweep_modeled.csv")
 
 

@@ -366,3 +366,10 @@ def test_constant_calibration_data_is_noted(float_ad, tmp_path, capsys):
                         "leads to, come from that one value (give varied samples for useful scales)")
     assert "0 on every calibration sample (first 'input'): quantized with scale 1.0" in notes[1]
     assert (tmp_path / "q.onnx").is_file()
+
+
+def test_quantize_output_must_be_a_file(float_ad, tmp_path, capsys):
+    calib = calibration_file(tmp_path, "ok")
+    code = main(["quantize", str(float_ad), "--calib", str(calib), "-o", str(tmp_path)])
+    _, err = capsys.readouterr()
+    assert code == 2 and err == f"tinyc: error: {tmp_path}: is a directory; give -o the .onnx file to write\n"

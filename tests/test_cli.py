@@ -161,11 +161,11 @@ def test_zoo_models_by_name(tmp_path, capsys):
 
 def test_report_and_profile_on_diana(capsys):
     """The text report names each layer's core and, for a layer left on the host, the constraint it
-    failed: DS-CNN's first conv has a 10x4 kernel, which DIANA's digital core cannot run."""
-    assert main(["report", "zoo:kws", "--target", "diana", "--config", "digital"]) == 0
+    failed: DIANA's analog array takes no depthwise conv (groups 1 only)."""
+    assert main(["report", "zoo:kws:ternary", "--target", "diana", "--config", "analog"]) == 0
     out = capsys.readouterr().out
-    assert "conv1_q: digital: kernel 1, 3, 5 or 7 on each side (is 10x4)" in out
-    assert sum(" digital " in line for line in out.splitlines()) == 9  # 4 depthwise, 4 pointwise, 1 dense
+    assert all(f"  dw{i}_q: analog: groups 1 (is 64)" in out for i in range(1, 5))
+    assert sum(" analog " in line for line in out.splitlines()) == 4  # the 4 pointwise convs
     assert main(["run", "zoo:ad", "--target", "diana", "--profile"]) == 0
     out = capsys.readouterr().out
     assert "cycles (modeled)" in out and "ms at 260 MHz" in out
@@ -188,8 +188,10 @@ def test_usage_errors_are_one_line(capsys):
 
 
 def test_tiler_option(capsys):
-    """--tiler reaches tinyc.compile: dory keeps a layer that fits L1 whole in one box."""
-    assert main(["report", "zoo:ad", "--target", "diana", "--config", "digital", "--tiler", "dory", "--json"]) == 0
+    """--tiler reaches tinyc.compile: dory (in the HTVM-style flow, without L1 reuse) keeps a layer that fits
+    L1 whole in one box."""
+    assert main(["report", "zoo:ad", "--target", "diana", "--config", "digital", "--tiler", "dory", "--no-l1-reuse",
+                 "--json"]) == 0
     layers = json.loads(capsys.readouterr().out)["layers"]
     tiled = [layer for layer in layers if layer.get("tile")]
     assert tiled and all(layer["tile"]["buffers"] == 1 for layer in tiled)
@@ -269,6 +271,8 @@ def test_dynamic_batch_noted_and_bound_by_batch(tmp_path, capsys):
     assert _notes(capsys.readouterr().err) == []
     want, = onnxruntime.InferenceSession(str(path)).run(None, {"image": x})
     np.testing.assert_allclose(np.load(tmp_path / "y.npz")["probs"], want, rtol=1e-4, atol=1e-6)
+    assert main(["run", str(path), "--batch", "3", "--input", f"image={tmp_path / 'x.npy'}"]) == 0
+    assert capsys.readouterr().out.startswith(f"probs: float32[3, 3] argmax={want.argmax(1).tolist()} ")
     assert main(["report", str(path)]) == 0
     assert _notes(capsys.readouterr().err) == [f"tinyc: note: {path}: image: dynamic batch dimension 'N' bound to 1 "
                                                "(batch=N, `--batch N` on the command line, for another size)"]

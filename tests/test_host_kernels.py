@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 
 from test_c_backend import RNG, check, new_graph, rand, window_attrs
+from tinyc.backends.c import plans
+from tinyc.backends.c.emit import Emitter
 from tinyc.ir import ops
 from tinyc.ir import quant_math as qm
 
@@ -125,3 +127,131 @@ def test_qadd_paths(left_shift, rounding, tmp_path):
     z = ops.add(g, "qadd", ["a", y], "z", a_zp=3, b_zp=0, out_zp=2, out_min=-100, out_max=100,
                 **dict(qm.add_params(3.0, 0.01, 0.002, left_shift), rounding=rounding))
     check(g, [y, z], tmp_path)
+
+
+# ---------------------------------------------------------------- the planned kernels (tinyc_kernels_plan.c)
+def planned(g, name: str) -> bool:
+    """Whether the C backend plans the node (tinyc/backends/c/plans.py) rather than calling the general kernel."""
+    node = g.node(name)
+    plan = plans.qconv if node.op == "qconv" else plans.qmatmul
+    args = ("x", "y") if node.op == "qconv" else ("x", "y", 1)
+    return plan(Emitter(g), node, *args) is not None
+
+
+def plan_requant(m: int, taps: int, mode: str, per_channel: bool = True) -> dict:
+    """pow2: multiplier 2**30 with shifts 0..-12 (shift 0 among them); double and single: TFLite's
+    multipliers of random scales; one value for all channels unless per_channel."""
+    count = m if per_channel else 1
+    if mode == "pow2":
+        shift = [0] + RNG.integers(-12, 0, count - 1).tolist() if count > 1 else [-5]
+        rq = dict(multiplier=[1 << 30] * count, shift=shift, rounding="double")
+    else:
+        rq = requant(count, taps, mode)
+    return dict(rq, out_zp=5, out_min=-100, out_max=120)
+
+
+# (x shape, weight shape, group, strides, pads, dilations, x_zp): weight zero points 0, as TFLite's
+PLANNED_CONVS = [
+    ((1, 3, 9, 10), (5, 3, 3, 3), 1, 1, 1, 1, -128),                 # a block of four channels and one; row tails
+    ((1, 1, 49, 10), (6, 1, 10, 4), 1, 2, (4, 1, 5, 1), 1, 0),        # DS-CNN's first conv
+    ((1, 6, 11, 13), (6, 1, 3, 3), 6, 1, 1, 1, 3),                   # depthwise 3x3, weights in registers
+    ((1, 6, 11, 13), (6, 1, 3, 3), 6, 2, (0, 0, 1, 1), 1, -3),        # depthwise of stride 2, end pads only
+    ((1, 4, 9, 9), (4, 1, 3, 3), 4, 1, 2, 2, 5),                     # dilated depthwise: the tap list
+    ((1, 2, 3, 300), (2, 1, 3, 3), 2, 1, 1, 1, 1),                   # depthwise rows longer than its sums
+    ((1, 4, 12, 14), (8, 2, 3, 3), 2, 2, (0, 1, 2, 0), 1, -5),        # groups of two channels
+    ((1, 8, 6, 7), (12, 8, 1, 1), 1, 1, 0, 1, 7),                    # pointwise: one row of 42
+    ((1, 4, 6, 6), (4, 4, 1, 1), 1, 2, 0, 1, 2),                     # 1x1 of stride 2, read in place
+    ((1, 2, 13, 17), (4, 2, 3, 2), 1, (1, 3), 2, (2, 3), 9),          # column stride 3, dilation
+    ((1, 3, 40), (4, 3, 5), 1, 3, (2, 1), 1, -60),                   # 1-D
+    ((1, 3, 5, 70), (4, 3, 3, 3), 1, 1, 1, 1, 1),                    # rows longer than a chunk
+    ((1, 16, 30, 30), (8, 16, 3, 3), 1, 1, 1, 1, 0),                 # the band refilled every few rows
+]
+
+
+@pytest.mark.parametrize("xs,ws,group,strides,pads,dil,x_zp", PLANNED_CONVS)
+@pytest.mark.parametrize("mode", ["pow2", "double", "single"])
+def test_planned_conv(xs, ws, group, strides, pads, dil, x_zp, mode, tmp_path):
+    g = new_graph(x=(xs, "int8"))
+    m = ws[0]
+    w = g.add_const("w", rand(ws, "int8")).name
+    b = g.add_const("b", RNG.integers(-3000, 3000, m).astype(np.int32)).name
+    y = qconv(g, "x", w, b, x_zp, [0], group, window_attrs(len(xs) - 2, strides, pads, dil),
+              plan_requant(m, int(np.prod(ws[1:])), mode, per_channel=mode != "single"))
+    assert planned(g, "y")
+    check(g, y, tmp_path)
+
+
+@pytest.mark.parametrize("rows,k,n,x_zp", [(1, 64, 12, 0), (3, 37, 9, -128), (2, 640, 128, 5), (1, 5, 3, 127),
+                                           (1, 8, 130, -1)])
+@pytest.mark.parametrize("mode", ["pow2", "double", "single"])
+def test_planned_dense(rows, k, n, x_zp, mode, tmp_path):
+    g = new_graph(x=((rows, k), "int8"))
+    w = g.add_const("w", rand((k, n), "int8")).name
+    b = g.add_const("b", RNG.integers(-3000, 3000, n).astype(np.int32)).name
+    y = ops.add(g, "qmatmul", ["x", w, b], "y", x_zp=x_zp, w_zp=[0], **plan_requant(n, k, mode, mode != "double"))
+    assert planned(g, "y")
+    check(g, y, tmp_path)
+
+
+@pytest.mark.parametrize("extra", [0, 1])
+def test_planned_int32_bound(extra, tmp_path):
+    """The plan sums raw x times w in int32 while 128 * sum|w| + |bias - x_zp * sum w| (and the rounding's
+    additions) fit: a dense layer of 131071 taps of -128 does (16384 * 131071 < 2**31), one more tap not,
+    and a conv whose bias takes its bound to int32's limit does, one more unit of bias not; past the
+    bound the general kernel (int64 sums) takes them. Every product at its extreme."""
+    k = INT32_MAX // (128 * 128) + extra
+    g = new_graph(x=((1, k), "int8"))
+    w = g.add_const("w", np.full((k, 3), -128, np.int8)).name
+    y = ops.add(g, "qmatmul", ["x", w], "y", x_zp=0, w_zp=[0], multiplier=[1 << 30], shift=[-20], out_zp=0,
+                out_min=-128, out_max=127, rounding="single")
+    assert planned(g, "y") == (not extra)
+    check(g, y, tmp_path, {"x": np.full((1, k), -128, np.int8)})
+    g = new_graph(x=((1, 2, 4, 4), "int8"))
+    w = g.add_const("w", np.full((2, 2, 3, 3), -128, np.int8)).name
+    out_zp = -3
+    bias = INT32_MAX - 128 * 128 * 18 - abs(out_zp) + extra  # single rounding adds nothing before its shift
+    b = g.add_const("b", np.full(2, bias, np.int32)).name
+    y = qconv(g, "x", w, b, 0, [0], 1, window_attrs(2, 1, 0), dict(
+        multiplier=[1 << 30, 1 << 30], shift=[-24, -30], out_zp=out_zp, out_min=-128, out_max=127, rounding="single"))
+    assert planned(g, "y") == (not extra)
+    check(g, y, tmp_path, {"x": np.full((1, 2, 4, 4), -128, np.int8)})
+
+
+@pytest.mark.parametrize("xs,x_zp", [((1, 5, 7, 3), -7), ((2, 3, 1, 1), 0), ((1, 4, 17), 100)])
+def test_global_avgpool(xs, x_zp, tmp_path):
+    """A window over its whole plane sums in 32 bits, eight values per step (17 and 21 leave tails)."""
+    g = new_graph(x=(xs, "int8"))
+    y = ops.add(g, "qavgpool", ["x"], "y", kernel=xs[2:], **window_attrs(len(xs) - 2), ceil_mode=False,
+                count_include_pad=False, x_zp=x_zp, out_min=-120, out_max=110)
+    for x in (rand(xs, "int8"), np.full(xs, -128, np.int8), np.full(xs, 127, np.int8)):
+        check(g, y, tmp_path, {"x": x})
+
+
+def test_planned_kernels_under_sanitizers(tmp_path):
+    """The planned conv (4x4 blocks, tails, band), depthwise, dense and the global pool under ASan/UBSan."""
+    g = new_graph(x=((1, 5, 7, 9), "int8"))
+    w3 = g.add_const("w3", rand((6, 5, 3, 3), "int8")).name
+    wd = g.add_const("wd", rand((6, 1, 3, 3), "int8")).name
+    wf = g.add_const("wf", rand((6, 10), "int8")).name
+    a = qconv(g, "x", w3, "", -128, [0], 1, window_attrs(2, 1, 1), plan_requant(6, 45, "double"))
+    d = qconv(g, a, wd, "", 3, [0], 6, window_attrs(2, 2, 1), plan_requant(6, 9, "pow2"))
+    p = ops.add(g, "qavgpool", [d], "p", kernel=(4, 5), **window_attrs(2), ceil_mode=False, count_include_pad=False,
+                x_zp=0, out_min=-128, out_max=127)
+    f = ops.add(g, "reshape", [p], "f", shape=(1, 6))
+    y = ops.add(g, "qmatmul", [f, wf], "fc", x_zp=-2, w_zp=[0], **plan_requant(10, 6, "single", False))
+    assert all(planned(g, n) for n in (a, d, y))
+    check(g, [a, d, y], tmp_path, sanitize=True)
+
+
+@pytest.mark.parametrize("rounding", ["double", "single"])
+def test_planned_qadd(rounding, tmp_path):
+    """The planned add's tables (each input's rescale over the 256 int8 values) and its requantized sum,
+    broadcast along rows longer than a chunk and across them, against the interpreter under ASan/UBSan."""
+    g = new_graph(a=((2, 3, 70), "int8"), b=((3, 1), "int8"))
+    params = dict(qm.add_params(0.05, 0.02, 0.07, 20), rounding=rounding)
+    ops.add(g, "qadd", ["a", "b"], "y", a_zp=-128, b_zp=127, out_zp=-1, out_min=-120, out_max=127, **params)
+    e = Emitter(g)
+    assert plans.qadd(e, g.node("y"), "&bcast", ["a", "b", "y"]) is not None
+    x = {"a": rand((2, 3, 70), "int8"), "b": rand((3, 1), "int8")}
+    x["a"][0, 0, :2], x["b"][:2, 0] = [-128, 127], [-128, 127]  # each table's ends
+    check(g, "y", tmp_path, x, sanitize=True)

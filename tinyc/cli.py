@@ -15,6 +15,7 @@ import numpy as np
 
 from . import targets
 from .errors import DoesNotFitError, InputError, TinycError, TinycNote
+from .compiler import REQUANTS
 from .passes.tiling import TILERS
 from .report import format_profile, format_text
 
@@ -49,6 +50,10 @@ def _parser() -> argparse.ArgumentParser:
         c.add_argument("--l1-reuse", action=argparse.BooleanOptionalAction, default=True,
                        help="keep tensors in an accelerator's L1 between its layers where the L1 plan allows "
                             "(default); --no-l1-reuse moves every layer's input and output by DMA, as HTVM does")
+        c.add_argument("--requant", choices=list(REQUANTS), default="exact",
+                       help="exact (default): every requantization as the model states it; pow2: re-express a "
+                            "layer's as an accelerator's shift where that brings it to one, an approximation "
+                            "whose measured error `tinyc report` shows")
         return c
 
     c = model_command("compile", "compile a model into a self-contained C project")
@@ -70,7 +75,8 @@ def _parser() -> argparse.ArgumentParser:
     c = model_command("report", "print what runs where, MACs, buffers, memory")
     c.add_argument("--json", action="store_true", help="print the report as JSON")
     c = model_command("validate", "run the emitted C and a reference side by side: per layer max |difference| "
-                                  "(LSB for int8 tensors), SNR and the first layer beyond 1 LSB")
+                                  "(LSB for int8 tensors), SNR and the first layer beyond 1 LSB (exit status 1 "
+                                  "when one departs)")
     c.add_argument("--reference", nargs="+", default=["onnxruntime"], metavar="onnxruntime|tflite FILE.tflite",
                    help="onnxruntime on the model itself (default), or the TFLite interpreter on a .tflite twin")
     given = c.add_mutually_exclusive_group()
@@ -82,9 +88,24 @@ def _parser() -> argparse.ArgumentParser:
     help_text = "post-training static quantization of a float model to int8 QDQ"
     c = sub.add_parser("quantize", help=help_text, description=help_text)
     c.add_argument("model", help="a float ONNX model file")
-    c.add_argument("--calib", required=True, metavar="DATA.npy",
-                   help="calibration inputs, (N, *input shape); a .npz of input name -> array for several inputs")
-    c.add_argument("--pow2", action="store_true", help="round every scale to a power of two (DIANA)")
+    c.add_argument("--calib", required=True, metavar="DATA",
+                   help="calibration inputs: a .npy of (N, *input shape), a .npz of input name -> array for "
+                        "several inputs, or a folder of .npy files (one sample or a batch each)")
+    c.add_argument("--target", help="quantize for what this target's cores accept (per layer: per-tensor or "
+                                    "per-channel, int8 or ternary weights; power-of-two scales): see `tinyc targets`")
+    c.add_argument("--config", help="with --target: which of its cores (default the target's first configuration)")
+    weights = c.add_mutually_exclusive_group()
+    weights.add_argument("--per-channel", dest="per_channel", action="store_const", const=True,
+                         help="weight scales per output channel for every layer (default without --target)")
+    weights.add_argument("--per-tensor", dest="per_channel", action="store_const", const=False,
+                         help="one weight scale per layer")
+    c.add_argument("--ternary", metavar="auto|none|NAME,...",
+                   help="ternary weights: auto (every conv/dense but the first, the last and depthwise ones), "
+                        "none, or the named layers (default: the target's choice, else none)")
+    c.add_argument("--io", choices=("float", "int8"), default="float",
+                   help="float (default) or int8 graph input and output")
+    c.add_argument("--pow2", action="store_const", const=True, default=None,
+                   help="round every scale to a power of two (default: the target's choice, else off)")
     c.add_argument("--percentile", type=float, help="clip ranges at this percentile instead of min/max")
     c.add_argument("-o", "--output", required=True, help="the quantized ONNX model to write")
     help_text = "list the targets, their cores and configurations"
@@ -145,7 +166,7 @@ def _compile(args):
     from .compiler import compile
     model, name = _model_source(args.model)
     cm = compile(model, target=args.target, config=args.config, name=name, tiler=args.tiler, batch=args.batch,
-                 l1_reuse=args.l1_reuse)
+                 l1_reuse=args.l1_reuse, requant=args.requant)
     if cm.target.accelerators(cm.config) and all(n.placement.core == cm.target.host.name for n in cm.graph.nodes()):
         _note(f"configuration {cm.config} of {cm.target.name} places no layer on an accelerator; "
               f"every layer runs on the host (`tinyc report` says why)")
@@ -224,7 +245,8 @@ def _npz_output(output: str, model: str) -> None:
 def _write_npz(output: str, arrays: dict) -> None:
     """The whole file or nothing: written beside, then renamed over the name."""
     path = Path(output)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent if str(path.parent) else ".")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
@@ -251,7 +273,9 @@ def cmd_run(args):
         return
     for name, value in outputs.items():
         flat = value.ravel()
-        print(f"{name}: {value.dtype}{list(value.shape)} argmax={int(flat.argmax())} "
+        # a batch gets one argmax per sample
+        top = flat.argmax() if value.ndim < 2 or value.shape[0] == 1 else value.reshape(len(value), -1).argmax(1).tolist()
+        print(f"{name}: {value.dtype}{list(value.shape)} argmax={top} "
               f"{np.array2string(flat[:16], separator=' ')}{' ...' if flat.size > 16 else ''}")
 
 
@@ -324,8 +348,26 @@ def _not_the_model(output: str, model: str) -> None:
 def cmd_quantize(args):
     from .quantizer import quantize_file
     _not_the_model(args.output, args.model)
-    quantize_file(args.model, args.calib, args.output, power_of_two=args.pow2, percentile=args.percentile)
-    print(f"wrote {args.output}")
+    if Path(args.output).is_dir():
+        raise InputError("is a directory; give -o the .onnx file to write", file=args.output)
+    if args.config and not args.target:
+        raise InputError("--config needs --target: the configuration of which target")
+    ternary = args.ternary if args.ternary in (None, "auto", "none") else args.ternary.split(",")
+    plan = quantize_file(args.model, args.calib, args.output, per_channel=args.per_channel, power_of_two=args.pow2,
+                         ternary=ternary, io=args.io, target=args.target, config=args.config,
+                         method="minmax" if args.percentile is None else "percentile",
+                         percentile=99.99 if args.percentile is None else args.percentile)
+    scales = "power-of-two scales" if plan.power_of_two else "float scales"
+    if not args.target:
+        print(f"wrote {args.output} ({scales}, int8 I/O)" if args.io == "int8" else f"wrote {args.output} ({scales})")
+        return
+    taken = [n for n, layer in plan.layers.items() if layer["cores"]]
+    config = args.config or targets.get(args.target).default_config
+    print(f"wrote {args.output} for {args.target} ({config}), {scales}, {args.io} I/O: {len(taken)} of "
+          f"{len(plan.layers)} conv/dense layers taken by an accelerator")
+    for name, layer in plan.layers.items():
+        where = ", ".join(layer["cores"]) if layer["cores"] else f"host only ({layer['why'] or 'no accelerator'})"
+        print(f"  {name:<24} {layer['weights']:<19} {where}")
 
 
 def cmd_targets(args):

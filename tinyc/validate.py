@@ -12,9 +12,15 @@ Which tinyc tensor is which reference tensor (the mapping rule):
 2. For a .tflite reference only, by order: between two tensors paired by name (and before the first,
    after the last), the remaining tinyc layer outputs and reference op outputs are paired in execution
    order where dtype and shape agree (a layer the other side lacks is skipped).
+A layer output the L1 plan keeps in an accelerator's memory for the next layer never reaches main
+memory, so it is not compared (listed as kept_in_l1; compile with l1_reuse=False to compare it).
 Shapes agree when equal, when the reference is channels-last (NHWC) and tinyc channels-first (NCHW),
 or when they differ only by dimensions of 1. Graph outputs must map (by name, else by position); a
 reference whose inputs or outputs do not match the model's is refused with one line.
+
+Against onnxruntime a layer is also measured alone, fed tinyc's values of its inputs; one whose inputs
+stayed in L1 is measured together with the layers that made them (listed as `spans`), and is not
+judged by that figure.
 
 Per mapped tensor: the largest |difference| over every sample, in LSB for integer tensors (tinyc's
 and the reference's integers) and absolute for float ones; the SNR of tinyc's values against the
@@ -29,136 +35,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .backends.c.emit import dumped_values
 from .errors import InputError
+from .references import reference_for
 from .toolchain import run_executable
 
 DEPARTS_LSB = 1
 FLOAT_TOLERANCE = 1e-4  # of the reference tensor's largest magnitude
-REFERENCES = ("onnxruntime", "tflite")
-
-
-class OnnxRuntime:
-    """onnxruntime on copies of the model whose every tensor tinyc also computes is a graph output: one
-    run end to end, one with each such tensor fed from tinyc's run instead (so that a layer is measured
-    alone, on the same input as tinyc's). Like TFLite: name, inputs and outputs as (name, shape, dtype),
-    `order` (the tensors an order pairing may use; none: tinyc keeps every ONNX name it computes) and
-    run(feeds, ours) -> (tensors by name end to end, tensors by name layer by layer or None)."""
-
-    FED = "__tinyc"  # suffix of the graph input that feeds tinyc's value of a tensor
-
-    def __init__(self, model, wanted: dict[str, tuple[tuple[int, ...], str]]):
-        import onnx
-        proto = _onnx_proto(model)
-        inferred = onnx.shape_inference.infer_shapes(proto)
-        types = {v.name: v for v in (*inferred.graph.value_info, *inferred.graph.output, *inferred.graph.input)}
-        outputs = [o.name for o in proto.graph.output]
-        init = {i.name for i in proto.graph.initializer}
-        self.name = "onnxruntime"
-        self.inputs = [(i.name, tuple(d.dim_value if d.HasField("dim_value") else -1
-                                      for d in i.type.tensor_type.shape.dim), _np_dtype(i.type))
-                       for i in proto.graph.input if i.name not in init]
-        self.outputs = [(o, (), "") for o in outputs]
-        self.order = []
-        named = [o for n in proto.graph.node for o in n.output if o in wanted and o in types]
-        proto.graph.output.extend(types[t] for t in named if t not in outputs)
-        # fed from tinyc where it can stand in (a tensor that does not is refused by the mapping)
-        shared = [t for t in named if _np_dtype(types[t].type) == wanted[t][1] and _fits(types[t].type, wanted[t][0])]
-        self.fetch = [o.name for o in proto.graph.output]
-        self.session = _session(proto)
-        for node in proto.graph.node:
-            node.input[:] = [v + self.FED if v in shared else v for v in node.input]
-        for t in shared:
-            fed = proto.graph.input.add()
-            fed.CopyFrom(types[t])
-            fed.name = t + self.FED
-        self.fed = shared
-        self.alone = _session(proto)
-
-    def run(self, feeds, ours):
-        given = {name: x for (name, _, _), x in zip(self.inputs, feeds)}
-        chained = dict(zip(self.fetch, self.session.run(self.fetch, given)))
-        given.update({t + self.FED: ours[t] for t in self.fed})
-        return chained, dict(zip(self.fetch, self.alone.run(self.fetch, given)))
-
-
-def _fits(type_proto, shape: tuple[int, ...]) -> bool:
-    """Whether a tensor of `shape` can be fed where the ONNX type stands (a dynamic dimension takes any size)."""
-    dims = type_proto.tensor_type.shape.dim
-    return len(dims) == len(shape) and all(not d.HasField("dim_value") or d.dim_value == n for d, n in zip(dims, shape))
-
-
-def _np_dtype(type_proto) -> str:
-    import onnx
-    return onnx.helper.tensor_dtype_to_np_dtype(type_proto.tensor_type.elem_type).name
-
-
-def _session(proto):
-    import onnxruntime as ort
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    opts.log_severity_level = 3
-    try:
-        return ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-    except Exception as e:
-        raise InputError(f"onnxruntime cannot run the model: {' '.join(str(e).split())[:200]}") from None
-
-
-class TFLite:
-    """The TFLite interpreter's reference kernels with every tensor kept; `order`: op outputs in execution
-    order."""
-    def __init__(self, path: str):
-        import warnings
-        from ai_edge_litert.interpreter import Interpreter, OpResolverType
-        try:
-            with warnings.catch_warnings():  # keeping every tensor is what validation is for
-                warnings.simplefilter("ignore")
-                self.interp = Interpreter(model_path=str(path), experimental_preserve_all_tensors=True,
-                                          experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
-            self.interp.allocate_tensors()
-        except Exception as e:
-            raise InputError(f"not a TFLite model the interpreter can load: {' '.join(str(e).split())[:200]}",
-                             file=str(path)) from None
-        self.name = f"tflite {path}"
-        details = {d["index"]: d for d in self.interp.get_tensor_details()}
-        self.details = details
-        self.inputs = [(d["name"], tuple(d["shape"]), np.dtype(d["dtype"]).name) for d in self.interp.get_input_details()]
-        self.input_index = [d["index"] for d in self.interp.get_input_details()]
-        self.outputs = [(d["name"], tuple(d["shape"]), np.dtype(d["dtype"]).name)
-                        for d in self.interp.get_output_details()]
-        self.order = [details[i]["name"] for op in self.interp._get_ops_details() for i in op["outputs"] if i >= 0]
-        self.by_name = {details[i]["name"]: i for op in self.interp._get_ops_details() for i in op["outputs"] if i >= 0}
-
-    def run(self, feeds, ours):
-        for index, x in zip(self.input_index, feeds):
-            self.interp.set_tensor(index, x)
-        self.interp.invoke()
-        return {name: np.array(self.interp.get_tensor(i)) for name, i in self.by_name.items()}, None
-
-
-def _onnx_proto(model):
-    import onnx
-    if isinstance(model, onnx.ModelProto):
-        proto = onnx.ModelProto()
-        proto.CopyFrom(model)
-        return proto
-    if isinstance(model, (bytes, bytearray)):
-        return onnx.load_from_string(bytes(model))
-    return onnx.load(str(model))
-
-
-def reference_for(cm, reference, wanted: dict[str, tuple[tuple[int, ...], str]]):
-    """"onnxruntime" or a .tflite path (str or Path) -> the reference runtime."""
-    if reference == "onnxruntime":
-        if cm.model is None:
-            raise InputError("this CompiledModel does not know the ONNX model it came from; compile it with "
-                             "tinyc.compile, or give a .tflite reference")
-        return OnnxRuntime(cm.model, wanted)
-    path = Path(reference)
-    if path.suffix != ".tflite":
-        raise InputError(f"reference must be 'onnxruntime' or a .tflite file, not {str(reference)!r}")
-    if not path.is_file():
-        raise InputError("no such .tflite file", file=str(path))
-    return TFLite(str(path))
 
 
 # ---- shapes and the mapping ----
@@ -186,7 +69,7 @@ def _comparable(dtype: str, ref_dtype: str) -> bool:
 def mapping(cm, ref, ref_shapes: dict[str, tuple], ref_dtypes: dict[str, str]) -> list[tuple[str, str, str]]:
     """(tinyc tensor, reference tensor, how) for every tinyc layer output that maps (the module's rule)."""
     g = cm.graph
-    ours = [v for n in g.nodes() for v in n.outputs if not g.values[v].is_const]
+    ours = dumped_values(g) + [v for v in g.outputs if v not in dumped_values(g)]
     by_name = [(v, v, "name") for v in ours if v in ref_shapes]
     for v, r, _ in by_name:
         if not _shape_fits(g.values[v].shape, ref_shapes[r]) or not _comparable(g.values[v].dtype, ref_dtypes[r]):
@@ -284,8 +167,7 @@ def validate(cm, inputs, reference="onnxruntime") -> dict:
     it departs (else the end-to-end figures do)."""
     samples = _samples(inputs)
     g = cm.graph
-    wanted = {v: (g.values[v].shape, g.values[v].dtype) for n in g.nodes() for v in n.outputs
-              if not g.values[v].is_const}
+    wanted = {v: (g.values[v].shape, g.values[v].dtype) for v in dumped_values(g)}
     ref = reference_for(cm, reference, wanted)
     ours_runs, ref_runs, alone_runs = [], [], []
     outputs = _output_pairs(cm, ref)
@@ -322,12 +204,30 @@ def validate(cm, inputs, reference="onnxruntime") -> dict:
         entry.update(_compare(g, v, ours, [run[r] for run in ref_runs], ref_shapes[r]))
         if alone_runs[0] is not None:
             alone = _compare(g, v, ours, [run[r] for run in alone_runs], ref_shapes[r])
-            entry.update(layer_max_diff=alone["max_diff"], layer_snr_db=alone["snr_db"], departs=alone["departs"])
+            spans = _kept_before(g, node, set(wanted) | set(g.inputs))
+            # a layer fed by layers kept in L1 is measured with them: not alone, so not judged
+            entry.update(layer_max_diff=alone["max_diff"], layer_snr_db=alone["snr_db"], spans=spans,
+                         departs=alone["departs"] and not spans)
         layers.append(entry)
     first = next((layer for layer in layers if layer["departs"]), None)
+    in_l1 = [v for n in g.nodes() for v in n.outputs if not g.values[v].is_const and v not in wanted]
     return {"reference": ref.name, "samples": len(samples), "layers": layers,
             "output": [layer for layer in layers if layer["output"]],
-            "first_departure": first["tensor"] if first else None}
+            "first_departure": first["tensor"] if first else None,
+            "first_departure_layer": first["layer"] if first else None, "kept_in_l1": in_l1}
+
+
+def _kept_before(g, node, fed: set) -> list[str]:
+    """The layers between `node` and the tensors tinyc's run gave the reference: those whose outputs stayed
+    in an accelerator's L1, which the reference computed itself on the way to `node`."""
+    producer, spans, todo = g.producers(), [], [v for v in node.inputs if v and not g.values[v].is_const]
+    while todo:
+        v = todo.pop()
+        if v in fed or v not in producer or producer[v] in spans:
+            continue
+        spans.append(producer[v])
+        todo += [u for u in g.node(producer[v]).inputs if u and not g.values[u].is_const]
+    return sorted(spans, key=[n.name for n in g.nodes()].index)
 
 
 def _compare(g, name: str, ours: list[np.ndarray], refs: list[np.ndarray], ref_shape) -> dict:
@@ -360,14 +260,18 @@ def format_validation(result: dict) -> str:
         shape = f"{layer['dtype']}[{'x'.join(map(str, layer['shape']))}]"
         alone = (_diff_text(layer["layer_max_diff"], layer["unit"]), _snr_text(layer["layer_snr_db"])) \
             if "layer_max_diff" in layer else ("", "")
-        mark = " <- departs" if layer["tensor"] == result["first_departure"] else ""
+        mark = " <- departs" if layer["tensor"] == result["first_departure"] else \
+            f" (alone with {len(layer['spans'])} L1-kept layer(s) before it: not judged)" if layer.get("spans") else ""
         rows.append(f"{layer['layer'][-40:]:<40} {layer['op']:<10} {layer['core']:<8} {shape:<16} "
                     f"{_diff_text(layer['max_diff'], layer['unit']):>10} {_snr_text(layer['snr_db']):>7} "
                     f"{alone[0]:>10} {alone[1]:>7} {layer['mapped_by']}{mark}")
     if any("layer_max_diff" in layer for layer in result["layers"]):
         rows.append("max |diff| and SNR end to end; alone: the layer fed tinyc's inputs to it (which decides departing)")
     first = result["first_departure"]
-    rows.append(f"first layer beyond {DEPARTS_LSB} LSB: {first}" if first else
+    if result["kept_in_l1"]:
+        rows.append(f"not compared: {len(result['kept_in_l1'])} layer output(s) that stay in an accelerator's L1 "
+                    "for the next layer and never reach main memory (l1_reuse=False, `--no-l1-reuse`, to see them)")
+    rows.append(f"first layer beyond {DEPARTS_LSB} LSB: {result['first_departure_layer']} (tensor {first})" if first else
                 f"no layer departs by more than {DEPARTS_LSB} LSB (float: {FLOAT_TOLERANCE:g} of the range)")
     for out in result["output"]:
         rows.append(f"output {out['tensor']}: max |diff| {_diff_text(out['max_diff'], out['unit'])}, "

@@ -5,7 +5,7 @@ import csv
 import json
 from pathlib import Path
 
-ROW_FIELDS = ("network", "source", "variant", "config", "tiler", "cycles", "ms", "cycles_label", "speedup_vs_cpu",
+ROW_FIELDS = ("network", "source", "variant", "config", "tiler", "l1_reuse", "cycles", "ms", "cycles_label", "speedup_vs_cpu",
               "peak_l2_bytes", "weights_bytes", "arena_bytes", "code_size_bytes", "compile_s", "outputs_match",
               "layers", "host_layers", "profiled_on")
 
@@ -25,10 +25,10 @@ def write_data(out: Path, results: dict) -> list[Path]:
     rows = [{**r, **{f"cycles_{c}": r["cycles_per_core"].get(c, 0) for c in cores}} for r in results["rows"]]
     write_csv(out / "mlperf_tiny_rows.csv", rows, ROW_FIELDS + tuple(f"cycles_{c}" for c in cores))
     layers = [{"network": r["network"], "source": r["source"], "variant": r["variant"], "config": r["config"],
-               "tiler": r["tiler"], **layer} for r in results["rows"] for layer in r["accelerator_layers"]]
+               "tiler": r["tiler"], "l1_reuse": r["l1_reuse"], **layer} for r in results["rows"] for layer in r["accelerator_layers"]]
     write_csv(out / "mlperf_tiny_layer_utilization_modeled.csv", layers,
-              ("network", "source", "variant", "config", "tiler", "name", "core", "pattern", "macs", "cycles",
-               "peak_macs_per_cycle", "utilization"))
+              ("network", "source", "variant", "config", "tiler", "l1_reuse", "name", "core", "pattern", "macs",
+               "cycles", "peak_macs_per_cycle", "utilization", "ideal_cycles", "overhead_pct"))
     write_csv(out / "mlperf_tiny_headlines.csv", results["headlines"],
               ("claim", "paper", "unit", "tinyc", "ratio", "label", "where", "how"))
     write_csv(out / "budget_sweep_modeled.csv", results["budget_sweep"],
@@ -36,7 +36,8 @@ def write_data(out: Path, results: dict) -> list[Path]:
                "buffers", "solve_seconds"))
     write_csv(out / "overhead_sweep_modeled.csv", results["overhead_sweep"],
               ("config", "core", "variant", "kind", "c_in", "c_out", "size", "kernel", "taken", "macs",
-               "modeled_cycles", "ideal_cycles", "modeled_utilization", "modeled_overhead_pct", "reason"))
+               "modeled_cycles", "ideal_cycles", "modeled_utilization", "modeled_overhead_pct", "geometry_ideal_cycles",
+               "overhead_vs_geometry_pct", "reason"))
     return sorted(out.iterdir())
 
 

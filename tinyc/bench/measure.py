@@ -26,14 +26,14 @@ def is_counted(report: dict) -> bool:
     return any("instret" in layer for layer in report["layers"])
 
 
-def measure(model, target, config: str, tiler: str, name: str, inputs_seed: int, on: str,
+def measure(model, target, config: str, tiler: str, l1_reuse: bool, name: str, inputs_seed: int, on: str,
             measured: dict) -> tuple[dict, object]:
     """The row's figures, and the CompiledModel (for the time diagram's trace). `measured` maps the C
     sources already run to their figures: the same program on the same input gives the same figures
     (the emulator and qemu are deterministic), so a configuration the tiler or the dispatch leaves
     unchanged (cpu with either tiler; an official model that no accelerator takes) is run once."""
     start = time.perf_counter()
-    cm = compile_model(model, target=target.name, config=config, name=name, tiler=tiler)
+    cm = compile_model(model, target=target.name, config=config, name=name, tiler=tiler, l1_reuse=l1_reuse)
     compile_s = time.perf_counter() - start
     key = hashlib.sha256(repr(sorted(cm.sources.items())).encode()).hexdigest()
     if key not in measured:
@@ -53,7 +53,7 @@ def run_figures(cm, target, inputs_seed: int, on: str) -> dict:
     cycles = int(report["total_cycles"])
     per_core = {core: int(c) for core, c in report["cycles_per_core"].items()}
     ms = 1e3 / target.clock_hz
-    accelerated = accelerator_layers(report, target)
+    accelerated = accelerator_layers(report, target, cm.graph)
     return {
         "cycles": cycles, "ms": cycles * ms,
         "cycles_label": ("counted host + modeled accelerators" if accelerated else "counted") if counted else "modeled",
@@ -71,18 +71,24 @@ def run_figures(cm, target, inputs_seed: int, on: str) -> dict:
     }
 
 
-def accelerator_layers(report: dict, target) -> list[dict]:
-    """Each accelerator job (its anchor layer) with its profiled cycles and utilization against its
-    core's peak: MACs / (peak MAC/cycle x cycles), modeled."""
-    peaks = {c.name: cost.machine(target, c).peak_macs_per_cycle for c in target.cores if c.kind == "accelerator"}
+def accelerator_layers(report: dict, target, graph) -> list[dict]:
+    """Each accelerator job (its anchor layer) with its profiled cycles, its utilization against its
+    core's peak (MACs / (peak MAC/cycle x cycles)) and its overhead over the core's ideal time for its
+    geometry (cost.ideal_cycles, HTVM's Fig. 5), all modeled."""
+    machines = {c.name: cost.machine(target, c) for c in target.cores if c.kind == "accelerator"}
     rows = []
     for layer in report["layers"]:
-        if layer["core"] not in peaks or "modeled" not in layer:
+        if layer["core"] not in machines or "modeled" not in layer:
             continue  # a host layer, or an inner node of an accelerator chain (the anchor has the job)
+        m = machines[layer["core"]]
         macs, cycles = layer["modeled"]["macs"], int(layer["cycles"])
+        geometry = cost.layer_geometry(graph, layer["name"], layer["pattern"])
+        ideal = cost.ideal_cycles(geometry, m)
         rows.append({"name": layer["name"], "core": layer["core"], "pattern": layer["pattern"], "macs": macs,
-                     "cycles": cycles, "peak_macs_per_cycle": peaks[layer["core"]],
-                     "utilization": macs / (peaks[layer["core"]] * cycles) if cycles else 0.0})
+                     "cycles": cycles, "peak_macs_per_cycle": m.peak_macs_per_cycle,
+                     "utilization": macs / (m.peak_macs_per_cycle * cycles) if cycles else 0.0,
+                     "kernel": [geometry.kh, geometry.kw], "c_in": geometry.c_in, "c_out": geometry.c_out,
+                     "ideal_cycles": ideal, "overhead_pct": 100 * (cycles / ideal - 1) if ideal else None})
     return rows
 
 

@@ -1,4 +1,8 @@
-"""MLPerf Tiny on DIANA: every network x configuration x tiler, beside the HTVM paper's headline results.
+"""MLPerf Tiny on DIANA: every network x configuration x flow, beside the HTVM paper's headline results.
+
+Two flows in the same run: tinyc's defaults (the CP-SAT tiler, tensors kept in L1 between layers of a
+core) and the HTVM-style flow (DORY's tiling heuristic, every layer's input and output moved by DMA
+between L2 and L1: `tiler="dory", l1_reuse=False`).
 
 For the zoo networks (power-of-two scales) and the official trained int8 models (their scales are not
 powers of two, so their layers mostly stay on the host): latency in cycles and ms at the target's clock,
@@ -32,7 +36,7 @@ from .models import MLPERF_DIR, available_models
 
 INT8_CONFIGS = ("cpu", "digital")
 CPU = "cpu"
-TILERS = ("cp-sat", "dory")
+FLOWS = {"cp-sat": True, "dory": False}  # tiler -> l1_reuse: tinyc's defaults, the HTVM-style flow
 QUICK_ZOO, QUICK_OFFICIAL = ("kws", "ad"), ("ad",)
 INPUT_SEED = 0
 
@@ -78,16 +82,17 @@ def cases(target, quick: bool, mlperf_dir: Path) -> list[dict]:
 def run_matrix(target, todo: list[dict], on: str, progress) -> tuple[list[dict], list[dict]]:
     """The rows, and the busy-interval traces of the zoo's accelerated cp-sat rows (time diagrams)."""
     rows, traces, models, measured, start = [], [], {}, {}, time.monotonic()
-    total = len(todo) * len(TILERS)
+    total = len(todo) * len(FLOWS)
     for case in todo:
         key = (case["source"], case["network"], case["variant"])
         model = models.setdefault(key, case["model"]())  # built once: the zoo quantizes on every build
-        for tiler in TILERS:
+        for tiler, l1_reuse in FLOWS.items():
             head = {k: case[k] for k in ("network", "source", "variant", "config")}
-            head["tiler"] = tiler
+            head.update(tiler=tiler, l1_reuse=l1_reuse)
             name = f"{case['network']}_{case['variant']}".replace(" ", "_")
             try:
-                figures_, cm = measure(model, target, case["config"], tiler, name, INPUT_SEED, on, measured)
+                figures_, cm = measure(model, target, case["config"], tiler, l1_reuse, name, INPUT_SEED, on,
+                                       measured)
             except TinycError as e:
                 rows.append({**head, "error": str(e)})
                 progress(f"[{len(rows)}/{total}] {_name(head)}: error: {e}", start)
@@ -102,7 +107,11 @@ def run_matrix(target, todo: list[dict], on: str, progress) -> tuple[list[dict],
 
 
 def _name(r: dict) -> str:
-    return f"{r['source']} {r['network']} {r['variant']} {r['config']} {r['tiler']}"
+    return f"{r['source']} {r['network']} {r['variant']} {r['config']} {_flow(r)}"
+
+
+def _flow(r: dict) -> str:
+    return r["tiler"] + ("+L1" if r["l1_reuse"] else "")
 
 
 def add_speedups(rows: list[dict]) -> None:
@@ -115,21 +124,21 @@ def add_speedups(rows: list[dict]) -> None:
             r["speedup_vs_cpu"] = base / r["cycles"] if base else None
 
 
-HEADER = (f"{'network':<8} {'source':<8} {'variant':<13} {'config':<8} {'tiler':<6} {'cycles':>10} {'ms':>9} "
+HEADER = (f"{'network':<8} {'source':<8} {'variant':<13} {'config':<8} {'flow':<9} {'cycles':>10} {'ms':>9} "
           f"{'x cpu':>7} {'host ms':>8} {'accel ms':>9} {'dma ms':>7} {'conv util':>9} {'L2 B':>7} {'code B':>7} "
           f"{'compile s':>9} {'match':>5}  label")
 
 
 def row_line(r: dict, host: str) -> str:
     if "error" in r:
-        return (f"{r['network']:<8} {r['source']:<8} {r['variant']:<13} {r['config']:<8} {r['tiler']:<6} "
+        return (f"{r['network']:<8} {r['source']:<8} {r['variant']:<13} {r['config']:<8} {_flow(r):<9} "
                 f"error: {r['error']}")
     ms = r["ms_per_core"]
     accel = sum(v for k, v in ms.items() if k not in (host, "dma"))
     convs = [layer["utilization"] for layer in r["accelerator_layers"] if "conv2d" in layer["pattern"]]
     util = f"{max(convs):.1%}" if convs else "-"
     speedup = f"{r['speedup_vs_cpu']:.2f}" if r["speedup_vs_cpu"] else "-"
-    return (f"{r['network']:<8} {r['source']:<8} {r['variant']:<13} {r['config']:<8} {r['tiler']:<6} {r['cycles']:>10} "
+    return (f"{r['network']:<8} {r['source']:<8} {r['variant']:<13} {r['config']:<8} {_flow(r):<9} {r['cycles']:>10} "
             f"{r['ms']:>9.3f} {speedup:>7} {ms.get(host, 0):>8.3f} {accel:>9.3f} {ms.get('dma', 0):>7.3f} {util:>9} "
             f"{r['peak_l2_bytes']:>7} {r['code_size_bytes']:>7} {r['compile_s']:>9.2f} {str(r['outputs_match']):>5}  "
             f"{r['cycles_label']}")
@@ -162,7 +171,8 @@ def run(args) -> int:
 
     todo = cases(target, args.quick, args.mlperf_dir)
     print(f"MLPerf Tiny on {target.name} at {target.clock_hz / 1e6:g} MHz; configs {', '.join(target.configs)}; "
-          f"tilers {', '.join(TILERS)}.\nWeights: zoo int8 for {', '.join(INT8_CONFIGS)}; zoo ternary for every other "
+          f"flows cp-sat+L1 (tinyc's defaults: CP-SAT tiling, L1 reuse) and dory (HTVM-style: DORY's tiling, "
+          f"every tensor through L2).\nWeights: zoo int8 for {', '.join(INT8_CONFIGS)}; zoo ternary for every other "
           f"config, with cpu on ternary as its baseline; official models int8 (scales not powers of two).\n"
           f"x cpu = cpu config cycles / cycles, same network, source, variant and tiler, this run.", flush=True)
     rows, traces = run_matrix(target, todo, args.on, progress)
@@ -170,14 +180,15 @@ def run(args) -> int:
     for r in rows:
         print(row_line(r, target.host.name))
     ok = [r for r in rows if "error" not in r]
-    table = paper.headlines(ok, target.configs)
-    print("\nThe papers' headline results beside tinyc's (same run)\n" + paper.format_headlines(table))
     sweep_start = time.monotonic()
     accelerators = [c.name for c in target.cores if c.kind == "accelerator"]
     budget = [{"core": core, **row} for core in accelerators for row in sweeps.budget_sweep(target, core)]
     geometries = sweeps.GEOMETRIES[::3] if args.quick else sweeps.GEOMETRIES
     overhead = sweeps.overhead_sweep(target, single_accelerator_configs(target), geometries)
     progress(f"sweeps: {len(budget)} budget points, {len(overhead)} single layers", sweep_start)
+    table = paper.headlines(ok, target.configs, budget)
+    print("\nThe papers' headline results beside tinyc's (same run; 'paper def.': the paper's own definition)\n"
+          + paper.format_headlines(table))
     results = {"meta": {**machine_info(), "target": target.name, "clock_hz": target.clock_hz, "quick": args.quick,
                         "on": args.on, "int8_configs": list(INT8_CONFIGS), "input_seed": INPUT_SEED},
                "rows": rows, "headlines": table, "budget_sweep": budget, "overhead_sweep": overhead,
@@ -187,7 +198,7 @@ def run(args) -> int:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(rows, indent=1) + "\n")
-    pngs = "" if any(p.suffix == ".png" for p in written) else " (no PNG: pip install tinyc[plot])"
+    pngs = "" if any(p.suffix == ".png" for p in written) else " (no PNG: pip install -e '.[plot]')"
     print(f"\nwrote {len(set(written))} files to {args.out}/{pngs}{f', rows to {args.json}' if args.json else ''}; "
           f"{round(time.monotonic() - begin, 1)} s on {results['meta']['cpu']}")
     return 1 if len(ok) < len(rows) or not all(r["outputs_match"] for r in ok) else 0

@@ -1,10 +1,12 @@
 """Single-layer sweeps, every figure MODELED by tinyc's cost model (tinyc/targets/cost.py).
 
 - budget_sweep: the HTVM paper's single layers, latency against the L1 activation budget, for the
-  CP-SAT tiler and DORY's heuristic (also benchmarks/tiling.py's figure).
+  CP-SAT tiler, DORY's heuristic and a hardware-agnostic tiler that only maximizes the tile (HTVM's
+  Fig. 4 baseline; also benchmarks/tiling.py's figure).
 - overhead_sweep: conv, depthwise and dense layers of growing size compiled alone through tinyc.compile
-  for each single-accelerator configuration, the layer's modeled cycles against its core's peak: how
-  far tiling, DMA and job set-up keep a core from its peak MACs per cycle.
+  for each single-accelerator configuration, the layer's modeled cycles against its core's peak (MACs
+  per cycle) and against the core's ideal time for that geometry (HTVM's Fig. 5: the PE array's
+  passes alone, no set-up, DMA or array load): how far tiling, DMA and job set-up keep a core from it.
 """
 from __future__ import annotations
 
@@ -15,9 +17,9 @@ import numpy as np
 from .. import quantize
 from ..compiler import compile as compile_model
 from ..errors import DoesNotFitError, TinycError
-from ..passes.tiling import tile_layer
+from ..passes.tiling import Choice, tile_layer
 from ..targets import cost
-from ..targets.cost import Layer
+from ..targets.cost import Layer, Machine
 from ..zoo.graph import Net
 
 PAPER = {  # single layers as in HTVM's tiling experiment
@@ -25,8 +27,9 @@ PAPER = {  # single layers as in HTVM's tiling experiment
     "depthwise 32x32x32 3x3": Layer("depthwise", "depthwise", 32, 32, 32, 32, 32, 32, 3, 3, 1, 1, (1, 1, 1, 1)),
     "dense 640 -> 128": Layer("dense", "dense", 640, 1, 1, 128, 1, 1),
 }
-BUDGETS = (8000, 12000, 16000, 24000, 32000, 48000, 64000, 96000, 128000, 192000, 256000)
+BUDGETS = (2000, 4000, 8000, 12000, 16000, 24000, 32000, 48000, 64000, 96000, 128000, 192000, 256000)
 TILERS = ("cp-sat", "dory")
+AGNOSTIC = "max-tile"  # the hardware-agnostic baseline of HTVM's Fig. 4
 
 # (kind, c_in, c_out, height = width, kernel); dense: (kind, inputs, outputs, 1, 1). Sizes from the
 # MLPerf Tiny networks' own layers up to the rows of one analog array (1152) and
@@ -42,6 +45,20 @@ GEOMETRIES = (
 CALIBRATION_SAMPLES = 8
 
 
+def max_tile(layer: Layer, m: Machine) -> Choice:
+    """A tiler that knows the memories but not the core: the legal tile holding the most bytes, single
+    buffered (DORY's generic objective without its DIANA heuristics); ties to more channels, then rows."""
+    fitting = [t for t in cost.legal_tiles(layer, m, 1) if cost.fits(layer, t, m)]
+    if not fitting:
+        raise DoesNotFitError("no tiling fits", node=layer.name)
+    tile = max(fitting, key=lambda t: (sum(cost.footprint(layer, t)), t.tc, t.th, t.tw))
+    return Choice(tile, cost.evaluate(layer, tile, m), False, 0, 0.0)
+
+
+def _tile(layer: Layer, m: Machine, tiler: str) -> Choice:
+    return max_tile(layer, m) if tiler == AGNOSTIC else tile_layer(layer, m, tiler)
+
+
 def budget_sweep(target, core_name: str) -> list[dict]:
     """The PAPER layers whose job kind the core has a pattern of (HTVM's experiment: the digital core)."""
     core = target.core(core_name)
@@ -51,9 +68,9 @@ def budget_sweep(target, core_name: str) -> list[dict]:
     for name, layer in ((n, layer) for n, layer in PAPER.items() if layer.kind in kinds):
         for budget in BUDGETS:
             m = replace(base, activation_bytes=budget)
-            for tiler in TILERS:
+            for tiler in TILERS + (AGNOSTIC,):
                 try:
-                    choice = tile_layer(layer, m, tiler)
+                    choice = _tile(layer, m, tiler)
                 except DoesNotFitError:
                     rows.append({"layer": name, "l1_activation_bytes": budget, "tiler": tiler, "modeled_cycles": None})
                     continue
@@ -98,7 +115,8 @@ def overhead_sweep(target, configs: dict[str, str], geometries=GEOMETRIES) -> li
     rows = []
     for config, variant in configs.items():
         core = target.accelerators(config)[0]
-        peak = cost.machine(target, core).peak_macs_per_cycle
+        machine = cost.machine(target, core)
+        peak = machine.peak_macs_per_cycle
         for kind, c_in, c_out, size, kernel in geometries:
             row = {"config": config, "core": core.name, "variant": variant, "kind": kind, "c_in": c_in,
                    "c_out": c_out, "size": size, "kernel": kernel}
@@ -109,14 +127,18 @@ def overhead_sweep(target, configs: dict[str, str], geometries=GEOMETRIES) -> li
                 rows.append({**row, "taken": False, "reason": str(e)})
                 continue
             placements = [n.placement for n in graph.nodes() if n.placement is not None]
-            job = [p for p in placements if p.core == core.name and p.cost is not None]
+            job = [n for n in graph.nodes() if n.placement is not None and n.placement.core == core.name
+                   and n.placement.cost is not None]
             if not job:
                 reasons = sorted({p.reason for p in placements if p.reason})
                 rows.append({**row, "taken": False, "reason": "; ".join(reasons)})
                 continue
-            modeled = job[0].cost
+            modeled = job[0].placement.cost
             utilization = modeled["macs"] / (peak * modeled["cycles"])
+            ideal = cost.ideal_cycles(cost.layer_geometry(graph, job[0], job[0].placement.pattern), machine)
             rows.append({**row, "taken": True, "macs": modeled["macs"], "modeled_cycles": modeled["cycles"],
                          "ideal_cycles": modeled["macs"] / peak, "modeled_utilization": utilization,
-                         "modeled_overhead_pct": 100 * (1 - utilization), "tile": dict(job[0].tile)})
+                         "modeled_overhead_pct": 100 * (1 - utilization), "geometry_ideal_cycles": ideal,
+                         "overhead_vs_geometry_pct": 100 * (modeled["cycles"] / ideal - 1),
+                         "tile": dict(job[0].placement.tile)})
     return rows

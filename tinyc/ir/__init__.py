@@ -3,7 +3,7 @@ from .graph import Graph, Node, Placement, Quant, Value
 from .interpret import interpret
 from .ops import OPS
 from . import analog  # registers the analog job's ops (aconv, amatmul) in OPS
-from . import ops_qmul  # registers qmul, TFLite's int8 Mul
+from . import ops_requant  # registers qmul and qavgpool_requant
 from . import ops_math, ops_tensor  # register the float math and the data movement ops beyond ops.py
 from .printer import dump, to_dot
 from .verify import verify

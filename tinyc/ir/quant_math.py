@@ -98,7 +98,8 @@ def rounded_average(total: np.ndarray, count: np.ndarray) -> np.ndarray:
     return np.where(num >= 0, num // count, -((-num) // count))
 
 
-ROUNDING_OF = {"qconv": "double", "qmatmul": "single", "qmul": "double"}  # as TFLite's Conv, FullyConnected, Mul
+# as TFLite's Conv, FullyConnected and Mul int8 kernels; the requantized average as its Conv
+ROUNDING_OF = {"qconv": "double", "qmatmul": "single", "qmul": "double", "qavgpool_requant": "double"}
 
 
 def powers_of_two(real) -> bool:

@@ -34,6 +34,12 @@ class Match:
     def names(self) -> tuple[str, ...]:
         return tuple(n.name for n in self.nodes)
 
+    @property
+    def numeric(self) -> bool:
+        """Whether the failure is a numeric constraint's (not the job's shape, nor the core's memories)."""
+        return bool(self.failure) and self.passed < len(self.pattern.constraints) and \
+            self.pattern.constraints[self.passed].numeric
+
 
 def chain(g: Graph, start: Node, ops: tuple[str, ...], readers: dict[str, list[str]]) -> tuple[Node, ...] | None:
     """The nodes `ops` names from `start` on, each the only reader of the previous one's one output."""
@@ -76,24 +82,31 @@ def placeable(g: Graph, target: Target, core: Core, pattern: Pattern, nodes: tup
 @dataclass(frozen=True)
 class Verdict:
     """Whether any of the cores takes the job that starts at a node, and if not each core's failure that got
-    furthest ("" for a core with no pattern starting with the node's op)."""
+    furthest ("" for a core with no pattern starting with the node's op); whether every core declines it
+    for its numbers (then no rewrite of its shape brings it to a core), and whether some core would take it
+    but for its memories."""
     taken: bool
     failures: tuple[str, ...]
     why: str
+    numeric: bool = False
+    memory: bool = False
 
 
-def verdict(g: Graph, target: Target, cores: tuple[Core, ...], name: str) -> Verdict:
-    readers, start = g.consumers(), g.node(name)
-    failures, why = [], []
+def verdict(g: Graph, target: Target, cores: tuple[Core, ...], name: str, readers: dict | None = None) -> Verdict:
+    """readers: g.consumers(), when the caller has it."""
+    readers, start = readers if readers is not None else g.consumers(), g.node(name)
+    failures, why, numeric, memory = [], [], [], []
     for core in cores:
         found = [placeable(g, target, core, p, nodes) for p in core.patterns
                  if (nodes := chain(g, start, p.ops, readers)) is not None]
         if any(not m.failure for m in found):
             return Verdict(True, (), "")
-        furthest = max(found, key=lambda m: m.passed).failure if found else ""
-        failures.append(furthest)
-        why.append(f"{core.name}: {furthest or f'no pattern for op {start.op}'}")
-    return Verdict(False, tuple(failures), "; ".join(why))
+        furthest = max(found, key=lambda m: m.passed) if found else None
+        failures.append(furthest.failure if furthest else "")
+        numeric.append(furthest is not None and furthest.numeric)
+        memory.append(furthest is not None and furthest.passed == len(furthest.pattern.constraints))
+        why.append(f"{core.name}: {failures[-1] or f'no pattern for op {start.op}'}")
+    return Verdict(False, tuple(failures), "; ".join(why), all(numeric), any(memory))
 
 
 def matches(g: Graph, target: Target, cores: tuple[Core, ...]) -> list[Match]:

@@ -20,11 +20,11 @@ CHANNEL_AXIS = {"qconv": 0, "qmatmul": 1}  # the weights' output-channel axis
 
 
 def lower_channel_split(g: Graph, target, config: str) -> Graph:
-    return lower(g, target, config, "lower_channel_split", _options)
+    return lower(g, target, config, "lower_channel_split", tuple(CHANNEL_AXIS), _options)
 
 
 def _options(g: Graph, n, before, probe):
-    if n.op not in CHANNEL_AXIS:
+    if not before.memory:
         return None
     c_out = g.values[n.inputs[1]].shape[CHANNEL_AXIS[n.op]]
     if c_out < 2:

@@ -8,7 +8,7 @@ from .lowering import lower, replace_conv, reshaped
 
 
 def lower_conv1d(g: Graph, target, config: str) -> Graph:
-    return lower(g, target, config, "lower_conv1d", _options)
+    return lower(g, target, config, "lower_conv1d", ("qconv",), _options)
 
 
 def _options(g: Graph, n, before, probe):

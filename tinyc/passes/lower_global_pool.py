@@ -18,7 +18,7 @@ from .lowering import lower, replace_conv, reshaped
 
 
 def lower_global_pool(g: Graph, target, config: str) -> Graph:
-    return lower(g, target, config, "lower_global_pool", _options)
+    return lower(g, target, config, "lower_global_pool", ("qavgpool",), _options)
 
 
 def _options(g: Graph, n, before, probe):

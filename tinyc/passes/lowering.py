@@ -19,22 +19,26 @@ from .dispatch import verdict
 Rewrite = Callable[[Graph, Node], str]
 
 
-def lower(g: Graph, target, config: str, pass_name: str, options: Callable) -> Graph:
-    """options(graph, node, verdict, probe) gives None (not this lowering's node), a reason this node cannot
-    be lowered, or the (what, rewrite) pairs to try, cheapest first; the first a core takes is kept
-    (probe(rewrite) is the verdict on a rewrite's job, for options that search). A trial
-    that fails on every core exactly as the node itself does changed nothing that stops it: the node is
-    not this lowering's to fix, and no note is left."""
+def lower(g: Graph, target, config: str, pass_name: str, op_names: tuple[str, ...], options: Callable) -> Graph:
+    """For the nodes of `op_names` that no core takes, and not for their numbers alone: options(graph,
+    node, verdict, probe) gives None (not this lowering's node), a reason this node cannot be lowered, or
+    the (what, rewrite) pairs to try, cheapest first; the first a core takes is kept (probe(rewrite) is
+    the verdict on a rewrite's job, for options that search). A trial that fails on every core exactly
+    as the node itself does changed nothing that stops it: the node is not this lowering's to fix, and
+    no note is left."""
     g = g.copy()
     cores = target.accelerators(config)
     if not cores:
         return g
-    for name in [n.name for n in g.nodes()]:
+    readers = g.consumers()
+    for name in [n.name for n in g.nodes() if n.op in op_names]:
         node = g.node(name)
-        before = verdict(g, target, cores, name)
-        if before.taken:
+        before = verdict(g, target, cores, name, readers)
+        if before.taken or before.numeric:
             continue
-        tried = options(g, node, before, lambda rewrite, g=g, node=node: _trial(g, target, cores, node, rewrite)[1])
+        def probe(rewrite, g=g, node=node):
+            return _trial(g, target, cores, node, rewrite)[1]
+        tried = options(g, node, before, probe)
         if tried is None:
             continue
         if isinstance(tried, str):
@@ -46,9 +50,9 @@ def lower(g: Graph, target, config: str, pass_name: str, options: Callable) -> G
             if after.taken:
                 trial.notes.pop(name, None)
                 g = trial.prune()
+                readers = g.consumers()
                 break
             if after.failures == before.failures:
-                why = []
                 break
             why.append(f"{what}: {after.why}")
         else:

@@ -167,6 +167,50 @@ static inline int8_t tinyc_analog_out(int64_t acc, int64_t bias, const tinyc_adc
                                a->out_max);
 }
 
+/* ---- kernels the C backend plans at compile time (tinyc/backends/c/kernels.py, plan_qconv and
+ * plan_qdense): it packs the weights, folds x's zero point into the bias and proves each bound below. */
+enum { TINYC_RQ_POW2, TINYC_RQ_DOUBLE, TINYC_RQ_SINGLE };
+
+/* Per-channel requantization of an int32 sum of raw x times w. e is a right shift in 0..31: for
+ * TINYC_RQ_DOUBLE the rounding divide after the doubling high mul, TINYC_RQ_POW2 the same with the
+ * multiplier 2**30 (every scale a power of two), TINYC_RQ_SINGLE 31 - shift - 32 of the single rounding.
+ * The planner proves that acc + bias, and the rounding terms added to it, fit int32. */
+typedef struct {
+    const int32_t *bias; /* bias - x_zp * (sum of the channel's weights) */
+    const int32_t *multiplier;
+    const int32_t *shift;
+    int32_t mode, out_zp, out_min, out_max;
+} tinyc_rq32;
+
+/* The inner loop a planned conv runs: blocks over any list of taps, or a depthwise 3x3 of contiguous
+ * columns and stride 1 or 2 (its nine weights in registers, up to 4 * TINYC_CHUNK outputs a row). */
+enum { TINYC_INNER_TAPS, TINYC_INNER_DEPTHWISE_3X3 };
+
+/* A 2-D (or 1-D: one row) int8 conv of batch 1, requantized to int8; a pointwise conv comes as one
+ * long row. Each output sums sum_t x[origin + taps[t]] * w[t] over its group's ntaps taps, the origin
+ * of output (r, c) lying r * sh rows and c * sw columns into src: x itself where nothing is padded
+ * (band NULL), else a band of the group's channels, band_rows rows of band_w columns each, into which
+ * fill_rows output rows' inputs are copied at a time, surrounded by x_zp. */
+typedef struct {
+    int32_t groups, cg, mg;       /* groups; input and output channels of each */
+    int32_t h, w, oh, ow, sh, sw; /* input rows and columns, output rows and columns, strides */
+    int32_t ntaps;                /* cg * kernel taps */
+    const int32_t *taps;          /* each tap's offset from a window's origin, in the weights' order */
+    const int8_t *weights;        /* per group: blocks of four channels as [ntaps][4], then each other [ntaps] */
+    tinyc_rq32 rq;
+    int8_t *band;
+    int32_t band_w, band_rows, fill_rows, pad_t, lead, x_zp;
+    int32_t inner;
+} tinyc_qconv_plan;
+
+/* y[r][j] = x[r] @ w[:, j] over rows of k inputs, requantized per column; w packed as blocks of sixteen
+ * columns [k][16], then blocks of four [k][4], the last one filled up with zero columns. */
+typedef struct {
+    int32_t k, n;
+    const int8_t *weights;
+    tinyc_rq32 rq;
+} tinyc_qdense_plan;
+
 /* Advances a multi-index over dims [0, ndim) in row-major order, tracking two operands' offsets. */
 static inline void tinyc_bcast_step(const tinyc_bcast *b, int32_t ndim, int32_t *idx, int32_t *off_a,
                                     int32_t *off_b)
@@ -230,6 +274,20 @@ void tinyc_lut_s8(const int8_t *x, int8_t *y, int32_t size, const int8_t *table)
 void tinyc_qsoftmax_s8(const int8_t *x, int8_t *y, int32_t outer, int32_t axis, int32_t inner,
                        const int32_t *table, int64_t inv_out_scale, int32_t out_zp);
 
+/* An int8 add planned at compile time: each input's rescale ((x - zp) << left_shift, times its
+ * multiplier) tabled over the 256 int8 values x (at x + 128), the sum requantized by rq. */
+typedef struct {
+    const int32_t *a, *b;
+    tinyc_rq32 rq;
+} tinyc_qadd_plan;
+
+/* ---- the planned kernels (tinyc_kernels_plan.c; the add in tinyc_kernels_int.c) */
+/* y[i * ystep] for i < n: acc[i] of channel ch requantized to int8. */
+void tinyc_rq32_run(const tinyc_rq32 *q, int32_t ch, const int32_t *acc, int32_t n, int8_t *y, int32_t ystep);
+void tinyc_qconv_plan_s8(const tinyc_qconv_plan *p, const int8_t *x, int8_t *y);
+void tinyc_qdense_plan_s8(const tinyc_qdense_plan *p, const int8_t *x, int8_t *y, int32_t rows);
+void tinyc_qadd_plan_s8(const tinyc_bcast *b, const tinyc_qadd_plan *p, const int8_t *x0, const int8_t *x1, int8_t *y);
+
 /* ---- data movement, any dtype (tinyc_kernels_data.c) */
 /* y[i...] = x[sum(i[d] * in_stride[d])] over the output shape: any permutation or strided view. */
 void tinyc_transpose(const void *x, void *y, int32_t elem_size, int32_t ndim, const int32_t *out_shape,
@@ -239,7 +297,7 @@ void tinyc_copy_rows(const void *x, void *y, int32_t rows, int32_t row_bytes, in
 void tinyc_pad(const void *x, void *y, int32_t elem_size, int32_t ndim, const int32_t *in_shape,
                const int32_t *out_shape, const int32_t *pad_begin, int32_t mode, const void *value);
 
-#include "tinyc_kernels_qmul.h" /* qmul, TFLite's int8 Mul */
+#include "tinyc_kernels_requant.h" /* qmul, qavgpool_requant */
 #include "tinyc_kernels_ops.h" /* the math and data movement kernels beyond these */
 
 #endif

@@ -12,6 +12,20 @@
 #define TINYC_NOINLINE
 #endif
 
+/* A word that may alias any bytes (the band copies move words between int8 arrays). */
+#if defined(__GNUC__)
+typedef uint32_t __attribute__((may_alias)) tinyc_word;
+#else
+typedef uint32_t tinyc_word;
+#endif
+
+/* For a small step of a hot loop that -Os would otherwise call. */
+#if defined(__GNUC__)
+#define TINYC_INLINE __inline__ __attribute__((always_inline))
+#else
+#define TINYC_INLINE
+#endif
+
 static inline int32_t tinyc_min(int32_t a, int32_t b)
 {
     return a < b ? a : b;

@@ -28,6 +28,7 @@ class Constraint:
     True, or what it found instead (e.g. "is 10x4"), which the report adds in parentheses."""
     text: str
     holds: Callable
+    numeric: bool = False  # on the numbers (dtypes, scales, zero points, values), which no rewrite of shapes changes
 
     def failure(self, graph, nodes) -> str:
         """"" when the constraint holds, else its text and what was found."""

@@ -42,7 +42,7 @@ def int8_operands() -> Constraint:
         named = list(zip(OPERANDS[main.op], main.inputs)) + [("output", nodes[-1].outputs[0])]
         wrong = [f"{role} is {g.values[v].dtype}" for role, v in named if g.values[v].dtype != "int8"]
         return ", ".join(wrong) or True
-    return Constraint("int8 operands and output", holds)
+    return Constraint("int8 operands and output", holds, numeric=True)
 
 
 def power_of_two_scales() -> Constraint:
@@ -62,7 +62,7 @@ def power_of_two_scales() -> Constraint:
         if a["rounding"] != "single":
             return f"rounds {a['rounding']}, not once"
         return True
-    return Constraint("power-of-two scales, requantization by a shift", holds)
+    return Constraint("power-of-two scales, requantization by a shift", holds, numeric=True)
 
 
 def one_shift(lowest: int, highest: int) -> Constraint:
@@ -72,7 +72,7 @@ def one_shift(lowest: int, highest: int) -> Constraint:
         if len(shifts) > 1:
             return f"has {len(shifts)} shifts, {shifts[0]}..{shifts[-1]}"
         return lowest <= shifts[0] <= highest or f"is {shifts[0]}"
-    return Constraint(f"one requantization shift {lowest}..{highest} for the layer", holds)
+    return Constraint(f"one requantization shift {lowest}..{highest} for the layer", holds, numeric=True)
 
 
 def zero_points_zero() -> Constraint:
@@ -83,7 +83,7 @@ def zero_points_zero() -> Constraint:
             if nonzero:
                 wrong.append(f"{role} {nonzero[0]}")
         return ", ".join(wrong) or True
-    return Constraint("zero points 0", holds)
+    return Constraint("zero points 0", holds, numeric=True)
 
 
 def image_batch_one() -> Constraint:
@@ -161,7 +161,7 @@ def ternary_weights() -> Constraint:
             return "not constant"
         other = sorted(set(np.unique(w.data).tolist()) - {-1, 0, 1})
         return not other or f"has {other[0]}"
-    return Constraint("weights in {-1, 0, 1}", holds)
+    return Constraint("weights in {-1, 0, 1}", holds, numeric=True)
 
 
 def input_bits(bits: int) -> Constraint:
@@ -171,7 +171,7 @@ def input_bits(bits: int) -> Constraint:
     def holds(g, nodes):
         found_lo, found_hi, source = value_range(g, nodes[0].inputs[0])
         return lo <= found_lo and found_hi <= hi or f"{found_lo}..{found_hi} from {source}"
-    return Constraint(f"input proven within {bits} bits signed ({lo}..{hi})", holds)
+    return Constraint(f"input proven within {bits} bits signed ({lo}..{hi})", holds, numeric=True)
 
 
 def rows_at_most(rows: int) -> Constraint:

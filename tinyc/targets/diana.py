@@ -13,17 +13,33 @@ HTVM_PATTERNS = "HTVM soma_dory pattern table, dory-hal"
 
 L2 = Memory("L2", 512000, DORY_DIANA)
 
+FIT = ("measured: least-squares fit (relative error) of RV32IMC instructions retired per layer on qemu, zoo int8 "
+       "networks on config cpu, one cycle per instruction (benchmarks/host_kernels.py --fit)")
+
+
+def _fitted(kind: str, **per_feature: float) -> dict[str, Param]:
+    return {f"{kind}_cycles_per_{feature}": Param(value, FIT) for feature, value in per_feature.items()}
+
+
+# per kernel kind (tinyc.targets.cost.host_work): what each MAC, output element, input element, output
+# channel and layer costs; profile(on="qemu") gives any layer's exact count
 HOST = Core(
     "host", "cpu", "RISC-V RV32IMC host (PULPissimo class)",
     params={
-        # fitted, not assumed: profile(on="qemu") gives each host layer's exact count; these two numbers
-        # only serve the fast host profile and are off by 0.16x..1.3x on single layers (depthwise the worst:
-        # few taps per output, mostly window borders)
+        # the kinds without their own fit (the float kernels, data movement, elementwise int8): the int8 kernels' fit before they were
+        # planned at compile time, off by 0.16x..1.3x on single layers
         "cycles_per_mac": Param(5, "measured: least-squares fit of RV32IMC instructions retired per conv/dense "
-                                    "layer (portable C kernels, -Os) on qemu, zoo int8 networks, one cycle per "
-                                    "instruction (benchmarks/rv32_cycles.py)"),
+                                    "layer (the portable int8 C kernels before tinyc_kernels_plan.c, -Os) on "
+                                    "qemu, zoo int8 networks, one cycle per instruction"),
         "cycles_per_element": Param(203, "measured: the same fit's cost per output element (requantization, "
                                          "window set-up and loop overhead)"),
+        **_fitted("conv", mac=2.87, output=27.26),
+        **_fitted("depthwise", mac=6.23, output=0.69, input=1.6, channel=414.24),
+        **_fitted("dense", mac=3.16, output=47.73, input=11.74),
+        **_fitted("pool", input=2.43, output=30.21),
+        **_fitted("add", output=38.38),
+        **_fitted("softmax", output=167.99, layer=111.0),
+        **_fitted("view", layer=17.0),
     })
 
 # constraints every digital job shares, numerics first: a model quantized without power-of-two scales

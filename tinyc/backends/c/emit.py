@@ -12,9 +12,10 @@ from pathlib import Path
 
 from ...errors import UnsupportedError, VerifyError
 from ...ir.graph import Graph
+from ...targets.cost import tile_of
 from .cdata import CTYPES, c_literals, c_rows, c_string
 from .kernels import EMITTERS
-from . import kernels_qmul  # noqa: F401  (registers the qmul emitter in EMITTERS)
+from . import kernels_requant  # noqa: F401  (registers the qmul and qavgpool_requant emitters in EMITTERS)
 from . import kernels_ops  # noqa: F401  (registers the math and data movement emitters in EMITTERS)
 
 RUNTIME_DIR = Path(__file__).resolve().parents[2] / "runtime"
@@ -126,10 +127,20 @@ def _tensor_table(g: Graph, prefix: str, kind: str, names: list[str]) -> str:
     return f"const {prefix}_tensor {prefix}_{kind}[{len(names)}] = {{\n" + ",\n".join(rows) + "\n};\n"
 
 
+def dumped_values(g: Graph) -> list[str]:
+    """The layer outputs a validation build dumps, in execution order: every one written to main memory
+    (not one the L1 plan keeps in an accelerator's memory for the next layer, which never reaches it)."""
+    def in_l1(node) -> bool:
+        p = node.placement
+        return p is not None and p.tile is not None and tile_of(p.tile).resident.output
+    return [v for n in g.nodes() if not in_l1(n) for v in n.outputs if not g.values[v].is_const]
+
+
 def _model_c(g: Graph, prefix: str, target) -> str:
     from ..accel import Chip, emit_layer, on_accelerator  # here: the driver emission builds on this package
     e = Emitter(g)
     chip = Chip(e, target)
+    dumped = set(dumped_values(g))
     body = [f"    tinyc_hal_init(&{chip.name});"]
     for i, name in enumerate(g.inputs):
         v = g.values[name]
@@ -155,7 +166,7 @@ def _model_c(g: Graph, prefix: str, target) -> str:
             raise err.located(g.source or None, node.name)
         body.append("    tinyc_hal_layer_end();")
         body += [f'    TINYC_DUMP_TENSOR("{c_string(v)}", {e.ptr(v)}, {g.values[v].nbytes});'
-                 for v in node.outputs if not g.values[v].is_const]
+                 for v in node.outputs if v in dumped]
     for i, name in enumerate(g.outputs):
         body.append(f"    memcpy(outputs[{i}], {e.ptr(name)}, {g.values[name].nbytes}); /* {_comment(name)} */")
     body.append("    tinyc_hal_finish();")

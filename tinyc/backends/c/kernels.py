@@ -10,6 +10,7 @@ import numpy as np
 from ...errors import UnsupportedError
 from ...ir import geometry as geo
 from ...ir.analog import ANALOG_ATTRS
+from . import plans
 from .cdata import CTYPES, c_literals
 
 MAX_DIMS = 6
@@ -297,6 +298,9 @@ def qconv(e, node):
     dtypes(e, node, ("int8",), ("int8",), ("int32",))
     w = e.g.values[node.inputs[1]]
     a = node.attrs
+    planned = plans.qconv(e, node, arg(e, node, 0), e.ptr(node.outputs[0]))
+    if planned:
+        return planned
     g = window(e, node, w.shape[2:], w.shape[0], a["group"])
     wzp, step = per_channel(e, node.name + "_w_zp", a["w_zp"], w.shape[0], "int32_t", "w_zp")
     x_zp, = int32s([a["x_zp"]], "x_zp")
@@ -310,6 +314,9 @@ def qmatmul(e, node):
     need(len(w.shape) == 2, "qmatmul weights must be [K, N]")
     k, n = w.shape
     a = node.attrs
+    planned = plans.qmatmul(e, node, arg(e, node, 0), e.ptr(node.outputs[0]), x.size // max(k, 1))
+    if planned:
+        return planned
     wzp, step = per_channel(e, node.name + "_w_zp", a["w_zp"], n, "int32_t", "w_zp")
     x_zp, = int32s([a["x_zp"]], "x_zp")
     return [f"tinyc_qmatmul_s8({arg(e, node, 0)}, {x_zp}, {arg(e, node, 1)}, {wzp}, {step}, {arg(e, node, 2)}, "
@@ -350,10 +357,13 @@ def qadd(e, node):
     a = node.attrs
     shifts = int32s([a["left_shift"], a["a_shift"], a["b_shift"], a["out_shift"]], "qadd shifts", -63, 63)
     need(shifts[0] >= 0, "left_shift must not be negative")
-    params = e.struct(node.name + "_params", "tinyc_qadd_params",
-                      int32s([a[f] for f in QADD_FIELDS], "qadd parameters").tolist() + [ROUNDINGS[a["rounding"]]])
     x0, x1 = (e.g.values[v].shape for v in node.inputs)
     desc = bcast(e, node, out(e, node).shape, x0, x1)
+    planned = plans.qadd(e, node, desc, [arg(e, node, 0), arg(e, node, 1), e.ptr(node.outputs[0])])
+    if planned:
+        return planned
+    params = e.struct(node.name + "_params", "tinyc_qadd_params",
+                      int32s([a[f] for f in QADD_FIELDS], "qadd parameters").tolist() + [ROUNDINGS[a["rounding"]]])
     return [f"tinyc_qadd_s8({desc}, &{params}, {arg(e, node, 0)}, {arg(e, node, 1)}, {e.ptr(node.outputs[0])});"]
 
 

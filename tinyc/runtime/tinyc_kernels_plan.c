@@ -1,0 +1,391 @@
+/* The int8 conv and dense kernels the C backend plans at compile time (tinyc_qconv_plan,
+ * tinyc_qdense_plan): bit-exact with tinyc.ir.interpret under the bounds the planner proves.
+ *
+ * RV32IMC has no SIMD, so a MAC costs a mul and an add at least; what the blocking buys is fewer loads
+ * per MAC. A conv block is four outputs of a row times four output channels: per tap, four x loads
+ * and four weight loads feed sixteen MACs. Each block is its own function so that its sixteen sums keep
+ * RV32's registers (TINYC_NOINLINE), and the column stride is a constant of the function (1 and 2, the
+ * strides of MLPerf Tiny's layers; any other goes through the generic copy), so the four loads of a tap
+ * take immediate offsets from one address.
+ */
+#include "tinyc_kernels.h"
+#include "tinyc_window.h"
+
+/* The sums of a block go to acc[i * TINYC_CHUNK + j] (channel i, column j of the chunk). */
+#define ROW TINYC_CHUNK
+
+/* acc[i][j] = sum_t row[taps[t] + j * S] * w[4 * t + i]: four columns j of four channels i. */
+#define TINYC_BLOCK_4X4(NAME, S)                                                                      \
+    TINYC_NOINLINE static void NAME(const int8_t *row, int32_t s, const int32_t *taps, int32_t ntaps,  \
+                                    const int8_t *w, int32_t *acc)                                    \
+    {                                                                                                 \
+        const int32_t *end = taps + ntaps;                                                            \
+        int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, b0 = 0, b1 = 0, b2 = 0, b3 = 0;                       \
+        int32_t c0 = 0, c1 = 0, c2 = 0, c3 = 0, d0 = 0, d1 = 0, d2 = 0, d3 = 0;                       \
+        (void)s;                                                                                      \
+        do { /* ntaps >= 1: the loop tests at its end only */                                         \
+            const int8_t *p = row + *taps++;                                                          \
+            const int32_t x0 = p[0], x1 = p[S], x2 = p[2 * (S)], x3 = p[3 * (S)];                     \
+            int32_t u = w[0];                                                                         \
+            a0 += u * x0, a1 += u * x1, a2 += u * x2, a3 += u * x3;                                   \
+            u = w[1];                                                                                 \
+            b0 += u * x0, b1 += u * x1, b2 += u * x2, b3 += u * x3;                                   \
+            u = w[2];                                                                                 \
+            c0 += u * x0, c1 += u * x1, c2 += u * x2, c3 += u * x3;                                   \
+            u = w[3];                                                                                 \
+            d0 += u * x0, d1 += u * x1, d2 += u * x2, d3 += u * x3;                                   \
+            w += 4;                                                                                   \
+        } while (taps != end);                                                                        \
+        acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;                                           \
+        acc[ROW] = b0, acc[ROW + 1] = b1, acc[ROW + 2] = b2, acc[ROW + 3] = b3;                       \
+        acc[2 * ROW] = c0, acc[2 * ROW + 1] = c1, acc[2 * ROW + 2] = c2, acc[2 * ROW + 3] = c3;       \
+        acc[3 * ROW] = d0, acc[3 * ROW + 1] = d1, acc[3 * ROW + 2] = d2, acc[3 * ROW + 3] = d3;       \
+    }
+
+/* acc[j] = sum_t row[taps[t] + j * S] * w[t]: four columns of one channel. */
+#define TINYC_BLOCK_4X1(NAME, S)                                                                      \
+    TINYC_NOINLINE static void NAME(const int8_t *row, int32_t s, const int32_t *taps, int32_t ntaps,  \
+                                    const int8_t *w, int32_t *acc)                                    \
+    {                                                                                                 \
+        const int32_t *end = taps + ntaps;                                                            \
+        int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;                                                       \
+        (void)s;                                                                                      \
+        do {                                                                                          \
+            const int8_t *p = row + *taps++;                                                          \
+            const int32_t u = *w++;                                                                   \
+            a0 += u * p[0], a1 += u * p[S], a2 += u * p[2 * (S)], a3 += u * p[3 * (S)];               \
+        } while (taps != end);                                                                        \
+        acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;                                           \
+    }
+
+/* A depthwise 3x3 whose width taps are contiguous (dilation 1), its window rows r1 and r2 after the
+ * first: acc[r * ow + j] for the ow outputs j of rows r < n, rows `pitch` apart, the nine weights held
+ * in registers throughout. */
+#define TINYC_DEPTHWISE_3X3(NAME, S)                                                                  \
+    TINYC_NOINLINE static void NAME(const int8_t *row, int32_t pitch, int32_t r1, int32_t r2,         \
+                                    const int8_t *w, int32_t ow, int32_t n, int32_t *acc)             \
+    {                                                                                                 \
+        const int32_t w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3], w4 = w[4], w5 = w[5];               \
+        const int32_t w6 = w[6], w7 = w[7], w8 = w[8];                                                \
+        int32_t *last = acc + n * ow;                                                                 \
+        for (; acc != last; row += pitch) {                                                           \
+            const int8_t *p = row, *q = row + r1, *t = row + r2;                                      \
+            int32_t *end = acc + ow;                                                                  \
+            do {                                                                                      \
+                *acc++ = w0 * p[0] + w1 * p[1] + w2 * p[2] + w3 * q[0] + w4 * q[1] + w5 * q[2]        \
+                         + w6 * t[0] + w7 * t[1] + w8 * t[2];                                         \
+                p += S, q += S, t += S;                                                               \
+            } while (acc != end);                                                                     \
+        }                                                                                             \
+    }
+
+/* s is the column stride for the _sn variants; the others have theirs built in */
+TINYC_BLOCK_4X4(block_4x4_s1, 1)
+TINYC_BLOCK_4X4(block_4x4_s2, 2)
+TINYC_BLOCK_4X4(block_4x4_sn, s)
+TINYC_BLOCK_4X1(block_4x1_s1, 1)
+TINYC_BLOCK_4X1(block_4x1_s2, 2)
+TINYC_BLOCK_4X1(block_4x1_sn, s)
+TINYC_DEPTHWISE_3X3(depthwise_3x3_s1, 1)
+TINYC_DEPTHWISE_3X3(depthwise_3x3_s2, 2)
+
+/* One output of four channels (the tail of a row): acc[i][0] = sum_t p[taps[t]] * w[4 * t + i]. */
+TINYC_NOINLINE static void block_1x4(const int8_t *p, const int32_t *taps, int32_t ntaps, const int8_t *w,
+                                     int32_t *acc)
+{
+    const int32_t *end = taps + ntaps;
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    for (; taps != end; taps++, w += 4) {
+        const int32_t x = p[*taps];
+        a0 += x * w[0], a1 += x * w[1], a2 += x * w[2], a3 += x * w[3];
+    }
+    acc[0] = a0, acc[ROW] = a1, acc[2 * ROW] = a2, acc[3 * ROW] = a3;
+}
+
+static int32_t dot_taps(const int8_t *p, const int32_t *taps, int32_t ntaps, const int8_t *w)
+{
+    int32_t t, a = 0;
+    for (t = 0; t < ntaps; t++)
+        a += p[taps[t]] * w[t];
+    return a;
+}
+
+/* One channel's requantization constants (tinyc_rq32_run says why the sign thresholds). */
+typedef struct {
+    int32_t mode, e, bias, m, half, a_negative, x_negative, zp, lo, hi;
+} channel_rq;
+
+/* The channel's own constants into c (the layer's stay). */
+TINYC_INLINE static void channel_set(channel_rq *c, const tinyc_rq32 *q, int32_t ch)
+{
+    c->e = q->shift[ch];
+    c->bias = q->bias[ch];
+    c->m = q->multiplier[ch];
+    c->half = c->e ? 1 << (c->e - 1) : 0;
+    c->a_negative = c->e ? -1 : INT32_MIN;
+    c->x_negative = c->e ? 0 : INT32_MIN;
+}
+
+static channel_rq channel_of(const tinyc_rq32 *q, int32_t ch)
+{
+    channel_rq c;
+    c.mode = q->mode;
+    c.zp = q->out_zp;
+    c.lo = q->out_min;
+    c.hi = q->out_max;
+    channel_set(&c, q, ch);
+    return c;
+}
+
+/* The int8 value in an int32: the store narrows it (a cast here would sign-extend it first). */
+TINYC_INLINE static int32_t requant_one(const channel_rq *c, int32_t acc)
+{
+    const int32_t a = acc + c->bias;
+    int32_t x;
+    if (c->mode == TINYC_RQ_POW2) {
+        const int32_t neg = a < c->a_negative;
+        x = tinyc_asr32(a + 1 + 2 * c->half - neg - neg, c->e + 1);
+    } else if (c->mode == TINYC_RQ_DOUBLE) {
+        const uint64_t u = (uint64_t)((int64_t)a * c->m) + (1u << 30);
+        x = (int32_t)((uint32_t)(u >> 32) << 1 | (uint32_t)u >> 31);
+        x = tinyc_asr32(x + c->half - (x < c->x_negative), c->e);
+    } else {
+        const uint64_t round = c->e ? (uint64_t)(uint32_t)c->half << 32 : (uint64_t)1 << 31;
+        x = tinyc_asr32((int32_t)(uint32_t)(((uint64_t)((int64_t)a * c->m) + round) >> 32), c->e);
+    }
+    x += c->zp;
+    return x < c->lo ? c->lo : x > c->hi ? c->hi : x;
+}
+
+/* The pow2 mode rounds twice, (a + 1) >> 1 then (x + 2**(e-1) - (x < 0)) >> e; as x < 0 exactly when
+ * a < -1 and the first sum is even, both are one shift: (a + 1 + 2**e - 2 * (a < -1)) >> (e + 1)
+ * (with e = 0, (a + 1) >> 1: the threshold INT32_MIN makes the sign term vanish). The double mode's
+ * high mul is floor((a * m + 2**30) / 2**31), TFLite's truncating division of the nudged product for
+ * every m but INT32_MIN; its divide, (x + 2**(e-1) - (x < 0)) >> e, has the same threshold for e = 0. */
+void tinyc_rq32_run(const tinyc_rq32 *q, int32_t ch, const int32_t *acc, int32_t n, int8_t *y, int32_t ystep)
+{
+    const channel_rq c = channel_of(q, ch);
+    const int32_t *end = acc + n;
+    do { /* n >= 1 */
+        *y = (int8_t)requant_one(&c, *acc++);
+        y += ystep;
+    } while (acc != end);
+}
+
+/* acc[j] of channels ch + j, j < n: a dense layer's outputs. */
+static void requant_columns(const tinyc_rq32 *q, int32_t ch, const int32_t *acc, int32_t n, int8_t *y)
+{
+    channel_rq c = channel_of(q, ch);
+    int32_t j;
+    for (j = 0; j < n; j++) {
+        channel_set(&c, q, ch + j);
+        y[j] = (int8_t)requant_one(&c, acc[j]);
+    }
+}
+
+static void block_4x4(int32_t s, const int8_t *row, const int32_t *taps, int32_t ntaps, const int8_t *w,
+                      int32_t *acc)
+{
+    if (s == 1)
+        block_4x4_s1(row, 1, taps, ntaps, w, acc);
+    else if (s == 2)
+        block_4x4_s2(row, 2, taps, ntaps, w, acc);
+    else
+        block_4x4_sn(row, s, taps, ntaps, w, acc);
+}
+
+static void block_4x1(int32_t s, const int8_t *row, const int32_t *taps, int32_t ntaps, const int8_t *w,
+                      int32_t *acc)
+{
+    if (s == 1)
+        block_4x1_s1(row, 1, taps, ntaps, w, acc);
+    else if (s == 2)
+        block_4x1_s2(row, 2, taps, ntaps, w, acc);
+    else
+        block_4x1_sn(row, s, taps, ntaps, w, acc);
+}
+
+/* The sums of `len` outputs of a row of `count` channels (1 or 4), their windows at row, into
+ * acc[i * TINYC_CHUNK + j]: blocks of four columns, then one at a time. */
+static void row_sums(const tinyc_qconv_plan *p, const int8_t *row, const int8_t *w, int32_t count, int32_t len,
+                     int32_t *acc)
+{
+    const int32_t s = p->sw;
+    int32_t c;
+    for (c = 0; c + 4 <= len; c += 4) {
+        if (count == 4)
+            block_4x4(s, row + c * s, p->taps, p->ntaps, w, acc + c);
+        else
+            block_4x1(s, row + c * s, p->taps, p->ntaps, w, acc + c);
+    }
+    for (; c < len; c++) {
+        if (count == 4)
+            block_1x4(row + c * s, p->taps, p->ntaps, w, acc + c);
+        else
+            acc[c] = dot_taps(row + c * s, p->taps, p->ntaps, w);
+    }
+}
+
+/* Output rows [0, rows) of `count` channels from channel m on, rows `pitch` apart in src: the sums of
+ * as many whole rows as TINYC_CHUNK columns hold (of a row's chunks where it is longer), then their
+ * requantization channel by channel (a channel's rows are contiguous in y). */
+static void conv_rows(const tinyc_qconv_plan *p, const int8_t *src, int32_t pitch, int32_t rows, const int8_t *w,
+                      int32_t m, int32_t count, int8_t *y)
+{
+    const int32_t ow = p->ow, plane = p->oh * p->ow, per = ow <= ROW ? ROW / ow : 1;
+    int32_t acc[4 * ROW], r0, r, c0, i;
+    for (r0 = 0; r0 < rows; r0 += per) {
+        const int32_t n = tinyc_min(per, rows - r0);
+        for (c0 = 0; c0 < ow; c0 += ROW) {
+            const int32_t len = tinyc_min(ROW, ow - c0);
+            for (r = 0; r < n; r++)
+                row_sums(p, src + (r0 + r) * pitch + c0 * p->sw, w, count, len, acc + r * ow);
+            for (i = 0; i < count; i++)
+                tinyc_rq32_run(&p->rq, m + i, acc + i * ROW, n * len, y + i * plane + r0 * ow + c0, 1);
+        }
+    }
+}
+
+/* Output rows [0, rows) of a depthwise 3x3 channel ch (rows r1 and r2 of its window after the first),
+ * requantized as many rows at a time as 4 * TINYC_CHUNK sums hold. */
+static void depthwise_rows(const tinyc_qconv_plan *p, const int8_t *src, int32_t pitch, int32_t rows, int32_t r1,
+                           int32_t r2, const int8_t *w, int32_t ch, int8_t *y)
+{
+    const int32_t ow = p->ow, per = tinyc_min(rows, 4 * ROW / ow);
+    int32_t acc[4 * ROW], r0;
+    for (r0 = 0; r0 < rows; r0 += per) {
+        const int32_t n = tinyc_min(per, rows - r0);
+        if (p->sw == 1)
+            depthwise_3x3_s1(src + r0 * pitch, pitch, r1, r2, w, ow, n, acc);
+        else
+            depthwise_3x3_s2(src + r0 * pitch, pitch, r1, r2, w, ow, n, acc);
+        tinyc_rq32_run(&p->rq, ch, acc, n * ow, y + r0 * ow, 1);
+    }
+}
+
+/* picolibc's memcpy and memset, built for size, move a byte per loop: these move words where both
+ * ends are aligned (band rows always are), and four bytes per loop otherwise. */
+static void copy_bytes(int8_t *dst, const int8_t *src, int32_t n)
+{
+    if ((((uintptr_t)dst | (uintptr_t)src) & 3) == 0)
+        for (; n >= 4; n -= 4, dst += 4, src += 4)
+            *(tinyc_word *)(void *)dst = *(const tinyc_word *)(const void *)src;
+    for (; n >= 4; n -= 4, dst += 4, src += 4) {
+        const int8_t a = src[0], b = src[1], c = src[2], d = src[3];
+        dst[0] = a, dst[1] = b, dst[2] = c, dst[3] = d;
+    }
+    for (; n > 0; n--)
+        *dst++ = *src++;
+}
+
+/* n bytes of value from a word-aligned dst on. */
+static void set_words(int8_t *dst, int32_t value, int32_t n)
+{
+    const uint32_t word = (uint8_t)value * 0x01010101u;
+    for (; n >= 4; n -= 4, dst += 4)
+        *(tinyc_word *)(void *)dst = word;
+    for (; n > 0; n--)
+        *dst++ = (int8_t)value;
+}
+
+/* Copies the input rows of output rows [r0, r0 + fill_rows) of one group into the band: row b of the
+ * band is input row r0 * sh - pad_t + b, from column lead on (the taps add lead - pad_l, so that
+ * windows start where the padding does). Its padding columns keep the x_zp the layer set once; a row
+ * outside the input gets x_zp anew only where a band of several fills may have held data there. */
+static void fill_band(const tinyc_qconv_plan *p, const int8_t *xg, int32_t r0)
+{
+    const int32_t plane = p->h * p->w, first = r0 * p->sh - p->pad_t;
+    int32_t c, r;
+    int8_t *b = p->band;
+    for (c = 0; c < p->cg; c++)
+        for (r = 0; r < p->band_rows; r++, b += p->band_w) {
+            if (first + r >= 0 && first + r < p->h)
+                copy_bytes(b + p->lead, xg + c * plane + (first + r) * p->w, p->w);
+            else if (p->fill_rows < p->oh)
+                set_words(b, p->x_zp, p->band_w);
+        }
+}
+
+void tinyc_qconv_plan_s8(const tinyc_qconv_plan *p, const int8_t *x, int8_t *y)
+{
+    const int32_t plane = p->oh * p->ow, blocks = p->mg / 4 * 4;
+    int32_t g, r0, m;
+    for (g = 0; g < p->groups; g++) {
+        const int8_t *xg = x + g * p->cg * p->h * p->w, *wg = p->weights + g * p->mg * p->ntaps;
+        int8_t *yg = y + g * p->mg * plane;
+        if (p->band && g == 0)
+            set_words(p->band, p->x_zp, p->cg * p->band_rows * p->band_w);
+        for (r0 = 0; r0 < p->oh; r0 += p->fill_rows) {
+            const int32_t rows = tinyc_min(p->fill_rows, p->oh - r0);
+            const int8_t *src = p->band ? p->band : xg + r0 * p->sh * p->w;
+            const int32_t pitch = p->sh * (p->band ? p->band_w : p->w);
+            if (p->band)
+                fill_band(p, xg, r0);
+            if (p->inner == TINYC_INNER_DEPTHWISE_3X3) { /* its window rows from the first tap's */
+                depthwise_rows(p, src + p->taps[0], pitch, rows, p->taps[3] - p->taps[0], p->taps[6] - p->taps[0], wg,
+                               g, yg + r0 * p->ow);
+                continue;
+            }
+            for (m = 0; m < p->mg; m += m < blocks ? 4 : 1) {
+                const int32_t count = m < blocks ? 4 : 1;
+                conv_rows(p, src, pitch, rows, wg + m * p->ntaps, g * p->mg + m, count, yg + m * plane + r0 * p->ow);
+            }
+        }
+    }
+}
+
+/* acc[j] += u * w[j] for the sixteen columns j of one input u. */
+#define TINYC_DENSE_16(U, W)                                                                          \
+    a0 += (U) * (W)[0], a1 += (U) * (W)[1], a2 += (U) * (W)[2], a3 += (U) * (W)[3];                   \
+    a4 += (U) * (W)[4], a5 += (U) * (W)[5], a6 += (U) * (W)[6], a7 += (U) * (W)[7];                   \
+    b0 += (U) * (W)[8], b1 += (U) * (W)[9], b2 += (U) * (W)[10], b3 += (U) * (W)[11];                 \
+    b4 += (U) * (W)[12], b5 += (U) * (W)[13], b6 += (U) * (W)[14], b7 += (U) * (W)[15]
+
+/* acc[j] = sum_i x[i] * w[16 * i + j], sixteen columns: each x load feeds sixteen MACs, two inputs per
+ * iteration; the sums, the inputs, a weight and three pointers fill RV32's registers. */
+TINYC_NOINLINE static void dense_1x16(const int8_t *x, int32_t k, const int8_t *w, int32_t *acc)
+{
+    const int8_t *end = x + (k & ~1);
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
+    int32_t b0 = 0, b1 = 0, b2 = 0, b3 = 0, b4 = 0, b5 = 0, b6 = 0, b7 = 0;
+    for (; x != end; x += 2, w += 32) {
+        const int32_t u = x[0], v = x[1];
+        TINYC_DENSE_16(u, w);
+        TINYC_DENSE_16(v, w + 16);
+    }
+    if (k & 1) {
+        const int32_t u = x[0];
+        TINYC_DENSE_16(u, w);
+    }
+    acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3, acc[4] = a4, acc[5] = a5, acc[6] = a6, acc[7] = a7;
+    acc[8] = b0, acc[9] = b1, acc[10] = b2, acc[11] = b3, acc[12] = b4, acc[13] = b5, acc[14] = b6, acc[15] = b7;
+}
+
+/* acc[j] = sum_i x[i] * w[4 * i + j], four columns (after the blocks of sixteen; the last block's
+ * missing columns are zeros). */
+TINYC_NOINLINE static void dense_1x4(const int8_t *x, int32_t k, const int8_t *w, int32_t *acc)
+{
+    const int8_t *end = x + k;
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    for (; x != end; x++, w += 4) {
+        const int32_t u = *x;
+        a0 += u * w[0], a1 += u * w[1], a2 += u * w[2], a3 += u * w[3];
+    }
+    acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;
+}
+
+void tinyc_qdense_plan_s8(const tinyc_qdense_plan *p, const int8_t *x, int8_t *y, int32_t rows)
+{
+    const int32_t sixteens = p->n / 16 * 16;
+    int32_t r, j, acc[16];
+    for (r = 0; r < rows; r++, x += p->k, y += p->n) {
+        for (j = 0; j < sixteens; j += 16) {
+            dense_1x16(x, p->k, p->weights + j * p->k, acc);
+            requant_columns(&p->rq, j, acc, 16, y + j);
+        }
+        for (; j < p->n; j += 4) {
+            dense_1x4(x, p->k, p->weights + j * p->k, acc);
+            requant_columns(&p->rq, j, acc, tinyc_min(4, p->n - j), y + j);
+        }
+    }
+}
