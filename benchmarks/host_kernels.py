@@ -39,8 +39,8 @@ LABEL = "counted on qemu (instructions retired, icount shift=0)"
 OPS = ("qconv", "qmatmul", "qavgpool")
 PEER_FLAGS = tuple(f for f in rv32.CFLAGS if f != "-Werror")
 # what each kernel kind's cost grows with (tinyc.targets.cost.host_work's features)
-FIT_FEATURES = {"conv": ("mac", "output", "input"), "depthwise": ("mac", "output", "input", "channel"),
-                "dense": ("mac", "output", "input"), "pool": ("input", "output"), "add": ("output", "layer"),
+FIT_FEATURES = {"conv": ("mac", "output"), "depthwise": ("mac", "output", "input", "channel"),
+                "dense": ("mac", "output", "input"), "pool": ("input", "output"), "add": ("output",),
                 "softmax": ("output", "layer"), "view": ("layer",)}
 PEER_DIRS = ("ConvolutionFunctions", "FullyConnectedFunctions", "PoolingFunctions", "NNSupportFunctions")
 SYMBOL = re.compile(r"^[0-9a-f]+ ([0-9a-f]+) [tT] (\S+)$", re.M)

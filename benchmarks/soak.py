@@ -8,7 +8,7 @@ saved to --failures/<id>/ (the float model, the quantized model, the input, the 
 command that replays it. Prints examples/s as it goes and a JSON summary at the end (also --json).
 
 Speed: --workers processes (default: every core) each take --batch examples at a time, compile them for
-every target and build ONE executable running them all (tests/property_checks.py run_batch), so the C
+every target and build ONE executable running them all (tests/batch_run.py), so the C
 compiler's start-up and the link are paid once per batch; the second compile that checks determinism runs
 on every --twice-every-th example. An example whose batched run disagrees is checked again alone
 (check()), so a failure is always the example's own.
@@ -32,7 +32,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from graph_strategies import SeededChooser, build_net  # noqa: E402
-from property_checks import check, inputs_for, prepare, quantized, run_batch, verify_outputs  # noqa: E402
+from batch_run import run_batch  # noqa: E402
+from property_checks import check, inputs_for, prepare, quantized, verify_outputs  # noqa: E402
 
 
 def parse_targets(text: str) -> list[tuple[str, str | None]]:
@@ -65,7 +66,7 @@ def run_examples(seed: int, first: int, count: int, targets, failures: Path, san
     prepared, errors = {}, {}
     for k, e in enumerate(ids):
         try:
-            prepared[e] = prepare(nets[e], targets, twice=(first + k) % twice_every == 0, name=f"n{k}")
+            prepared[e] = prepare(nets[e], targets, twice=(first + k) % twice_every == 0)
         except Exception as error:  # noqa: BLE001 - every kind of failure is a finding to keep
             errors[e] = error
     outcomes, rechecked = {}, 0

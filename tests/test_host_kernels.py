@@ -241,3 +241,17 @@ def test_planned_kernels_under_sanitizers(tmp_path):
     y = ops.add(g, "qmatmul", [f, wf], "fc", x_zp=-2, w_zp=[0], **plan_requant(10, 6, "single", False))
     assert all(planned(g, n) for n in (a, d, y))
     check(g, [a, d, y], tmp_path, sanitize=True)
+
+
+@pytest.mark.parametrize("rounding", ["double", "single"])
+def test_planned_qadd(rounding, tmp_path):
+    """The planned add's tables (each input's rescale over the 256 int8 values) and its requantized sum,
+    broadcast along rows longer than a chunk and across them, against the interpreter under ASan/UBSan."""
+    g = new_graph(a=((2, 3, 70), "int8"), b=((3, 1), "int8"))
+    params = dict(qm.add_params(0.05, 0.02, 0.07, 20), rounding=rounding)
+    ops.add(g, "qadd", ["a", "b"], "y", a_zp=-128, b_zp=127, out_zp=-1, out_min=-120, out_max=127, **params)
+    e = Emitter(g)
+    assert plans.qadd(e, g.node("y"), "&bcast", ["a", "b", "y"]) is not None
+    x = {"a": rand((2, 3, 70), "int8"), "b": rand((3, 1), "int8")}
+    x["a"][0, 0, :2], x["b"][:2, 0] = [-128, 127], [-128, 127]  # each table's ends
+    check(g, "y", tmp_path, x, sanitize=True)

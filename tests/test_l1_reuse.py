@@ -14,7 +14,8 @@ import tinyc
 from tinyc.compiler import CompiledModel
 from tinyc.errors import ToolchainError
 from tinyc.targets import cost
-from tinyc.targets.cost import Layer, Machine, Residency, Tile
+from tinyc.targets.cost import Layer, Machine
+from tinyc.targets.tiles import Residency, Tile
 
 HAND = Machine(pe_rows=16, pe_cols=16, job_setup_cycles=100, dma_setup_cycles=70, dma_bytes_per_cycle=8,
                activation_bytes=1000, weight_bytes=1000)

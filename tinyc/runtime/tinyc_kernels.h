@@ -182,6 +182,10 @@ typedef struct {
     int32_t mode, out_zp, out_min, out_max;
 } tinyc_rq32;
 
+/* The inner loop a planned conv runs: blocks over any list of taps, or a depthwise 3x3 of contiguous
+ * columns and stride 1 or 2 (its nine weights in registers, up to 4 * TINYC_CHUNK outputs a row). */
+enum { TINYC_INNER_TAPS, TINYC_INNER_DEPTHWISE_3X3 };
+
 /* A 2-D (or 1-D: one row) int8 conv of batch 1, requantized to int8; a pointwise conv comes as one
  * long row. Each output sums sum_t x[origin + taps[t]] * w[t] over its group's ntaps taps, the origin
  * of output (r, c) lying r * sh rows and c * sw columns into src: x itself where nothing is padded
@@ -196,10 +200,11 @@ typedef struct {
     tinyc_rq32 rq;
     int8_t *band;
     int32_t band_w, band_rows, fill_rows, pad_t, lead, x_zp;
+    int32_t inner;
 } tinyc_qconv_plan;
 
-/* y[r][j] = x[r] @ w[:, j] over rows of k inputs, requantized per column; w packed as blocks of eight
- * columns [k][8], then blocks of four [k][4], the last one filled up with zero columns. */
+/* y[r][j] = x[r] @ w[:, j] over rows of k inputs, requantized per column; w packed as blocks of sixteen
+ * columns [k][16], then blocks of four [k][4], the last one filled up with zero columns. */
 typedef struct {
     int32_t k, n;
     const int8_t *weights;
@@ -269,11 +274,19 @@ void tinyc_lut_s8(const int8_t *x, int8_t *y, int32_t size, const int8_t *table)
 void tinyc_qsoftmax_s8(const int8_t *x, int8_t *y, int32_t outer, int32_t axis, int32_t inner,
                        const int32_t *table, int64_t inv_out_scale, int32_t out_zp);
 
-/* ---- the planned kernels (tinyc_kernels_plan.c) */
+/* An int8 add planned at compile time: each input's rescale ((x - zp) << left_shift, times its
+ * multiplier) tabled over the 256 int8 values x (at x + 128), the sum requantized by rq. */
+typedef struct {
+    const int32_t *a, *b;
+    tinyc_rq32 rq;
+} tinyc_qadd_plan;
+
+/* ---- the planned kernels (tinyc_kernels_plan.c; the add in tinyc_kernels_int.c) */
 /* y[i * ystep] for i < n: acc[i] of channel ch requantized to int8. */
 void tinyc_rq32_run(const tinyc_rq32 *q, int32_t ch, const int32_t *acc, int32_t n, int8_t *y, int32_t ystep);
 void tinyc_qconv_plan_s8(const tinyc_qconv_plan *p, const int8_t *x, int8_t *y);
 void tinyc_qdense_plan_s8(const tinyc_qdense_plan *p, const int8_t *x, int8_t *y, int32_t rows);
+void tinyc_qadd_plan_s8(const tinyc_bcast *b, const tinyc_qadd_plan *p, const int8_t *x0, const int8_t *x1, int8_t *y);
 
 /* ---- data movement, any dtype (tinyc_kernels_data.c) */
 /* y[i...] = x[sum(i[d] * in_stride[d])] over the output shape: any permutation or strided view. */

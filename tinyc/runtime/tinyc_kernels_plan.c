@@ -115,23 +115,30 @@ typedef struct {
     int32_t mode, e, bias, m, half, a_negative, x_negative, zp, lo, hi;
 } channel_rq;
 
+/* The channel's own constants into c (the layer's stay). */
+TINYC_INLINE static void channel_set(channel_rq *c, const tinyc_rq32 *q, int32_t ch)
+{
+    c->e = q->shift[ch];
+    c->bias = q->bias[ch];
+    c->m = q->multiplier[ch];
+    c->half = c->e ? 1 << (c->e - 1) : 0;
+    c->a_negative = c->e ? -1 : INT32_MIN;
+    c->x_negative = c->e ? 0 : INT32_MIN;
+}
+
 static channel_rq channel_of(const tinyc_rq32 *q, int32_t ch)
 {
     channel_rq c;
     c.mode = q->mode;
-    c.e = q->shift[ch];
-    c.bias = q->bias[ch];
-    c.m = q->multiplier[ch];
-    c.half = c.e ? 1 << (c.e - 1) : 0;
-    c.a_negative = c.e ? -1 : INT32_MIN;
-    c.x_negative = c.e ? 0 : INT32_MIN;
     c.zp = q->out_zp;
     c.lo = q->out_min;
     c.hi = q->out_max;
+    channel_set(&c, q, ch);
     return c;
 }
 
-TINYC_INLINE static int8_t requant_one(const channel_rq *c, int32_t acc)
+/* The int8 value in an int32: the store narrows it (a cast here would sign-extend it first). */
+TINYC_INLINE static int32_t requant_one(const channel_rq *c, int32_t acc)
 {
     const int32_t a = acc + c->bias;
     int32_t x;
@@ -147,7 +154,7 @@ TINYC_INLINE static int8_t requant_one(const channel_rq *c, int32_t acc)
         x = tinyc_asr32((int32_t)(uint32_t)(((uint64_t)((int64_t)a * c->m) + round) >> 32), c->e);
     }
     x += c->zp;
-    return (int8_t)(x < c->lo ? c->lo : x > c->hi ? c->hi : x);
+    return x < c->lo ? c->lo : x > c->hi ? c->hi : x;
 }
 
 /* The pow2 mode rounds twice, (a + 1) >> 1 then (x + 2**(e-1) - (x < 0)) >> e; as x < 0 exactly when
@@ -160,7 +167,7 @@ void tinyc_rq32_run(const tinyc_rq32 *q, int32_t ch, const int32_t *acc, int32_t
     const channel_rq c = channel_of(q, ch);
     const int32_t *end = acc + n;
     do { /* n >= 1 */
-        *y = requant_one(&c, *acc++);
+        *y = (int8_t)requant_one(&c, *acc++);
         y += ystep;
     } while (acc != end);
 }
@@ -168,10 +175,11 @@ void tinyc_rq32_run(const tinyc_rq32 *q, int32_t ch, const int32_t *acc, int32_t
 /* acc[j] of channels ch + j, j < n: a dense layer's outputs. */
 static void requant_columns(const tinyc_rq32 *q, int32_t ch, const int32_t *acc, int32_t n, int8_t *y)
 {
+    channel_rq c = channel_of(q, ch);
     int32_t j;
     for (j = 0; j < n; j++) {
-        const channel_rq c = channel_of(q, ch + j);
-        y[j] = requant_one(&c, acc[j]);
+        channel_set(&c, q, ch + j);
+        y[j] = (int8_t)requant_one(&c, acc[j]);
     }
 }
 
@@ -195,21 +203,6 @@ static void block_4x1(int32_t s, const int8_t *row, const int32_t *taps, int32_t
         block_4x1_s2(row, 2, taps, ntaps, w, acc);
     else
         block_4x1_sn(row, s, taps, ntaps, w, acc);
-}
-
-/* The offsets of a depthwise 3x3's second and third window rows from its first (at taps[0]) where its
- * width taps are contiguous, or 0 (r1 > 0 for any other). */
-static int32_t depthwise_3x3_rows(const tinyc_qconv_plan *p, int32_t *r2)
-{
-    const int32_t *t = p->taps;
-    int32_t k;
-    if (p->cg != 1 || p->mg != 1 || p->ntaps != 9 || (p->sw != 1 && p->sw != 2) || p->ow > 4 * ROW)
-        return 0;
-    for (k = 0; k < 9; k++)
-        if (t[k] != t[k / 3 * 3] + k % 3)
-            return 0;
-    *r2 = t[6] - t[0];
-    return t[3] - t[0];
 }
 
 /* The sums of `len` outputs of a row of `count` channels (1 or 4), their windows at row, into
@@ -316,8 +309,7 @@ static void fill_band(const tinyc_qconv_plan *p, const int8_t *xg, int32_t r0)
 void tinyc_qconv_plan_s8(const tinyc_qconv_plan *p, const int8_t *x, int8_t *y)
 {
     const int32_t plane = p->oh * p->ow, blocks = p->mg / 4 * 4;
-    int32_t g, r0, m, r2 = 0;
-    const int32_t r1 = depthwise_3x3_rows(p, &r2);
+    int32_t g, r0, m;
     for (g = 0; g < p->groups; g++) {
         const int8_t *xg = x + g * p->cg * p->h * p->w, *wg = p->weights + g * p->mg * p->ntaps;
         int8_t *yg = y + g * p->mg * plane;
@@ -329,8 +321,9 @@ void tinyc_qconv_plan_s8(const tinyc_qconv_plan *p, const int8_t *x, int8_t *y)
             const int32_t pitch = p->sh * (p->band ? p->band_w : p->w);
             if (p->band)
                 fill_band(p, xg, r0);
-            if (r1) {
-                depthwise_rows(p, src + p->taps[0], pitch, rows, r1, r2, wg, g, yg + r0 * p->ow);
+            if (p->inner == TINYC_INNER_DEPTHWISE_3X3) { /* its window rows from the first tap's */
+                depthwise_rows(p, src + p->taps[0], pitch, rows, p->taps[3] - p->taps[0], p->taps[6] - p->taps[0], wg,
+                               g, yg + r0 * p->ow);
                 continue;
             }
             for (m = 0; m < p->mg; m += m < blocks ? 4 : 1) {
@@ -341,28 +334,34 @@ void tinyc_qconv_plan_s8(const tinyc_qconv_plan *p, const int8_t *x, int8_t *y)
     }
 }
 
-/* acc[j] = sum_i x[i] * w[8 * i + j], eight columns; two inputs per iteration halve the loop's cost. */
-TINYC_NOINLINE static void dense_1x8(const int8_t *x, int32_t k, const int8_t *w, int32_t *acc)
+/* acc[j] += u * w[j] for the sixteen columns j of one input u. */
+#define TINYC_DENSE_16(U, W)                                                                          \
+    a0 += (U) * (W)[0], a1 += (U) * (W)[1], a2 += (U) * (W)[2], a3 += (U) * (W)[3];                   \
+    a4 += (U) * (W)[4], a5 += (U) * (W)[5], a6 += (U) * (W)[6], a7 += (U) * (W)[7];                   \
+    b0 += (U) * (W)[8], b1 += (U) * (W)[9], b2 += (U) * (W)[10], b3 += (U) * (W)[11];                 \
+    b4 += (U) * (W)[12], b5 += (U) * (W)[13], b6 += (U) * (W)[14], b7 += (U) * (W)[15]
+
+/* acc[j] = sum_i x[i] * w[16 * i + j], sixteen columns: each x load feeds sixteen MACs, two inputs per
+ * iteration; the sums, the inputs, a weight and three pointers fill RV32's registers. */
+TINYC_NOINLINE static void dense_1x16(const int8_t *x, int32_t k, const int8_t *w, int32_t *acc)
 {
     const int8_t *end = x + (k & ~1);
     int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
-    for (; x != end; x += 2, w += 16) {
-        int32_t u = x[0];
-        a0 += u * w[0], a1 += u * w[1], a2 += u * w[2], a3 += u * w[3];
-        a4 += u * w[4], a5 += u * w[5], a6 += u * w[6], a7 += u * w[7];
-        u = x[1];
-        a0 += u * w[8], a1 += u * w[9], a2 += u * w[10], a3 += u * w[11];
-        a4 += u * w[12], a5 += u * w[13], a6 += u * w[14], a7 += u * w[15];
+    int32_t b0 = 0, b1 = 0, b2 = 0, b3 = 0, b4 = 0, b5 = 0, b6 = 0, b7 = 0;
+    for (; x != end; x += 2, w += 32) {
+        const int32_t u = x[0], v = x[1];
+        TINYC_DENSE_16(u, w);
+        TINYC_DENSE_16(v, w + 16);
     }
     if (k & 1) {
         const int32_t u = x[0];
-        a0 += u * w[0], a1 += u * w[1], a2 += u * w[2], a3 += u * w[3];
-        a4 += u * w[4], a5 += u * w[5], a6 += u * w[6], a7 += u * w[7];
+        TINYC_DENSE_16(u, w);
     }
     acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3, acc[4] = a4, acc[5] = a5, acc[6] = a6, acc[7] = a7;
+    acc[8] = b0, acc[9] = b1, acc[10] = b2, acc[11] = b3, acc[12] = b4, acc[13] = b5, acc[14] = b6, acc[15] = b7;
 }
 
-/* acc[j] = sum_i x[i] * w[4 * i + j], four columns (after the blocks of eight; the last block's
+/* acc[j] = sum_i x[i] * w[4 * i + j], four columns (after the blocks of sixteen; the last block's
  * missing columns are zeros). */
 TINYC_NOINLINE static void dense_1x4(const int8_t *x, int32_t k, const int8_t *w, int32_t *acc)
 {
@@ -377,12 +376,12 @@ TINYC_NOINLINE static void dense_1x4(const int8_t *x, int32_t k, const int8_t *w
 
 void tinyc_qdense_plan_s8(const tinyc_qdense_plan *p, const int8_t *x, int8_t *y, int32_t rows)
 {
-    const int32_t eights = p->n / 8 * 8;
-    int32_t r, j, acc[8];
+    const int32_t sixteens = p->n / 16 * 16;
+    int32_t r, j, acc[16];
     for (r = 0; r < rows; r++, x += p->k, y += p->n) {
-        for (j = 0; j < eights; j += 8) {
-            dense_1x8(x, p->k, p->weights + j * p->k, acc);
-            requant_columns(&p->rq, j, acc, 8, y + j);
+        for (j = 0; j < sixteens; j += 16) {
+            dense_1x16(x, p->k, p->weights + j * p->k, acc);
+            requant_columns(&p->rq, j, acc, 16, y + j);
         }
         for (; j < p->n; j += 4) {
             dense_1x4(x, p->k, p->weights + j * p->k, acc);

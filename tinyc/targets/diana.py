@@ -33,11 +33,11 @@ HOST = Core(
                                     "qemu, zoo int8 networks, one cycle per instruction"),
         "cycles_per_element": Param(203, "measured: the same fit's cost per output element (requantization, "
                                          "window set-up and loop overhead)"),
-        **_fitted("conv", mac=2.96, output=27.67, input=3.27),
-        **_fitted("depthwise", mac=6.93, output=0.77, input=10.08, channel=450.93),
-        **_fitted("dense", mac=3.24, output=53.56, input=8.85),
+        **_fitted("conv", mac=2.87, output=27.26),
+        **_fitted("depthwise", mac=6.23, output=0.69, input=1.6, channel=414.24),
+        **_fitted("dense", mac=3.16, output=47.73, input=11.74),
         **_fitted("pool", input=2.43, output=30.21),
-        **_fitted("add", output=186.03, layer=2213.95),
+        **_fitted("add", output=38.38),
         **_fitted("softmax", output=167.99, layer=111.0),
         **_fitted("view", layer=17.0),
     })

@@ -357,10 +357,13 @@ def qadd(e, node):
     a = node.attrs
     shifts = int32s([a["left_shift"], a["a_shift"], a["b_shift"], a["out_shift"]], "qadd shifts", -63, 63)
     need(shifts[0] >= 0, "left_shift must not be negative")
-    params = e.struct(node.name + "_params", "tinyc_qadd_params",
-                      int32s([a[f] for f in QADD_FIELDS], "qadd parameters").tolist() + [ROUNDINGS[a["rounding"]]])
     x0, x1 = (e.g.values[v].shape for v in node.inputs)
     desc = bcast(e, node, out(e, node).shape, x0, x1)
+    planned = plans.qadd(e, node, desc, [arg(e, node, 0), arg(e, node, 1), e.ptr(node.outputs[0])])
+    if planned:
+        return planned
+    params = e.struct(node.name + "_params", "tinyc_qadd_params",
+                      int32s([a[f] for f in QADD_FIELDS], "qadd parameters").tolist() + [ROUNDINGS[a["rounding"]]])
     return [f"tinyc_qadd_s8({desc}, &{params}, {arg(e, node, 0)}, {arg(e, node, 1)}, {e.ptr(node.outputs[0])});"]
 
 

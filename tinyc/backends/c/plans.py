@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...ir import quant_math as qm
+
 INT32_MAX = 2 ** 31 - 1
 POW2_MULTIPLIER = 1 << 30  # quantize_multiplier of a power of two
+CHUNK = 64  # TINYC_CHUNK: the depthwise 3x3 sums up to four chunks of a row at once
 BAND_BYTES = 4096  # scratch for a padded conv's input rows: enough for several rows of every MLPerf Tiny layer
 MODES = {"pow2": "TINYC_RQ_POW2", "double": "TINYC_RQ_DOUBLE", "single": "TINYC_RQ_SINGLE"}
 
@@ -36,13 +39,18 @@ def _mode(attrs, channels: int):
 def _requant(e, node, sums, abs_sums, bias, x_zp: int, channels: int):
     """The tinyc_rq32 fields of a layer whose channel j sums raw x times weights (sums[j], abs_sums[j]
     the sum of the weights and of their magnitudes), or None when its bounds do not hold in int32."""
-    a = node.attrs
+    folded = np.asarray(bias, np.int64) - x_zp * np.asarray(sums, np.int64)
+    acc = 128 * np.asarray(abs_sums, np.int64) + np.abs(folded)  # |x| <= 128: a bound of every partial sum
+    return _rq32(e, node.name, node.attrs, folded, acc, channels)
+
+
+def _rq32(e, name: str, a, folded, acc, channels: int):
+    """The tinyc_rq32 fields requantizing sums bounded by acc (per channel, bias included) after adding
+    the folded bias, or None when the arithmetic of tinyc_rq32_run may leave int32."""
     found = _mode(a, channels)
     if found is None:
         return None
     mode, mult, shift = found
-    folded = np.asarray(bias, np.int64) - x_zp * np.asarray(sums, np.int64)
-    acc = 128 * np.asarray(abs_sums, np.int64) + np.abs(folded)  # |x| <= 128: a bound of every partial sum
     # the largest value each mode's rounding adds to on the way (tinyc_rq32_run)
     if mode == "pow2":
         if shift.max() > 30:
@@ -57,7 +65,6 @@ def _requant(e, node, sums, abs_sums, bias, x_zp: int, channels: int):
         return None
     if not -128 <= lo <= hi <= 127:
         return None
-    name = node.name
     return [e.array(name + "_rq_bias", "int32_t", folded), e.array(name + "_rq_multiplier", "int32_t", mult),
             e.array(name + "_rq_shift", "int32_t", shift), MODES[mode], out_zp, lo, hi]
 
@@ -129,6 +136,10 @@ def qconv(e, node, x_arg: str, y_arg: str):
         words = e.ident(node.name + "_band")
         e.decls.append(f"static int32_t {words}[{cg * band_rows * band_w // 4}]; /* word-aligned */\n")
         band = f"(int8_t *){words}"
+    if cg == mg == 1 and kh == kw == 3 and dw == 1 and sw in (1, 2) and ow <= 4 * CHUNK:
+        inner = "TINYC_INNER_DEPTHWISE_3X3"
+    else:
+        inner = "TINYC_INNER_TAPS"
     packed = []
     for g in range(groups):
         ws = flat[g * mg:(g + 1) * mg]
@@ -137,16 +148,16 @@ def qconv(e, node, x_arg: str, y_arg: str):
     fields = [groups, cg, mg, h, wd, oh, ow, sh, sw, cg * kh * kw,
               e.array(node.name + "_taps", "int32_t", taps.reshape(-1)),
               e.array(node.name + "_packed", "int8_t", np.concatenate(packed)), rq,
-              band, band_w, band_rows, fill, pt, lead, int(a["x_zp"])]
+              band, band_w, band_rows, fill, pt, lead, int(a["x_zp"]), inner]
     plan = e.struct(node.name + "_plan", "tinyc_qconv_plan", fields)
     return [f"tinyc_qconv_plan_s8(&{plan}, {x_arg}, {y_arg});"]
 
 
 def qmatmul(e, node, x_arg: str, y_arg: str, rows: int):
-    """The C statements of a planned dense layer, or None: columns in blocks of eight [k][8], the rest
+    """The C statements of a planned dense layer, or None: columns in blocks of sixteen [k][16], the rest
     in blocks of four [k][4], the last one filled up with zeros."""
     w = _ready(e, node)
-    if w is None or w.ndim != 2:
+    if w is None or w.ndim != 2 or not w.size:
         return None
     k, n = w.shape
     bias = _bias(e, node, n)
@@ -155,10 +166,33 @@ def qmatmul(e, node, x_arg: str, y_arg: str, rows: int):
     rq = _requant(e, node, w.sum(0), np.abs(w).sum(0), bias, int(node.attrs["x_zp"]), n)
     if rq is None:
         return None
-    eights = n // 8 * 8
+    sixteens = n // 16 * 16
     wide = np.pad(w, ((0, 0), (0, -n % 4)))  # the last block of four filled up with zero columns
-    packed = ([w[:, j:j + 8].reshape(-1) for j in range(0, eights, 8)]
-              + [wide[:, j:j + 4].reshape(-1) for j in range(eights, n, 4)])
+    packed = ([w[:, j:j + 16].reshape(-1) for j in range(0, sixteens, 16)]
+              + [wide[:, j:j + 4].reshape(-1) for j in range(sixteens, n, 4)])
     plan = e.struct(node.name + "_plan", "tinyc_qdense_plan",
                     [k, n, e.array(node.name + "_packed", "int8_t", np.concatenate(packed) if packed else []), rq])
     return [f"tinyc_qdense_plan_s8(&{plan}, {x_arg}, {y_arg}, {rows});"]
+
+
+def qadd(e, node, desc: str, args: list[str]):
+    """The C statements of a planned add, or None: each input's rescale, ((x - zp) << left_shift) times
+    its multiplier, has 256 possible values, tabled here; the kernel adds two table entries and
+    requantizes the sum (tinyc_rq32_run). None where the sum may leave int32."""
+    a = node.attrs
+    if e.g.values[node.outputs[0]].dtype != "int8" or a["left_shift"] < 0:
+        return None
+    v = np.arange(-128, 128, dtype=np.int64)
+    tables = [qm.multiply_by_quantized_multiplier((v - a[f"{s}_zp"]) << a["left_shift"], a[f"{s}_multiplier"],
+                                                  a[f"{s}_shift"]) for s in "ab"]
+    acc = np.array([sum(int(np.abs(t).max()) for t in tables)])
+    out = dict(multiplier=[a["out_multiplier"]], shift=[a["out_shift"]], rounding=a["rounding"], out_zp=a["out_zp"],
+               out_min=a["out_min"], out_max=a["out_max"])
+    if acc[0] > INT32_MAX:
+        return None
+    rq = _rq32(e, node.name, out, np.zeros(1, np.int64), acc, 1)
+    if rq is None:
+        return None
+    plan = e.struct(node.name + "_plan", "tinyc_qadd_plan", [e.array(node.name + "_a", "int32_t", tables[0]),
+                                                             e.array(node.name + "_b", "int32_t", tables[1]), rq])
+    return [f"tinyc_qadd_plan_s8({desc}, &{plan}, {', '.join(args)});"]
