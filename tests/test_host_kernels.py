@@ -145,6 +145,9 @@ def plan_requant(m: int, taps: int, mode: str, per_channel: bool = True) -> dict
     if mode == "pow2":
         shift = [0] + RNG.integers(-12, 0, count - 1).tolist() if count > 1 else [-5]
         rq = dict(multiplier=[1 << 30] * count, shift=shift, rounding="double")
+    elif mode == "single_low":  # scales of 1/2 and more (31 - shift <= 31), as the ternary zoo's
+        rq = dict(multiplier=RNG.integers(1 << 30, 1 << 31, count).tolist(), shift=RNG.integers(0, 3, count).tolist(),
+                  rounding="single")
     else:
         rq = requant(count, taps, mode)
     return dict(rq, out_zp=5, out_min=-100, out_max=120)
@@ -168,8 +171,13 @@ PLANNED_CONVS = [
 ]
 
 
-@pytest.mark.parametrize("xs,ws,group,strides,pads,dil,x_zp", PLANNED_CONVS)
-@pytest.mark.parametrize("mode", ["pow2", "double", "single"])
+MODES = ["pow2", "double", "single"]
+
+
+# every geometry once, each with one requantization mode in turn; the first with all three
+@pytest.mark.parametrize("xs,ws,group,strides,pads,dil,x_zp,mode",
+                         [c + (m,) for c, m in zip(PLANNED_CONVS, MODES * len(PLANNED_CONVS))]
+                         + [PLANNED_CONVS[0] + (m,) for m in MODES[1:] + ["single_low"]])
 def test_planned_conv(xs, ws, group, strides, pads, dil, x_zp, mode, tmp_path):
     g = new_graph(x=(xs, "int8"))
     m = ws[0]
@@ -181,9 +189,10 @@ def test_planned_conv(xs, ws, group, strides, pads, dil, x_zp, mode, tmp_path):
     check(g, y, tmp_path)
 
 
-@pytest.mark.parametrize("rows,k,n,x_zp", [(1, 64, 12, 0), (3, 37, 9, -128), (2, 640, 128, 5), (1, 5, 3, 127),
-                                           (1, 8, 130, -1)])
-@pytest.mark.parametrize("mode", ["pow2", "double", "single"])
+@pytest.mark.parametrize("rows,k,n,x_zp,mode", [(1, 64, 12, 0, "pow2"), (3, 37, 9, -128, "double"),
+                                                (2, 640, 128, 5, "single"), (1, 5, 3, 127, "pow2"),
+                                                (1, 8, 130, -1, "double"), (1, 33, 20, 3, "single"),
+                                                (1, 16, 20, 0, "single_low")])
 def test_planned_dense(rows, k, n, x_zp, mode, tmp_path):
     g = new_graph(x=((rows, k), "int8"))
     w = g.add_const("w", rand((k, n), "int8")).name

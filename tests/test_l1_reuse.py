@@ -5,6 +5,7 @@ cost model's figures with residency by hand."""
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 import numpy as np
@@ -137,3 +138,13 @@ def test_l1_reuse_is_faster_and_within_the_l1_budget(ic):
     cycles = [sum(n.placement.cost["cycles"] for n in cm.graph.nodes() if n.placement.core == "digital")
               for cm in (reuse, flow)]
     assert cycles[0] < 0.8 * cycles[1]
+
+
+def test_cli_l1_reuse_flag(capsys):
+    from tinyc.cli import main
+    kept = {}
+    for flag in ("--l1-reuse", "--no-l1-reuse"):
+        assert main(["report", "zoo:ic", "--target", "diana", "--config", "digital", flag, "--json"]) == 0
+        layers = json.loads(capsys.readouterr().out)["layers"]
+        kept[flag] = [layer["name"] for layer in layers if layer.get("tile", {}).get("l1", {}).get("output", -1) >= 0]
+    assert kept["--l1-reuse"] and kept["--no-l1-reuse"] == []

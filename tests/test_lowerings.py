@@ -10,6 +10,7 @@ import pytest
 from onnx import TensorProto, helper
 
 import tinyc
+import tinyc.report
 import tinyc.zoo
 from tinyc.passes.tiling import solved_tiling
 from onnx_builders import const, model, tensor
@@ -177,3 +178,10 @@ def test_lowered_kernels_bit_exact_with_the_host_build(kernel, strides, pads, gr
     cm, _ = host_and(qdq_convs((1, 6, 15, 13), [(6, kernel, strides, pads, group)], seed=7), "digital")
     conv, = conv_layers(cm)
     assert conv["core"] == "digital"
+
+
+def test_the_text_report_says_why_the_pool_stays_on_the_host():
+    cm = tinyc.compile(tinyc.zoo.build("kws", "int8"), target="diana", config="digital")
+    pool = layer(cm, "avgpool1_q")
+    assert pool["lowering"] == "lower_global_pool: a window of 125 values: a shift divides by a power of two only"
+    assert f"  avgpool1_q: {pool['reason']}" in tinyc.report.format_text(cm.report).splitlines()

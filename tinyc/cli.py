@@ -139,6 +139,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tinyc: error: {e}", file=sys.stderr)
     except KeyboardInterrupt:
         print("tinyc: error: interrupted", file=sys.stderr)
+    except BrokenPipeError:  # the reader went away (`tinyc report ... | head`): stop quietly, as cat does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error flushing stdout at exit
+        return 141  # 128 + SIGPIPE: the status a shell gives a process whose pipe closed
     except OSError as e:
         print(f"tinyc: error: {e.filename or ''}: {e.strerror}", file=sys.stderr)
     return EXIT_ERROR

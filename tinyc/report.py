@@ -55,7 +55,7 @@ def _placement(n, host: str) -> dict:
 
 
 def layer_report(g: Graph, n, host: str) -> dict:
-    return {
+    entry = {
         "name": n.name,
         "op": n.op,
         **_placement(n, host),
@@ -65,6 +65,9 @@ def layer_report(g: Graph, n, host: str) -> dict:
         "buffers": {"inputs": [_buffer(g, v) for v in n.inputs if v],
                     "outputs": [_buffer(g, v) for v in n.outputs]},
     }
+    if n.name in g.notes:  # why a lowering pass left the layer as it is (also the end of its reason)
+        entry["lowering"] = g.notes[n.name]
+    return entry
 
 
 def build_report(g: Graph, target, config: str, approximation: dict | None = None) -> dict:
@@ -108,7 +111,7 @@ def format_text(report: dict) -> str:
         weights = sum(b["bytes"] for b in layer["buffers"]["inputs"] if b.get("const"))
         rows.append(f"{layer['name'][-32:]:<32} {layer['op']:<9} {layer['core']:<8} {shape:<14} {layer['macs']:>9} "
                     f"{weights:>9} {tile_text:>15} {cycles:>14}")
-        if layer.get("reason") and layer["macs"]:
+        if layer.get("reason") and (layer["macs"] or layer.get("lowering")):
             reasons.append(f"  {layer['name']}: {layer['reason']}")
     if reasons:
         rows += ["on the host because:"] + reasons

@@ -149,9 +149,12 @@ TINYC_INLINE static int32_t requant_one(const channel_rq *c, int32_t acc)
         const uint64_t u = (uint64_t)((int64_t)a * c->m) + (1u << 30);
         x = (int32_t)((uint32_t)(u >> 32) << 1 | (uint32_t)u >> 31);
         x = tinyc_asr32(x + c->half - (x < c->x_negative), c->e);
-    } else {
+    } else if (c->mode == TINYC_RQ_SINGLE) {
         const uint64_t round = c->e ? (uint64_t)(uint32_t)c->half << 32 : (uint64_t)1 << 31;
         x = tinyc_asr32((int32_t)(uint32_t)(((uint64_t)((int64_t)a * c->m) + round) >> 32), c->e);
+    } else { /* TINYC_RQ_SINGLE_LOW: the low word of the product's shift, which fits int32 */
+        const uint64_t u = (uint64_t)((int64_t)a * c->m) + (uint32_t)c->half;
+        x = (int32_t)((uint32_t)(u >> 32) << (32 - c->e) | (uint32_t)u >> c->e);
     }
     x += c->zp;
     return x < c->lo ? c->lo : x > c->hi ? c->hi : x;

@@ -16,7 +16,8 @@ INT32_MAX = 2 ** 31 - 1
 POW2_MULTIPLIER = 1 << 30  # quantize_multiplier of a power of two
 CHUNK = 64  # TINYC_CHUNK: the depthwise 3x3 sums up to four chunks of a row at once
 BAND_BYTES = 4096  # scratch for a padded conv's input rows: enough for several rows of every MLPerf Tiny layer
-MODES = {"pow2": "TINYC_RQ_POW2", "double": "TINYC_RQ_DOUBLE", "single": "TINYC_RQ_SINGLE"}
+MODES = {"pow2": "TINYC_RQ_POW2", "double": "TINYC_RQ_DOUBLE", "single": "TINYC_RQ_SINGLE",
+         "single_low": "TINYC_RQ_SINGLE_LOW"}
 
 
 def _mode(attrs, channels: int):
@@ -25,13 +26,14 @@ def _mode(attrs, channels: int):
         return None
     mult = np.broadcast_to(np.asarray(attrs["multiplier"], np.int64).reshape(-1), (channels,))
     shift = np.broadcast_to(np.asarray(attrs["shift"], np.int64).reshape(-1), (channels,))
-    if attrs["rounding"] == "single":  # floor((acc * m + 2**(30 - shift)) / 2**(31 - shift)), 31 - shift >= 32
-        e = -shift - 1
-        mode = "single"
+    if attrs["rounding"] == "single":  # floor((acc * m + 2**(30 - shift)) / 2**(31 - shift))
+        low = (shift >= 0).all()  # 31 - shift <= 31: the product's low word holds the result
+        e = 31 - shift if low else -shift - 1
+        mode = "single_low" if low else "single"
     else:
         e = -shift
         mode = "pow2" if (mult == POW2_MULTIPLIER).all() else "double"
-    if e.min() < 0 or e.max() > 31 or mult.min() < -INT32_MAX:
+    if e.min() < (1 if mode == "single_low" else 0) or e.max() > 31 or mult.min() < -INT32_MAX:
         return None
     return mode, mult, e
 
@@ -58,6 +60,8 @@ def _rq32(e, name: str, a, folded, acc, channels: int):
         top = acc + 1 + (1 << shift)
     elif mode == "double":
         top = ((acc * np.abs(mult)) >> 31) + 1 + np.where(shift > 0, 1 << np.maximum(shift - 1, 0), 0)
+    elif mode == "single_low":  # the result itself must fit
+        top = np.maximum(acc, (acc * np.abs(mult) + (1 << (shift - 1))) >> shift)
     else:
         top = acc
     out_zp, lo, hi = int(a["out_zp"]), int(a["out_min"]), int(a["out_max"])
