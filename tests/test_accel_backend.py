@@ -270,7 +270,7 @@ def test_overflow_of_a_later_tile_names_it():
 HAL_PROBE = r"""#include <stdio.h>
 #include "tinyc_hal.h"
 static const tinyc_hal_memory memories[2] = {{"act", 64}, {"w", 64}};
-static const tinyc_hal_core cores[1] = {{"acc", 0, 1, 16, 16, 100, 0, 0, 8}};
+static const tinyc_hal_core cores[1] = {{"acc", 0, 1, 100, 0, 0, 8}};
 /* dense on a 16x16 PE array, requantized by a shift */
 static const tinyc_hal_job_kind kinds[1] = {{"dense", 0, TINYC_COMPUTE_DENSE, TINYC_REQUANT_SHIFT, 0, 0, 31, 0, 8, 1,
                                              16, 1, 16, TINYC_REDUCE_CHANNELS, 16, 1, 0, 0}};

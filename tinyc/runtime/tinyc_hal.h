@@ -21,7 +21,6 @@ typedef struct {
 typedef struct {
     const char *name;
     int32_t activations, weights; /* memory ids: input/output boxes, and weights/bias */
-    int32_t pe_rows, pe_cols;     /* PE array: output channels across the rows, output columns across the columns */
     int32_t job_setup_cycles;
     /* output channels and weights per output channel one job holds at most (0: no limit), and the
      * inputs' signed bits */

@@ -142,9 +142,6 @@ void tinyc_hal_init(const tinyc_hal_target *t)
         if (!emu.memory[i])
             fail_init("out of host memory for a core memory", (long)t->memories[i].bytes);
     }
-    for (i = 0; i < t->num_cores; i++)
-        if (t->cores[i].pe_rows < 1 || t->cores[i].pe_cols < 1)
-            fail_init("a core has no PE array", (long)i);
     for (i = 0; i < t->num_job_kinds; i++) {
         const tinyc_hal_job_kind *k = &t->job_kinds[i];
         if (k->core < 0 || k->core >= t->num_cores || k->computes < TINYC_COMPUTE_CONV || k->computes > TINYC_COMPUTE_ADD

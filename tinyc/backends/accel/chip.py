@@ -62,8 +62,8 @@ class Chip:
             rows = []
             for core in self.accelerators:
                 m, ids = self.machine(core.name), self.ids(core.name)
-                rows.append(f'{{"{c_string(core.name)}", {ids.activations}, {ids.weights}, {m.pe_rows}, '
-                            f'{m.pe_cols}, {m.job_setup_cycles}, {m.max_channels}, {m.array_rows}, {m.input_bits}}}')
+                rows.append(f'{{"{c_string(core.name)}", {ids.activations}, {ids.weights}, {m.job_setup_cycles}, '
+                            f'{m.max_channels}, {m.array_rows}, {m.input_bits}}}')
             cores = _array(e, "chip_cores", "tinyc_hal_core", rows)
         kinds = "NULL"
         if self.job_kinds:
