@@ -1,6 +1,7 @@
 """Soak test: random int8 networks (the generators of tests/test_properties.py) for a given time.
 
     python3 benchmarks/soak.py --minutes 10 --seed 1 --targets cpu,diana/digital,diana/mixed
+    python3 benchmarks/soak.py --minutes 20 --targets cpu,diana/cpu,diana/digital,diana/analog,diana/mixed --rotate
     python3 benchmarks/soak.py --replay 1-417          # one example again, with its traceback
 
 Example i of seed s is built from random.Random("s-i"), so its id reproduces it anywhere. Each failure is
@@ -8,7 +9,7 @@ saved to --failures/<id>/ (the float model, the quantized model, the input, the 
 command that replays it. Prints examples/s as it goes and a JSON summary at the end (also --json).
 
 Speed: --workers processes (default: every core) each take --batch examples at a time, compile them for
-every target and build ONE executable running them all (tests/property_checks.py run_batch), so the C
+every target and build ONE executable running them all (tests/batch_run.py), so the C
 compiler's start-up and the link are paid once per batch; the second compile that checks determinism runs
 on every --twice-every-th example. An example whose batched run disagrees is checked again alone
 (check()), so a failure is always the example's own.
@@ -19,6 +20,7 @@ import argparse
 import collections
 import json
 import os
+import resource
 import sys
 import time
 import traceback
@@ -32,7 +34,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from graph_strategies import SeededChooser, build_net  # noqa: E402
-from property_checks import check, inputs_for, prepare, quantized, run_batch, verify_outputs  # noqa: E402
+from batch_run import run_batch  # noqa: E402
+from property_checks import check, inputs_for, prepare, quantized, verify_outputs  # noqa: E402
 
 
 def parse_targets(text: str) -> list[tuple[str, str | None]]:
@@ -57,15 +60,23 @@ def save_failure(folder: Path, example: str, net, error: BaseException) -> Path:
     return where
 
 
+def targets_of(i: int, targets, rotate: bool):
+    """Example i's targets: all of them, or with rotate the baseline and one other in turn."""
+    if not rotate or len(targets) <= 2:
+        return targets
+    return [targets[0], targets[1 + i % (len(targets) - 1)]]
+
+
 def run_examples(seed: int, first: int, count: int, targets, failures: Path, sanitize_every: int,
-                 twice_every: int) -> dict:
+                 twice_every: int, rotate: bool = False) -> dict:
     """Examples first .. first + count - 1 of seed, checked in one batched build: their outcomes."""
     ids = [f"{seed}-{i}" for i in range(first, first + count)]
     nets = {e: build_net(SeededChooser(e)) for e in ids}
+    chosen = {e: targets_of(first + k, targets, rotate) for k, e in enumerate(ids)}
     prepared, errors = {}, {}
     for k, e in enumerate(ids):
         try:
-            prepared[e] = prepare(nets[e], targets, twice=(first + k) % twice_every == 0, name=f"n{k}")
+            prepared[e] = prepare(nets[e], chosen[e], twice=(first + k) % twice_every == 0)
         except Exception as error:  # noqa: BLE001 - every kind of failure is a finding to keep
             errors[e] = error
     outcomes, rechecked = {}, 0
@@ -82,7 +93,7 @@ def run_examples(seed: int, first: int, count: int, targets, failures: Path, san
         except Exception:  # noqa: BLE001 - not trusted from a batch: the example alone decides
             rechecked += 1
             try:
-                outcomes[e] = check(nets[e], targets)
+                outcomes[e] = check(nets[e], chosen[e])
             except Exception as error:  # noqa: BLE001
                 errors[e] = error
     failed = []
@@ -93,7 +104,7 @@ def run_examples(seed: int, first: int, count: int, targets, failures: Path, san
         failed.append({"example": e, "error": f"{type(error).__name__}: {first_line}", "saved": str(where),
                        "layers": net.layers, "scheme": net.scheme})
         print(f"FAIL {e}: {type(error).__name__}: {first_line}\n  saved to {where}; replay: "
-              f"python3 benchmarks/soak.py --replay {e} --targets {','.join(map(_name, targets))}", flush=True)
+              f"python3 benchmarks/soak.py --replay {e} --targets {','.join(map(_name, chosen[e]))}", flush=True)
     return {"examples": count, "failed": failed, "rechecked": rechecked,
             "end_to_end": collections.Counter(o.end_to_end_lsb for o in outcomes.values()),
             "worst_layer": max([o.layer_lsb for o in outcomes.values()], default=0),
@@ -101,7 +112,7 @@ def run_examples(seed: int, first: int, count: int, targets, failures: Path, san
 
 
 def soak(minutes: float, seed: int, targets, failures: Path, sanitize_every: int, workers: int = 0,
-         batch: int = 16, twice_every: int = 10) -> dict:
+         batch: int = 16, twice_every: int = 10, rotate: bool = False) -> dict:
     workers = workers or os.cpu_count() or 1
     start, deadline = time.monotonic(), time.monotonic() + minutes * 60
     end_to_end, ops, worst_layer, failed = collections.Counter(), collections.Counter(), 0, []
@@ -111,7 +122,7 @@ def soak(minutes: float, seed: int, targets, failures: Path, sanitize_every: int
         while True:
             while len(pending) < 2 * workers and time.monotonic() < deadline:
                 pending.add(pool.submit(run_examples, seed, submitted, batch, targets, failures, sanitize_every,
-                                        twice_every))
+                                        twice_every, rotate))
                 submitted += batch
             if not pending:
                 break
@@ -126,8 +137,12 @@ def soak(minutes: float, seed: int, targets, failures: Path, sanitize_every: int
                 worst_layer = max(worst_layer, r["worst_layer"])
                 print(f"{done} examples, {done / (time.monotonic() - start):.2f}/s, {len(failed)} failed", flush=True)
     elapsed = time.monotonic() - start
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)  # the workers and their compilers, reaped by now
+    cpu = used.ru_utime + used.ru_stime
     return {"seed": seed, "targets": [_name(t) for t in targets], "examples": done, "seconds": round(elapsed, 1),
-            "examples_per_second": round(done / elapsed, 3), "workers": workers, "batch": batch,
+            "examples_per_second": round(done / elapsed, 3), "workers": workers, "batch": batch, "rotate": rotate,
+            # what the run cost in CPU time, whatever else shares the machine: examples per second of one core
+            "cpu_seconds": round(cpu, 1), "examples_per_cpu_second": round(done / max(cpu, 1e-9), 3),
             "rechecked_alone": rechecked, "failures": failed, "worst_layer_lsb_vs_onnxruntime": worst_layer,
             "end_to_end_lsb_vs_onnxruntime": {str(k): v for k, v in sorted(end_to_end.items())},
             "layers_drawn": dict(ops.most_common())}
@@ -148,6 +163,8 @@ def main(argv=None) -> int:
     p.add_argument("--workers", type=int, default=0, help="processes (0: one per core)")
     p.add_argument("--batch", type=int, default=16, help="examples per C build")
     p.add_argument("--twice-every", type=int, default=10, help="compile every Nth example twice (determinism)")
+    p.add_argument("--rotate", action="store_true",
+                   help="check each example on the baseline and one other target in turn, not on all")
     p.add_argument("--json", type=Path, help="also write the summary here")
     p.add_argument("--replay", metavar="SEED-I", help="run one example and raise its error")
     args = p.parse_args(argv)
@@ -158,7 +175,7 @@ def main(argv=None) -> int:
         print(check(net, targets, sanitize=True))
         return 0
     summary = soak(args.minutes, args.seed, targets, args.failures, args.sanitize_every, args.workers, args.batch,
-                   args.twice_every)
+                   args.twice_every, args.rotate)
     text = json.dumps(summary, indent=2)
     print(text)
     if args.json:

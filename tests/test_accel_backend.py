@@ -332,5 +332,5 @@ def test_no_accelerator_no_driver_code():
     g = dense_graph(16, 16)
     g = plan_memory(g.connect())
     c = emit_c(g, "model", DIANA)["model.c"]
-    assert "accel_" not in c and "tinyc_qmatmul_s8(" in c
+    assert "accel_" not in c and "tinyc_qdense_plan_s8(" in c
     assert f"tinyc_hal_host_work(UINT64_C({cost.host_cycles(g, 'fc', DIANA.host)}));" in c

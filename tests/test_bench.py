@@ -8,7 +8,7 @@ import pytest
 from tinyc import targets
 from tinyc.cli import main
 
-FIELDS = ("network", "source", "variant", "config", "tiler", "cycles", "ms", "cycles_label", "speedup_vs_cpu",
+FIELDS = ("network", "source", "variant", "config", "tiler", "l1_reuse", "cycles", "ms", "cycles_label", "speedup_vs_cpu",
           "peak_l2_bytes", "code_size_bytes", "compile_s", "outputs_match", "cycles_per_core", "accelerator_layers")
 LABELS = ("modeled", "counted", "counted host + modeled accelerators")
 
@@ -37,7 +37,8 @@ def test_every_configuration_runs_for_zoo_and_official(quick_run):
     configs = set(targets.get("diana").configs)
     assert {r["config"] for r in rows if r["source"] == "zoo"} == configs
     assert {r["config"] for r in rows if r["source"] == "official"} == configs
-    assert {r["tiler"] for r in rows} == {"cp-sat", "dory"}
+    # tinyc's defaults beside the HTVM-style flow, in the same run
+    assert {(r["tiler"], r["l1_reuse"]) for r in rows} == {("cp-sat", True), ("dory", False)}
 
 
 def test_speedups_come_from_the_rows_cycles(quick_run):
@@ -52,7 +53,8 @@ def test_writes_the_paper_table_and_figures_data(quick_run):
     _, _, figures = quick_run
     results = json.loads((figures / "mlperf_tiny.json").read_text())
     claims = {h["claim"] for h in results["headlines"]}
-    assert any("120" in c or "plain TVM" in c for c in claims) and len(results["headlines"]) == 8
+    assert any("120" in c or "plain TVM" in c for c in claims) and len(results["headlines"]) == 12
+    assert sum("(paper def.)" in c for c in claims) == 3  # Fig. 4, Fig. 5 digital and analog
     assert all(h["label"] for h in results["headlines"])
     assert results["traces"] and all(t["intervals"] for t in results["traces"])
     assert (figures / "mlperf_tiny_rows.csv").is_file() and (figures / "budget_sweep_modeled.csv").is_file()

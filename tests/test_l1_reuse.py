@@ -5,6 +5,7 @@ cost model's figures with residency by hand."""
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,8 @@ import tinyc
 from tinyc.compiler import CompiledModel
 from tinyc.errors import ToolchainError
 from tinyc.targets import cost
-from tinyc.targets.cost import Layer, Machine, Residency, Tile
+from tinyc.targets.cost import Layer, Machine
+from tinyc.targets.tiles import Residency, Tile
 
 HAND = Machine(pe_rows=16, pe_cols=16, job_setup_cycles=100, dma_setup_cycles=70, dma_bytes_per_cycle=8,
                activation_bytes=1000, weight_bytes=1000)
@@ -135,3 +137,13 @@ def test_l1_reuse_is_faster_and_within_the_l1_budget(ic):
     cycles = [sum(n.placement.cost["cycles"] for n in cm.graph.nodes() if n.placement.core == "digital")
               for cm in (reuse, flow)]
     assert cycles[0] < 0.8 * cycles[1]
+
+
+def test_cli_l1_reuse_flag(capsys):
+    from tinyc.cli import main
+    kept = {}
+    for flag in ("--l1-reuse", "--no-l1-reuse"):
+        assert main(["report", "zoo:ic", "--target", "diana", "--config", "digital", flag, "--json"]) == 0
+        layers = json.loads(capsys.readouterr().out)["layers"]
+        kept[flag] = [layer["name"] for layer in layers if layer.get("tile", {}).get("l1", {}).get("output", -1) >= 0]
+    assert kept["--l1-reuse"] and kept["--no-l1-reuse"] == []

@@ -10,7 +10,9 @@ import pytest
 from onnx import TensorProto, helper
 
 import tinyc
+import tinyc.report
 import tinyc.zoo
+from tinyc.passes.tiling import solved_tiling
 from onnx_builders import const, model, tensor
 
 
@@ -62,7 +64,8 @@ def conv_layers(cm):
 
 
 # ---------------------------------------------------------------- 1-D convs
-CONV1D = qdq_convs((1, 40, 98), [(32, (3,), (1,), (1, 1), 1), (32, (3,), (2,), (1, 1), 32), (16, (1,), (1,), (0, 0), 1)])
+CONV1D = qdq_convs((1, 40, 98), [(32, (3,), (1,), (1, 1), 1), (32, (3,), (2,), (1, 1), 32),
+                                 (16, (1,), (1,), (0, 0), 1)])
 
 
 def test_interpreter_equals_onnxruntime_on_the_1d_model():
@@ -129,7 +132,7 @@ def test_why_a_lowering_does_not_apply():
                          config="digital")
     conv, = conv_layers(nine)  # stride 1: no space-to-depth; 9 + 2 taps reach no size in 1, 3, 5, 7
     assert conv["core"] == "host"
-    assert "lower_kernel: 8 rewrite(s) tried, none taken; the last, as a 11x11 conv (taps of weight 0 added): " \
+    assert "lower_kernel: 35 rewrite(s) tried, none taken; the last, as a 11x11 conv (taps of weight 0 added): " \
            "digital: kernel 1, 3, 5 or 7 on each side (is 11x11)" in conv["reason"]
 
 
@@ -137,7 +140,8 @@ def test_a_pool_of_signed_values_stays_on_the_host():
     nodes = [helper.make_node("DequantizeLinear", ["x", "s", "zp"], ["xf"]),
              helper.make_node("GlobalAveragePool", ["xf"], ["p"]),
              helper.make_node("QuantizeLinear", ["p", "s", "zp"], ["y"])]
-    pool_model = model(nodes, [tensor("x", [1, 8, 4, 4], TensorProto.INT8)], [tensor("y", [1, 8, 1, 1], TensorProto.INT8)],
+    pool_model = model(nodes, [tensor("x", [1, 8, 4, 4], TensorProto.INT8)],
+                       [tensor("y", [1, 8, 1, 1], TensorProto.INT8)],
                        [const("s", np.float32(2.0 ** -4)), const("zp", np.int8(0))])
     cm = tinyc.compile(pool_model, target="diana", config="digital")
     x = cm.random_inputs(5)
@@ -146,3 +150,38 @@ def test_a_pool_of_signed_values_stays_on_the_host():
     pool, = [entry for entry in cm.report["layers"] if entry["op"] == "qavgpool"]
     assert "lower_global_pool: the input may be negative (-128..127 from the graph input's dtype (int8))" \
            in pool["reason"]
+
+
+# ---------------------------------------------------------------- one solve per tiling
+def test_dispatch_and_tiling_share_one_solve_per_layer_and_core():
+    solved_tiling.cache_clear()
+    model_proto = tinyc.zoo.build("ic", "ternary")
+    first = tinyc.compile(model_proto, target="diana", config="mixed", l1_reuse=False)
+    solves = solved_tiling.cache_info().misses
+    priced = [entry for entry in first.report["layers"] if entry.get("candidates")]
+    assert priced and solved_tiling.cache_info().hits >= len(priced)  # the tiling pass reused each figure
+    for entry in priced:  # the figure behind the choice is the one the layer got (no L1 plan changes it)
+        assert entry["modeled"]["cycles"] == entry["candidates"][entry["core"]]
+    again = tinyc.compile(model_proto, target="diana", config="mixed", l1_reuse=False)
+    assert solved_tiling.cache_info().misses == solves  # nothing solved twice
+    assert again.report["layers"] == first.report["layers"]
+
+
+@pytest.mark.parametrize("kernel, strides, pads, group", [
+    ((2, 2), (2, 2), (0, 0, 0, 0), 1),  # space-to-depth to 1x1
+    ((4, 4), (1, 1), (1, 2, 2, 1), 1),  # zero taps to 5x5
+    ((10, 4), (2, 1), (4, 1, 5, 2), 1),  # strided rows only, odd pads
+    ((6, 3), (3, 3), (2, 1, 2, 1), 1),  # 3x3 blocks
+    ((2, 4), (1, 1), (1, 1, 0, 2), 6),  # depthwise: zero taps only
+])
+def test_lowered_kernels_bit_exact_with_the_host_build(kernel, strides, pads, group):
+    cm, _ = host_and(qdq_convs((1, 6, 15, 13), [(6, kernel, strides, pads, group)], seed=7), "digital")
+    conv, = conv_layers(cm)
+    assert conv["core"] == "digital"
+
+
+def test_the_text_report_says_why_the_pool_stays_on_the_host():
+    cm = tinyc.compile(tinyc.zoo.build("kws", "int8"), target="diana", config="digital")
+    pool = layer(cm, "avgpool1_q")
+    assert pool["lowering"] == "lower_global_pool: a window of 125 values: a shift divides by a power of two only"
+    assert f"  avgpool1_q: {pool['reason']}" in tinyc.report.format_text(cm.report).splitlines()

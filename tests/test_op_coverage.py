@@ -157,7 +157,7 @@ INT8_OPS = {
     "Sqrt_abs": {}, "GlobalMaxPool": {}, "ReduceMax": {"axes": [2, 3]}, "ReduceMean": {"axes": [1]},
     "DepthToSpace": {"blocksize": 2}, "SpaceToDepth": {"blocksize": 2}, "Tile": {}, "Slice": {}, "Gather": {"axis": 1},
     "Expand": {}, "Resize_nearest": {}, "Resize_linear": {"mode": "linear"}, "Sub": {}, "Max": {}, "PRelu": {},
-    "LayerNormalization": {"axis": 1}, "BatchNormalization": {},
+    "LayerNormalization": {"axis": 1}, "BatchNormalization": {}, "ConvTranspose": {"strides": [2, 2]},
 }
 
 
@@ -180,6 +180,9 @@ def int8_model(float_scales=None):
             "Max": lambda: [b.const("m_c", w(6))],
             "PRelu": lambda: [b.const("pr_s", w(4, 1, 1))],
             "LayerNormalization": lambda: [b.const("ln_s8", w(4, 6, 6))],
+            "ConvTranspose": lambda: [b.node("DequantizeLinear", [
+                b.const("ct_w8", RNG.integers(-127, 128, (4, 2, 3, 3)).astype(np.int8)),
+                b.const("ct_ws", np.float32(0.01)), zero])],
             "BatchNormalization": lambda: [b.const(f"bn8_{k}", v) for k, v in
                                            (("s", w(4)), ("b", w(4)), ("m", w(4)), ("v", np.abs(w(4)) + 0.5))],
         }.get(op, list)()

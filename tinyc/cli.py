@@ -15,6 +15,7 @@ import numpy as np
 
 from . import targets
 from .errors import DoesNotFitError, InputError, TinycError, TinycNote
+from .compiler import REQUANTS
 from .passes.tiling import TILERS
 from .report import format_profile, format_text
 
@@ -49,6 +50,10 @@ def _parser() -> argparse.ArgumentParser:
         c.add_argument("--l1-reuse", action=argparse.BooleanOptionalAction, default=True,
                        help="keep tensors in an accelerator's L1 between its layers where the L1 plan allows "
                             "(default); --no-l1-reuse moves every layer's input and output by DMA, as HTVM does")
+        c.add_argument("--requant", choices=list(REQUANTS), default="exact",
+                       help="exact (default): every requantization as the model states it; pow2: re-express a "
+                            "layer's as an accelerator's shift where that brings it to one, an approximation "
+                            "whose measured error `tinyc report` shows")
         return c
 
     c = model_command("compile", "compile a model into a self-contained C project")
@@ -83,9 +88,24 @@ def _parser() -> argparse.ArgumentParser:
     help_text = "post-training static quantization of a float model to int8 QDQ"
     c = sub.add_parser("quantize", help=help_text, description=help_text)
     c.add_argument("model", help="a float ONNX model file")
-    c.add_argument("--calib", required=True, metavar="DATA.npy",
-                   help="calibration inputs, (N, *input shape); a .npz of input name -> array for several inputs")
-    c.add_argument("--pow2", action="store_true", help="round every scale to a power of two (DIANA)")
+    c.add_argument("--calib", required=True, metavar="DATA",
+                   help="calibration inputs: a .npy of (N, *input shape), a .npz of input name -> array for "
+                        "several inputs, or a folder of .npy files (one sample or a batch each)")
+    c.add_argument("--target", help="quantize for what this target's cores accept (per layer: per-tensor or "
+                                    "per-channel, int8 or ternary weights; power-of-two scales): see `tinyc targets`")
+    c.add_argument("--config", help="with --target: which of its cores (default the target's first configuration)")
+    weights = c.add_mutually_exclusive_group()
+    weights.add_argument("--per-channel", dest="per_channel", action="store_const", const=True,
+                         help="weight scales per output channel for every layer (default without --target)")
+    weights.add_argument("--per-tensor", dest="per_channel", action="store_const", const=False,
+                         help="one weight scale per layer")
+    c.add_argument("--ternary", metavar="auto|none|NAME,...",
+                   help="ternary weights: auto (every conv/dense but the first, the last and depthwise ones), "
+                        "none, or the named layers (default: the target's choice, else none)")
+    c.add_argument("--io", choices=("float", "int8"), default="float",
+                   help="float (default) or int8 graph input and output")
+    c.add_argument("--pow2", action="store_const", const=True, default=None,
+                   help="round every scale to a power of two (default: the target's choice, else off)")
     c.add_argument("--percentile", type=float, help="clip ranges at this percentile instead of min/max")
     c.add_argument("-o", "--output", required=True, help="the quantized ONNX model to write")
     help_text = "list the targets, their cores and configurations"
@@ -119,6 +139,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tinyc: error: {e}", file=sys.stderr)
     except KeyboardInterrupt:
         print("tinyc: error: interrupted", file=sys.stderr)
+    except BrokenPipeError:  # the reader went away (`tinyc report ... | head`): stop quietly, as cat does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error flushing stdout at exit
+        return 141  # 128 + SIGPIPE: the status a shell gives a process whose pipe closed
     except OSError as e:
         print(f"tinyc: error: {e.filename or ''}: {e.strerror}", file=sys.stderr)
     return EXIT_ERROR
@@ -146,7 +169,7 @@ def _compile(args):
     from .compiler import compile
     model, name = _model_source(args.model)
     cm = compile(model, target=args.target, config=args.config, name=name, tiler=args.tiler, batch=args.batch,
-                 l1_reuse=args.l1_reuse)
+                 l1_reuse=args.l1_reuse, requant=args.requant)
     if cm.target.accelerators(cm.config) and all(n.placement.core == cm.target.host.name for n in cm.graph.nodes()):
         _note(f"configuration {cm.config} of {cm.target.name} places no layer on an accelerator; "
               f"every layer runs on the host (`tinyc report` says why)")
@@ -330,8 +353,24 @@ def cmd_quantize(args):
     _not_the_model(args.output, args.model)
     if Path(args.output).is_dir():
         raise InputError("is a directory; give -o the .onnx file to write", file=args.output)
-    quantize_file(args.model, args.calib, args.output, power_of_two=args.pow2, percentile=args.percentile)
-    print(f"wrote {args.output}")
+    if args.config and not args.target:
+        raise InputError("--config needs --target: the configuration of which target")
+    ternary = args.ternary if args.ternary in (None, "auto", "none") else args.ternary.split(",")
+    plan = quantize_file(args.model, args.calib, args.output, per_channel=args.per_channel, power_of_two=args.pow2,
+                         ternary=ternary, io=args.io, target=args.target, config=args.config,
+                         method="minmax" if args.percentile is None else "percentile",
+                         percentile=99.99 if args.percentile is None else args.percentile)
+    scales = "power-of-two scales" if plan.power_of_two else "float scales"
+    if not args.target:
+        print(f"wrote {args.output} ({scales}, int8 I/O)" if args.io == "int8" else f"wrote {args.output} ({scales})")
+        return
+    taken = [n for n, layer in plan.layers.items() if layer["cores"]]
+    config = args.config or targets.get(args.target).default_config
+    print(f"wrote {args.output} for {args.target} ({config}), {scales}, {args.io} I/O: {len(taken)} of "
+          f"{len(plan.layers)} conv/dense layers taken by an accelerator")
+    for name, layer in plan.layers.items():
+        where = ", ".join(layer["cores"]) if layer["cores"] else f"host only ({layer['why'] or 'no accelerator'})"
+        print(f"  {name:<24} {layer['weights']:<19} {where}")
 
 
 def cmd_targets(args):

@@ -21,43 +21,81 @@ from .passes.lower_conv1d import lower_conv1d
 from .passes.lower_global_pool import lower_global_pool
 from .passes.lower_kernel import lower_kernel
 from .passes.memory import plan_memory
+from .passes.requant_pow2 import measure, requant_pow2
 from .passes.tiling import TILERS, tiling
 from .report import build_report
 
 
+REQUANTS = ("exact", "pow2")
+MEASURE_INPUTS = 10  # seeded random inputs on which requant="pow2" measures what it approximated
+FIT_SEEDS = range(1000, 1016)  # and 16 others, apart, on which it re-fits the biases
+
+
 def compile(model, target: str = "cpu", config: str | None = None, name: str = "model",
-            tiler: str = "cp-sat", batch: int | None = None, l1_reuse: bool = True) -> "CompiledModel":
+            tiler: str = "cp-sat", batch: int | None = None, l1_reuse: bool = True,
+            requant: str = "exact") -> "CompiledModel":
     """Compile an ONNX model (a path, bytes or onnx.ModelProto) for `target`.
 
     config: which of the target's accelerators to use (`tinyc.targets.get(target).configs`; default the
     first, every core); tiler: "cp-sat" (minimum modeled latency) or "dory" (DORY's heuristic); batch: the
     size of a dynamic batch dimension (default 1, with a TinycNote warning); l1_reuse: keep tensors in an
     accelerator's L1 between its layers where the L1 plan allows (False: every accelerator layer reads its
-    input from L2 and writes its output back, as HTVM does)."""
+    input from L2 and writes its output back, as HTVM does); requant: "exact" (default) or "pow2", which
+    re-expresses a layer's requantization as a shift where that brings it to an accelerator, and reports
+    the measured error (report["approximation"])."""
     tgt = targets.get(target)
     config = config or tgt.default_config
     if config not in tgt.configs:
         raise InputError(f"target {tgt.name} has configurations {', '.join(tgt.configs)}, not {config!r}")
     if tiler not in TILERS:
         raise InputError(f"unknown tiler {tiler!r}; tilers: {', '.join(TILERS)}")
+    if requant not in REQUANTS:
+        raise InputError(f"unknown requant {requant!r}; one of {', '.join(REQUANTS)}")
     graph = from_onnx(model, batch=batch)
+    fit = [random_inputs(graph, seed) for seed in FIT_SEEDS] if requant == "pow2" else []
     # the lowerings rewrite what no accelerator of the configuration takes into what one takes, exactly
+    lowerings = lowering_passes(tgt, config)
+    pow2 = (lambda g: requant_pow2(g, tgt, config, fit, [step for _, step in lowerings])) if requant == "pow2" else None
     passes = (("canonicalize", canonicalize),
-              ("lower_conv1d", lambda g: lower_conv1d(g, tgt, config)),
-              ("lower_kernel", lambda g: lower_kernel(g, tgt, config)),
-              ("lower_global_pool", lambda g: lower_global_pool(g, tgt, config)),
-              ("lower_channel_split", lambda g: lower_channel_split(g, tgt, config)),
+              ("requant_pow2", pow2),
+              *lowerings,
               ("dispatch", lambda g: dispatch(g, tgt, config, tiler)),
               ("tiling", lambda g: tiling(g, tgt, tiler)),
               ("l1_plan", lambda g: l1_plan(g, tgt) if l1_reuse else g),
               ("plan_memory", plan_memory))
+    after = {}
     try:
         for step_name, step in passes:
-            graph = verify(step(graph), after=step_name)
+            if step is not None:
+                graph = after[step_name] = verify(step(graph), after=step_name)
         _check_fits(graph, tgt, config)
     except TinycError as e:
         raise e.located(file=graph.source) from None
-    return CompiledModel(graph, tgt, config, _c_identifier(name), model=model)
+    approximation = None
+    if requant == "pow2":
+        exact = after["canonicalize"]
+        inputs = [random_inputs(exact, seed) for seed in range(MEASURE_INPUTS)]
+        approximation = measure(exact, after["requant_pow2"], inputs)
+        _note_approximation(approximation, graph.source)
+    return CompiledModel(graph, tgt, config, _c_identifier(name), model=model, approximation=approximation)
+
+
+def lowering_passes(target, config: str) -> tuple:
+    """(name, Graph -> Graph) of the lowerings, which rewrite what no accelerator of the configuration takes
+    into what one takes, exactly (requant_pow2 and the quantizer check a layer after them too)."""
+    return (("lower_conv1d", lambda g: lower_conv1d(g, target, config)),
+            ("lower_kernel", lambda g: lower_kernel(g, target, config)),
+            ("lower_global_pool", lambda g: lower_global_pool(g, target, config)),
+            ("lower_channel_split", lambda g: lower_channel_split(g, target, config)))
+
+
+def _note_approximation(a: dict, source: str) -> None:
+    """requant="pow2" is never silent: what it approximated and the output's measured error."""
+    measured = "".join(f"; output {o['name']}: SNR {'exact' if o['snr_db'] is None else str(o['snr_db']) + ' dB'}, "
+                       f"top-1 agreement {o['top1_agreement']}/{a['inputs']}" for o in a["outputs"])
+    note(f"requant pow2 approximated {len(a['layers'])} layers' requantization by a shift{measured} against the "
+         f"exact model on {a['inputs']} random inputs (the report's \"approximation\" has each layer's)",
+         file=source or None)
 
 
 def _check_fits(g: Graph, target, config: str) -> None:
@@ -91,8 +129,24 @@ def _c_identifier(name: str) -> str:
     return ident if ident and not ident[0].isdigit() else "m_" + ident
 
 
+def random_inputs(g: Graph, seed: int = 0) -> dict[str, np.ndarray]:
+    """Seeded inputs of the right names, dtypes and shapes: the full range of an integer dtype, standard
+    normal floats (the CLI's, the benchmarks', the tests' and requant="pow2"'s one source of inputs)."""
+    rng = np.random.default_rng(seed)
+    inputs = {}
+    for name in g.inputs:
+        v = g.values[name]
+        if np.issubdtype(np.dtype(v.dtype), np.integer):
+            info = np.iinfo(v.dtype)
+            inputs[name] = rng.integers(info.min, info.max + 1, v.shape).astype(v.dtype)
+        else:
+            inputs[name] = rng.standard_normal(v.shape).astype(v.dtype)
+    return inputs
+
+
 class CompiledModel:
-    def __init__(self, graph: Graph, target, config: str, prefix: str, model=None):
+    def __init__(self, graph: Graph, target, config: str, prefix: str, model=None,
+                 approximation: dict | None = None):
         self.graph = graph
         self.model = model  # the ONNX model as given to compile (path, bytes or ModelProto): validate's reference
         self.target = target
@@ -100,7 +154,7 @@ class CompiledModel:
         self.prefix = prefix
         from .backends.c import emit_c
         self.sources = emit_c(graph, prefix, target)
-        self._report = build_report(graph, target, config)
+        self._report = build_report(graph, target, config, approximation)
         self._workdir: tempfile.TemporaryDirectory | None = None
         self._executables: dict[tuple[bool, bool], str] = {}
 
@@ -188,18 +242,8 @@ class CompiledModel:
         return np.ascontiguousarray(arr).reshape(v.shape)
 
     def random_inputs(self, seed: int = 0) -> dict[str, np.ndarray]:
-        """Seeded inputs of the right names, dtypes and shapes: the full range of an integer dtype, standard
-        normal floats (the CLI's, the benchmarks' and the tests' one source of inputs)."""
-        rng = np.random.default_rng(seed)
-        inputs = {}
-        for name in self.graph.inputs:
-            v = self.graph.values[name]
-            if np.issubdtype(np.dtype(v.dtype), np.integer):
-                info = np.iinfo(v.dtype)
-                inputs[name] = rng.integers(info.min, info.max + 1, v.shape).astype(v.dtype)
-            else:
-                inputs[name] = rng.standard_normal(v.shape).astype(v.dtype)
-        return inputs
+        """Seeded inputs of the model (`random_inputs` above)."""
+        return random_inputs(self.graph, seed)
 
     def interpret(self, inputs: dict) -> dict[str, np.ndarray]:
         """The same model on tinyc's reference interpreter (the IR's spec)."""

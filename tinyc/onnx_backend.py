@@ -60,14 +60,19 @@ class TinycBackendRep(BackendRep):
             self._compiled[key] = compiled
             return compiled
 
-    def run(self, inputs, **kwargs):
+    def compiled_for(self, inputs):
+        """(the CompiledModel these inputs run on, the inputs it takes at run time): run() without running,
+        for callers that build many models into one executable."""
         if isinstance(inputs, dict):
             feeds = dict(inputs)
         else:
             inputs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
             feeds = dict(zip(self.input_names, inputs))
         compiled = self._compile(feeds)
-        runtime = {n: v for n, v in feeds.items() if n in compiled.graph.inputs}
+        return compiled, {n: v for n, v in feeds.items() if n in compiled.graph.inputs}
+
+    def run(self, inputs, **kwargs):
+        compiled, runtime = self.compiled_for(inputs)
         outputs = compiled.run(runtime, sanitize=self.sanitize)
         return namedtupledict("Outputs", list(outputs))(*outputs.values())
 

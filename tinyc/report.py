@@ -55,7 +55,7 @@ def _placement(n, host: str) -> dict:
 
 
 def layer_report(g: Graph, n, host: str) -> dict:
-    return {
+    entry = {
         "name": n.name,
         "op": n.op,
         **_placement(n, host),
@@ -65,10 +65,18 @@ def layer_report(g: Graph, n, host: str) -> dict:
         "buffers": {"inputs": [_buffer(g, v) for v in n.inputs if v],
                     "outputs": [_buffer(g, v) for v in n.outputs]},
     }
+    if n.name in g.notes:  # why a lowering pass left the layer as it is (also the end of its reason)
+        entry["lowering"] = g.notes[n.name]
+    return entry
 
 
-def build_report(g: Graph, target, config: str) -> dict:
+def build_report(g: Graph, target, config: str, approximation: dict | None = None) -> dict:
+    """`approximation`: what requant="pow2" measured (passes/requant_pow2.py), shown per layer and whole."""
     layers = [layer_report(g, n, target.host.name) for n in g.nodes()]
+    approximated = {a["name"]: a for a in (approximation or {}).get("layers", [])}
+    for layer in layers:
+        if layer["name"] in approximated:
+            layer["approximation"] = {k: v for k, v in approximated[layer["name"]].items() if k != "name"}
     weights = sorted({v for n in g.nodes() for v in n.inputs if v and g.values[v].is_const})
     return {
         "model": g.name,
@@ -85,6 +93,7 @@ def build_report(g: Graph, target, config: str) -> dict:
         },
         "inputs": [_io(g, v) for v in g.inputs],
         "outputs": [_io(g, v) for v in g.outputs],
+        **({"approximation": _plain(approximation)} if approximation is not None else {}),
     }
 
 
@@ -102,10 +111,11 @@ def format_text(report: dict) -> str:
         weights = sum(b["bytes"] for b in layer["buffers"]["inputs"] if b.get("const"))
         rows.append(f"{layer['name'][-32:]:<32} {layer['op']:<9} {layer['core']:<8} {shape:<14} {layer['macs']:>9} "
                     f"{weights:>9} {tile_text:>15} {cycles:>14}")
-        if layer.get("reason") and layer["macs"]:
+        if layer.get("reason") and (layer["macs"] or layer.get("lowering")):
             reasons.append(f"  {layer['name']}: {layer['reason']}")
     if reasons:
         rows += ["on the host because:"] + reasons
+    rows += format_approximation(report)
     t = report["totals"]
     accelerated = sum(layer.get("modeled", {}).get("cycles", 0) for layer in report["layers"])
     code = f", code {t['code_size']['text']} B text" if "code_size" in t else ""
@@ -118,6 +128,23 @@ def format_text(report: dict) -> str:
                  (f", real = {io['real']}" if "real" in io else "")
                  for io in report[kind]]
     return "\n".join(rows)
+
+
+def _db(snr) -> str:
+    return "exact" if snr is None else f"{snr:.1f} dB"
+
+
+def format_approximation(report: dict) -> list[str]:
+    """The rows of what requant="pow2" approximated and its measured error (none when exact)."""
+    a = report.get("approximation")
+    if a is None:
+        return []
+    rows = [f"requant {a['requant']}: {len(a['layers'])} layers approximated (a shift instead of the exact "
+            f"multiplier), measured on {a['inputs']} random inputs against the exact model:"]
+    rows += [f"  {x['name']}: shift {x['shift']}, SNR {_db(x['snr_db'])}, max {x['max_lsb']} LSB" for x in a["layers"]]
+    rows += [f"  output {o['name']}: SNR {_db(o['snr_db'])}, top-1 agreement {o['top1_agreement']}/{a['inputs']}"
+             for o in a["outputs"]]
+    return rows
 
 
 def format_profile(profiled: dict, clock_hz: float) -> str:

@@ -10,8 +10,24 @@ import numpy as np
 
 from ..errors import BadModelError, UnsupportedError
 from ..ir.graph import Value
-from .onnx_ops import attr, conv_bias, converts, float_only, inp, one_output, out, window_attrs
+from ..ir.ops import OPS
+from .onnx_ops import attr, conv_bias, converts, float_only, inp, one_output, out
 from .onnx_ops_tensor import emit_slice
+
+
+def weights(ctx, index: int, what: str) -> np.ndarray:
+    """A float constant input, or the float values of DequantizeLinear(constant) as a QDQ model gives
+    weights: an op lowered with rearranged weights (ConvTranspose, LSTM, GRU) then runs in float between
+    the int8 tensors around it."""
+    name = inp(ctx, index)
+    maker = ctx.graph.producers().get(name) if name else None
+    if maker is not None and ctx.graph.node(maker).op == "dequantize":
+        node = ctx.graph.node(maker)
+        src = ctx.graph.values[node.inputs[0]]
+        if src.is_const:
+            return OPS["dequantize"].compute([src.data], node.attrs)[0]
+    data = ctx.const(index, what)
+    return None if data is None else data.astype(np.float32)
 
 
 def _channel_shape(rank: int, channels: int) -> tuple[int, ...]:
@@ -115,7 +131,7 @@ def conv_transpose(ctx):
     each side (cropped where that is negative), with the weights flipped and in/out channels swapped."""
     float_only(ctx, inp(ctx, 0))
     x = ctx.value(inp(ctx, 0))
-    w = ctx.const(1, "ConvTranspose's weights").astype(np.float32)
+    w = weights(ctx, 1, "ConvTranspose's weights")
     group = attr(ctx, "group", 1)
     n_sp = len(x.shape) - 2
     c, m = x.shape[1], w.shape[1] * group

@@ -7,6 +7,7 @@ import numpy as np
 
 from ..errors import BadModelError, UnsupportedError
 from .onnx_ops import attr, converts, float_only, inp
+from .onnx_ops_nn import weights
 from .onnx_ops_tensor import emit_slice
 
 ACTIVATIONS = {"Sigmoid": "sigmoid", "Tanh": "tanh", "Relu": "relu"}
@@ -42,11 +43,11 @@ class _Layer:
         if lens is not None and np.any(np.asarray(lens) != self.seq):
             raise UnsupportedError(f"{op} with sequence_lens {np.asarray(lens).tolist()} shorter than the "
                                    f"sequence ({self.seq}): tinyc unrolls whole sequences")
-        self.w = ctx.const(1, f"{op}'s W").astype(np.float32)
-        self.r = ctx.const(2, f"{op}'s R").astype(np.float32)
-        bias = ctx.const(3, f"{op}'s B")
+        self.w = weights(ctx, 1, f"{op}'s W")
+        self.r = weights(ctx, 2, f"{op}'s R")
+        bias = weights(ctx, 3, f"{op}'s B")
         g, h = self.gates, self.hidden
-        self.b = np.zeros((len(self.directions), 2 * g * h), np.float32) if bias is None else bias.astype(np.float32)
+        self.b = np.zeros((len(self.directions), 2 * g * h), np.float32) if bias is None else bias
         if self.w.shape[:2] != (len(self.directions), g * h) or self.r.shape != (len(self.directions), g * h, h) or \
                 self.b.shape != (len(self.directions), 2 * g * h):
             raise BadModelError(f"{op} W, R or B shapes do not match hidden_size {h}")

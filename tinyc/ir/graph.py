@@ -133,14 +133,15 @@ class Graph:
         self._topo = None
 
     def connect(self) -> "Graph":
-        """Rebuild every edge from the nodes' inputs and outputs."""
-        self.nx.remove_edges_from(list(self.nx.edges))
-        self._topo = None
+        """Rebuild every edge from the nodes' inputs and outputs (the order nodes() found stays when they
+        are the edges the graph had)."""
         producer = self.producers()
-        for n, data in self.nx.nodes(data=True):
-            for v in data["inputs"]:
-                if v in producer:
-                    self.nx.add_edge(producer[v], n)
+        edges = {(producer[v], n) for n, data in self.nx.nodes(data=True) for v in data["inputs"] if v in producer}
+        if edges == set(self.nx.edges):
+            return self
+        self.nx.remove_edges_from(list(self.nx.edges))
+        self.nx.add_edges_from(sorted(edges, key=lambda e: (self.nx.nodes[e[1]]["order"], e)))
+        self._topo = None
         return self
 
     # ---- looking ----
@@ -230,4 +231,5 @@ class Graph:
         g.values = {k: replace(v) for k, v in self.values.items()}
         g.inputs, g.outputs = list(self.inputs), list(self.outputs)
         g._order = itertools.count(max(nx.get_node_attributes(self.nx, "order").values(), default=0) + 1)
+        g._topo = None if self._topo is None else list(self._topo)
         return g

@@ -79,6 +79,20 @@ def _cancel_flips(g: Graph) -> None:
             g.values[source] = replace(g.values[source], dtype=result.dtype, quant=result.quant)
         g.replace_uses(n.outputs[0], source)
         g.remove_node(n.name)
+        _keep_model_name(g, inner)
+
+
+def _keep_model_name(g: Graph, flip) -> None:
+    """When nothing reads the uint8 tensor a cancelled flip made, its int8 source takes that tensor's
+    (the model's) name, so that reports and validation still find it by name."""
+    named, source = flip.outputs[0], flip.inputs[0]
+    producer = g.producers().get(source)
+    if named in g.consumers() or named in g.outputs or source in g.inputs or source in g.outputs or producer is None:
+        return
+    g.remove_node(flip.name)
+    g.set_node(producer, outputs=[named if o == source else o for o in g.node(producer).outputs])
+    g.replace_uses(source, named)
+    g.values[named] = replace(g.values.pop(source), name=named)
 
 
 def canonicalize(g: Graph) -> Graph:

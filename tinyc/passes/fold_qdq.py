@@ -140,8 +140,10 @@ def _bias(r: _Rewriter, name: str, acc_scale: np.ndarray, channels: int) -> np.n
     return bias.astype(np.int32)
 
 
-def _fold_weighted(r: _Rewriter, q, core, chain, out_scale, out_zp) -> str | None:
-    """conv or matmul (+ bias add) between dequantized int8 tensors -> qconv / qmatmul."""
+def _integer_weighted(r: _Rewriter, core, requant) -> tuple[str, np.ndarray, int] | None:
+    """conv or matmul (+ bias add) between dequantized int8 tensors -> qconv / qmatmul with the attributes
+    requant(accumulator scale per channel, kind) ({} keeps the int32 accumulator). Returns the output,
+    the accumulator's scale and the output's channel axis."""
     bias_name = ""
     if core.op == "add":
         mm = next((r.made_by(v, "matmul") for v in core.inputs if r.made_by(v, "matmul")), None)
@@ -151,8 +153,7 @@ def _fold_weighted(r: _Rewriter, q, core, chain, out_scale, out_zp) -> str | Non
         core = mm
     x = r.int8_source(core.inputs[0])
     w = r.int8_source(core.inputs[1], per_tensor=False)
-    bounds = _bounds(chain, out_scale, out_zp)
-    if x is None or w is None or bounds is None:
+    if x is None or w is None:
         return None
     wv = r.g.values[w[0]]
     if core.op == "conv":
@@ -171,12 +172,37 @@ def _fold_weighted(r: _Rewriter, q, core, chain, out_scale, out_zp) -> str | Non
     if bias is None:
         return None
     b = r.g.add_const(core.name + "_bias", bias).name
-    real = acc_scale / np.float64(np.float32(out_scale))
-    attrs = dict(x_zp=x[2], w_zp=np.broadcast_to(w[2], (channels,)).astype(np.int32),
-                 **qm.requant_attrs(real, out_zp, bounds, kind))
+    attrs = dict(x_zp=x[2], w_zp=np.broadcast_to(w[2], (channels,)).astype(np.int32), **requant(acc_scale, kind))
     if kind == "qconv":
         attrs.update({k: core.attrs[k] for k in irops.CONV_ATTRS})
-    return irops.add(r.g, kind, [x[0], w[0], b], core.name + "_q", **attrs)
+    out = irops.add(r.g, kind, [x[0], w[0], b], core.name + "_q", **attrs)
+    return out, acc_scale, 1 if kind == "qconv" else len(r.g.values[out].shape) - 1
+
+
+def _fold_weighted(r: _Rewriter, core, chain, out_scale, out_zp) -> str | None:
+    bounds = _bounds(chain, out_scale, out_zp)
+    if bounds is None:
+        return None
+    folded = _integer_weighted(r, core, lambda acc_scale, kind: qm.requant_attrs(
+        acc_scale / np.float64(np.float32(out_scale)), out_zp, bounds, kind))
+    return folded[0] if folded else None
+
+
+def _fold_accumulators(g: Graph) -> None:
+    """A conv or matmul (+ bias) of dequantized int8 tensors whose float result no quantize takes (onnxruntime's
+    QGemm without y_scale, a model's last layer left float): the int32 accumulator, dequantized."""
+    r = _Rewriter(g.prune())
+    cores = [n for n in g.nodes() if n.op in ("conv", "matmul", "add") and g.values[n.outputs[0]].dtype == "float32"]
+    for core in sorted(cores, key=lambda n: n.op != "add"):  # a bias add takes its matmul along
+        if core.name not in g.nx or (folded := _integer_weighted(r, core, lambda *_: {})) is None:
+            continue
+        acc, acc_scale, axis = folded
+        g.remove_node(core.name)
+        scale = acc_scale.astype(np.float32)
+        per_channel = np.unique(scale).size > 1
+        g.add_node(core.name, "dequantize", [acc], core.outputs, scale=scale if per_channel else scale[:1],
+                   zero_point=np.zeros(scale.size if per_channel else 1, np.int32), axis=axis if per_channel else None)
+        r.refresh()
 
 
 def _fold_add(r: _Rewriter, core, chain, out_scale, out_zp) -> str | None:
@@ -287,7 +313,7 @@ def fold_qdq(g: Graph) -> Graph:
         core = r.producer.get(top)
         result = None
         if core is not None and core.op in ("conv", "matmul", "add"):
-            result = _fold_weighted(r, q, core, chain, out_scale, out_zp)
+            result = _fold_weighted(r, core, chain, out_scale, out_zp)
             if result is None and core.op == "add":
                 result = _fold_add(r, core, chain, out_scale, out_zp)
         elif core is not None and core.op in SAME_QUANT:
@@ -304,4 +330,5 @@ def fold_qdq(g: Graph) -> Graph:
         if result is not None:
             r.finish(q, result)
         r.refresh()
+    _fold_accumulators(g)
     return g.prune()

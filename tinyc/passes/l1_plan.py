@@ -23,7 +23,8 @@ from __future__ import annotations
 
 from ..ir.graph import Graph
 from ..targets import cost
-from ..targets.cost import Layer, Machine, Residency, Tile
+from ..targets.cost import Layer, Machine
+from ..targets.tiles import Residency, Tile
 from .memory import Buffer, place
 
 

@@ -1,7 +1,7 @@
 """lower_kernel: a 2-D conv whose kernel no core takes, as an equal conv with a kernel one takes.
 
-Two exact rewrites, combined: zero taps added at the end of the kernel (padding grown to match, so every
-output reads the same inputs with the same weights, plus taps of weight zero), and space-to-depth for a
+Two exact rewrites, combined: zero taps added before or after the kernel (padding grown to match, so
+every output reads the same inputs with the same weights, plus taps of weight zero), and space-to-depth for a
 strided conv (the host pads the input and folds each sh x sw block of it into channels; the conv becomes
 stride 1 with a ceil(kh/sh) x ceil(kw/sw) kernel over sh*sw times the channels). DS-CNN's 10x4 stride-2
 first conv becomes a 5x2 conv over 4 channels, then 5x3 with a zero column. Candidates are tried in
@@ -13,11 +13,11 @@ import itertools
 
 import numpy as np
 
-from ..ir.graph import Graph
 from ..ir import ops
+from ..ir.graph import Graph
 from .lowering import lower, replace_conv, reshaped
 
-MAX_GROWTH = 2  # zero taps added per side at most: enough to reach the next odd size from any size
+MAX_GROWTH = 2  # zero taps added per axis at most: enough to reach the next odd size from any size
 
 
 def lower_kernel(g: Graph, target, config: str) -> Graph:
@@ -25,44 +25,52 @@ def lower_kernel(g: Graph, target, config: str) -> Graph:
 
 
 def _options(g: Graph, n, before, probe):
-    if n.op != "qconv" or len(g.values[n.inputs[1]].shape) != 4:
+    if len(g.values[n.inputs[1]].shape) != 4:
         return None
     kh, kw = g.values[n.inputs[1]].shape[2:]
     c_in = g.values[n.inputs[0]].shape[1]
     (sh, sw), a = n.attrs["strides"], n.attrs
-    found = []
-    for eh, ew in itertools.product(range(MAX_GROWTH + 1), repeat=2):
-        if eh or ew:
-            found.append(((kh + eh) * (kw + ew) * c_in // a["group"], f"as a {kh + eh}x{kw + ew} conv (taps of weight 0 added)",
-                          _extend(eh, ew)))
+    found = [((kh + sum(rows)) * (kw + sum(cols)) * c_in // a["group"],
+              f"as a {kh + sum(rows)}x{kw + sum(cols)} conv (taps of weight 0 added)", _extend(rows, cols))
+             for rows, cols in _growths() if sum(rows) or sum(cols)]
     if (sh > 1 or sw > 1) and a["group"] == 1 and tuple(a["dilations"]) == (1, 1) and _s2d_shape(g, n) is not None:
         ka, kb = -(-kh // sh), -(-kw // sw)
-        for eh, ew in itertools.product(range(MAX_GROWTH + 1), repeat=2):
-            found.append(((ka + eh) * (kb + ew) * c_in * sh * sw,
-                          f"as a {ka + eh}x{kb + ew} conv over the {sh}x{sw} space-to-depth input", _s2d(eh, ew)))
-    found.sort(key=lambda option: option[0])  # stable: plain extensions before space-to-depth on a tie
+        found += [((ka + sum(rows)) * (kb + sum(cols)) * c_in * sh * sw,
+                   f"as a {ka + sum(rows)}x{kb + sum(cols)} conv over the {sh}x{sw} space-to-depth input",
+                   _s2d(rows, cols)) for rows, cols in _growths()]
+    found.sort(key=lambda option: option[0])  # stable: plain growth before space-to-depth on a tie
     return [(what, rewrite) for _, what, rewrite in found]
 
 
-def _grown(weights: np.ndarray, w_zp, eh: int, ew: int) -> np.ndarray:
-    """The kernel with eh rows and ew columns of taps at its end that count zero: each output channel's
+def _growths():
+    """Zero taps to add per axis, (before, after), up to MAX_GROWTH in all: either end may be where the
+    padding allows more."""
+    sides = [(before, total - before) for total in range(MAX_GROWTH + 1) for before in range(total + 1)]
+    return list(itertools.product(sides, repeat=2))
+
+
+def _grown(weights: np.ndarray, w_zp, rows=(0, 0), cols=(0, 0)) -> np.ndarray:
+    """The kernel with rows and columns of taps (before, after) that count zero: each output channel's
     weight zero point (the op computes w - w_zp)."""
     m, c, kh, kw = weights.shape
-    zp = np.broadcast_to(np.asarray(w_zp, np.int64).reshape(-1, 1, 1, 1), (m, 1, 1, 1))
-    out = np.broadcast_to(zp, (m, c, kh + eh, kw + ew)).astype(weights.dtype)
-    out[:, :, :kh, :kw] = weights
+    zp = np.asarray(w_zp, np.int64).reshape(-1, 1, 1, 1)
+    out = np.broadcast_to(zp, (m, c, kh + sum(rows), kw + sum(cols))).astype(weights.dtype)
+    out[:, :, rows[0]:rows[0] + kh, cols[0]:cols[0] + kw] = weights
     return out
 
 
-def _grown_attrs(a: dict, eh: int, ew: int) -> dict:
+def _grown_attrs(a: dict, rows, cols) -> dict:
+    """The padding that keeps every output's window where it was: a tap added before moves the window's
+    start one step earlier."""
     (dh, dw), (top, left, bottom, right) = a["dilations"], a["pads"]
-    return dict(a, pads=(top, left, bottom + eh * dh, right + ew * dw))
+    return dict(a, pads=(top + rows[0] * dh, left + cols[0] * dw, bottom + rows[1] * dh, right + cols[1] * dw))
 
 
-def _extend(eh: int, ew: int):
+def _extend(rows, cols):
     def rewrite(g: Graph, n) -> str:
         w = g.values[n.inputs[1]].data
-        return replace_conv(g, n, n.inputs[0], _grown(w, n.attrs["w_zp"], eh, ew), _grown_attrs(n.attrs, eh, ew))
+        return replace_conv(g, n, n.inputs[0], _grown(w, n.attrs["w_zp"], rows, cols),
+                            _grown_attrs(n.attrs, rows, cols))
     return rewrite
 
 
@@ -78,23 +86,24 @@ def _s2d_shape(g: Graph, n):
     return rows, cols
 
 
-def _s2d(eh: int, ew: int):
+def _s2d(rows, cols):
     def rewrite(g: Graph, n) -> str:
         x, w = g.values[n.inputs[0]], g.values[n.inputs[1]].data
         a = n.attrs
         (sh, sw), (top, left, _, _) = a["strides"], a["pads"]
-        rows, cols = _s2d_shape(g, n)
+        block_rows, block_cols = _s2d_shape(g, n)
         batch, c = x.shape[:2]
         padded = ops.add(g, "pad", [n.inputs[0]], n.name + "_pad", mode="constant", value=int(a["x_zp"]),
-                         pads=(0, 0, top, left, 0, 0, rows * sh - x.shape[2] - top, cols * sw - x.shape[3] - left))
-        blocks = reshaped(g, padded, (batch, c, rows, sh, cols, sw), n.name + "_blocks")
+                         pads=(0, 0, top, left, 0, 0, block_rows * sh - x.shape[2] - top,
+                               block_cols * sw - x.shape[3] - left))
+        blocks = reshaped(g, padded, (batch, c, block_rows, sh, block_cols, sw), n.name + "_blocks")
         folded = ops.add(g, "transpose", [blocks], n.name + "_fold", perm=(0, 1, 3, 5, 2, 4))
-        x2 = reshaped(g, folded, (batch, c * sh * sw, rows, cols), n.name + "_s2d")
+        x2 = reshaped(g, folded, (batch, c * sh * sw, block_rows, block_cols), n.name + "_s2d")
         m, _, kh, kw = w.shape
         ka, kb = -(-kh // sh), -(-kw // sw)
         # w2[o, (c, di, dj), i, j] = w[o, c, sh*i + di, sw*j + dj]; taps past the kernel count zero
-        full = _grown(w, a["w_zp"], ka * sh - kh, kb * sw - kw).reshape(m, c, ka, sh, kb, sw)
+        full = _grown(w, a["w_zp"], (0, ka * sh - kh), (0, kb * sw - kw)).reshape(m, c, ka, sh, kb, sw)
         w2 = np.ascontiguousarray(full.transpose(0, 1, 3, 5, 2, 4)).reshape(m, c * sh * sw, ka, kb)
         plain = dict(a, strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1))
-        return replace_conv(g, n, x2, _grown(w2, a["w_zp"], eh, ew), _grown_attrs(plain, eh, ew))
+        return replace_conv(g, n, x2, _grown(w2, a["w_zp"], rows, cols), _grown_attrs(plain, rows, cols))
     return rewrite

@@ -23,9 +23,9 @@ def lower(g: Graph, target, config: str, pass_name: str, op_names: tuple[str, ..
     """For the nodes of `op_names` that no core takes, and not for their numbers alone: options(graph,
     node, verdict, probe) gives None (not this lowering's node), a reason this node cannot be lowered, or
     the (what, rewrite) pairs to try, cheapest first; the first a core takes is kept (probe(rewrite) is
-    the verdict on a rewrite's job, for options that search). A trial
-    that fails on every core exactly as the node itself does changed nothing that stops it: the node is
-    not this lowering's to fix, and no note is left."""
+    the verdict on a rewrite's job, for options that search). A trial that fails on every core exactly
+    as the node itself does changed nothing that stops it: the node is not this lowering's to fix, and
+    no note is left."""
     g = g.copy()
     cores = target.accelerators(config)
     if not cores:
@@ -36,7 +36,9 @@ def lower(g: Graph, target, config: str, pass_name: str, op_names: tuple[str, ..
         before = verdict(g, target, cores, name, readers)
         if before.taken or before.numeric:
             continue
-        tried = options(g, node, before, lambda rewrite, g=g, node=node: _trial(g, target, cores, node, rewrite)[1])
+        def probe(rewrite, g=g, node=node):
+            return _trial(g, target, cores, node, rewrite)[1]
+        tried = options(g, node, before, probe)
         if tried is None:
             continue
         if isinstance(tried, str):
@@ -51,7 +53,6 @@ def lower(g: Graph, target, config: str, pass_name: str, op_names: tuple[str, ..
                 readers = g.consumers()
                 break
             if after.failures == before.failures:
-                why = []
                 break
             why.append(f"{what}: {after.why}")
         else:

@@ -229,10 +229,26 @@ def _model(layer: Layer, m: Machine, buffers: int):
     w_full, w_last = lanes("w_full", tw, layer.w_out, m.pe_cols), lanes("w_last", w["last"], layer.w_out, m.pe_cols)
     channel_passes = x.var("channel_passes", 0, layer.c_out)
     md.Add(channel_passes == x.product("c_sum", n_c, c_full) - c_full + c_last)
-    column_passes = x.var("column_passes", 0, layer.w_out)
-    md.Add(column_passes == x.product("w_sum", w["count"], w_full) - w_full + w_last)
-    compute = (per_pass * layer.h_out * x.product("passes", channel_passes, column_passes)
-               + m.job_setup_cycles * tiles + cost.load_cycles(layer, m) * n_c)
+    if layer.pointwise and m.pe_cols > 1:  # a box's pixels in one row: ceil(hn * wn / P) per box, four kinds
+        # of box (one PE column, as the analog array's, counts hn * wn either way: the simpler model below)
+        def area(name, rows, columns):
+            return lanes(name, x.product(name + "_pixels", rows, columns), layer.h_out * layer.w_out, m.pe_cols)
+        first_pixels, last_pixels = area("first", th, tw), area("last", h["last"], w["last"])
+        inner_h, inner_w = x.var("inner_h", 0, layer.h_out), x.var("inner_w", 0, layer.w_out)
+        md.Add(inner_h == h["count"] - 1)
+        md.Add(inner_w == w["count"] - 1)
+        pixel_passes = x.var("pixel_passes", 0, layer.h_out * layer.w_out)
+        md.Add(pixel_passes == x.product("inner", inner_h, inner_w, first_pixels)
+               + x.product("edge_w", inner_h, area("rows_last_w", th, w["last"]))
+               + x.product("edge_h", inner_w, area("last_h_cols", h["last"], tw)) + last_pixels)
+        spatial = x.product("passes", channel_passes, pixel_passes)
+        first_box, last_box = (c_full, first_pixels), (c_last, last_pixels)
+    else:
+        column_passes = x.var("column_passes", 0, layer.w_out)
+        md.Add(column_passes == x.product("w_sum", w["count"], w_full) - w_full + w_last)
+        spatial = layer.h_out * x.product("passes", channel_passes, column_passes)
+        first_box, last_box = (c_full, th, w_full), (c_last, h["last"], w_last)
+    compute = per_pass * spatial + m.job_setup_cycles * tiles + cost.load_cycles(layer, m) * n_c
 
     # every DMA transfer: their count is exact, their bytes are summed before rounding (a lower bound)
     cin_sum = x.product("cin_sum", n_c, layer.c_in) if whole_input else layer.c_out
@@ -252,8 +268,8 @@ def _model(layer: Layer, m: Machine, buffers: int):
     # double buffered, L = in_0 + sum_i max(c_i, in_i+1 + out_i-1) + out_N-1 is at least each of:
     # (a) in_0 + every c_i + out_N-1; (b) every DMA; (c) with two boxes or more, every DMA plus what the
     # first and last jobs compute beyond the one transfer they overlap (in_1 and out_N-2, bounded above)
-    def job(name, channel_lanes, rows, column_lanes):
-        return per_pass * x.product(name, channel_lanes, rows, column_lanes) + m.job_setup_cycles
+    def job(name, lanes_and_rows):  # one box's job from its passes: channel lanes x (rows x) column lanes
+        return per_pass * x.product(name, *lanes_and_rows) + m.job_setup_cycles
 
     block_weights = sum(dma(f"{name}_0", tc * per, layer.c_out * per)
                         for name, per in (("weights", layer.weight_bytes_per_channel),
@@ -273,8 +289,8 @@ def _model(layer: Layer, m: Machine, buffers: int):
     most_in = layer.inputs * dma("in_most", in_box, x.upper(in_box)) + starts_next
     most_out = dma("out_most", out_box, x.upper(out_box))
     first_extra, last_extra = x.var("first_extra", 0, 1 << 40), x.var("last_extra", 0, 1 << 40)
-    md.Add(first_extra >= job("c_0", c_full, th, w_full) + cost.load_cycles(layer, m) - most_in)
-    md.Add(last_extra >= job("c_n", c_last, h["last"], w_last) - most_out)
+    md.Add(first_extra >= job("c_0", first_box) + cost.load_cycles(layer, m) - most_in)
+    md.Add(last_extra >= job("c_n", last_box) - most_out)
     several_boxes = md.NewBoolVar("several_boxes")
     md.Add(tiles >= 2).OnlyEnforceIf(several_boxes)
     md.Add(tiles <= 1).OnlyEnforceIf(several_boxes.Not())

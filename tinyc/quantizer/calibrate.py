@@ -1,10 +1,40 @@
 """Calibration: the samples as feeds, and every activation's range over them, from onnxruntime."""
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 from onnx import TensorProto, helper
 
 from tinyc.errors import InputError, TinycError, note
+
+
+def load_calibration(path):
+    """Calibration data from a file: a .npy array, a .npz of input name -> array, or a folder of .npy files,
+    each one sample (the input's shape, with or without the batch of 1) or a batch (N, ...), joined in name
+    order."""
+    path = Path(path)
+    files = sorted(path.glob("*.npy")) if path.is_dir() else [path]
+    if not files:
+        raise InputError("no .npy files in the calibration folder", file=str(path))
+    arrays = []
+    for f in files:
+        try:
+            data = np.load(f, allow_pickle=False)
+        except (OSError, ValueError) as err:
+            why = err.strerror if isinstance(err, OSError) and err.strerror else "not a .npy or .npz array file"
+            raise InputError(f"cannot read calibration data: {why}", file=str(f)) from None
+        if isinstance(data, np.lib.npyio.NpzFile):
+            if path.is_dir():
+                raise InputError("a calibration folder holds .npy files only", file=str(f))
+            return dict(data)
+        arrays.append(data)
+    if not path.is_dir():
+        return arrays[0]
+    deepest = max(a.ndim for a in arrays)  # a file one axis short is one sample, the others batches
+    shapes = {(a[None] if a.ndim < deepest else a).shape[1:] for a in arrays}
+    if len(shapes) != 1:
+        raise InputError(f"the calibration files' sample shapes differ: {sorted(shapes)}", file=str(path))
+    return np.concatenate([a[None] if a.ndim < deepest else a for a in arrays])
 
 
 def samples(calibration, inputs):

@@ -16,9 +16,12 @@ LAYER_OPS = {"Conv", "MatMul", "Gemm"}
 # ops run between DequantizeLinear and QuantizeLinear: data movement and maxima keep their input's
 # quantization (their outputs lie in its range); the functions get their own
 MOVE_OPS = {"Slice", "Gather", "Tile", "Expand", "DepthToSpace", "SpaceToDepth", "GlobalMaxPool", "ReduceMax"}
-FLOAT_OPS = {"Tanh", "Erf", "Exp", "LeakyRelu", "Elu", "HardSigmoid", "HardSwish", "Sub", "Max", "Min",
-             "ReduceMean", "Resize"}
-SUPPORTED = SHAPE_OPS | POOL_OPS | ACT_OPS | LAYER_OPS | MOVE_OPS | FLOAT_OPS | {"Add", "Softmax", "Constant"}
+FLOAT_OPS = {"Add", "Sub", "Mul", "Div", "Softmax", "Sigmoid", "Tanh", "Erf", "Exp", "LeakyRelu", "Elu", "HardSigmoid",
+             "HardSwish", "Max", "Min", "ReduceMean", "Resize"}
+# a per-channel affine map of a layer's output, folded into its weights and bias (BatchNormalization
+# first; BatchNormalization and an Add of a constant are only supported there)
+AFFINE_OPS = {"BatchNormalization", "Mul", "Add", "Sub", "Div"}
+SUPPORTED = SHAPE_OPS | POOL_OPS | ACT_OPS | LAYER_OPS | MOVE_OPS | FLOAT_OPS | AFFINE_OPS | {"Constant"}
 SOFTMAX_QPARAMS = (2.0 ** -8, -128)  # TFLite's fixed softmax output: [0, 1) over all 256 codes
 
 
@@ -31,7 +34,9 @@ class QuantGraph:
     Relu/Clip each quantized node owns, and which tensors share one quantization (qdq.py writes it)."""
 
     def __init__(self, model, per_channel, power_of_two, ternary):
-        self.model, self.per_channel, self.power_of_two = model, per_channel, power_of_two
+        """per_channel: True, False, or the names of the layers whose weights get a scale per channel."""
+        self.model, self.power_of_two = model, power_of_two
+        self.per_channel_layers = per_channel
         g = model.graph
         self.consts = {i.name: numpy_helper.to_array(i) for i in g.initializer}
         self.nodes = []
@@ -61,8 +66,11 @@ class QuantGraph:
         for n in self.nodes:
             if n.op_type in LAYER_OPS:
                 self._layer(n)
-            elif n.op_type == "Add" and n.name not in self.fused and any(t in self.consts for t in n.input):
-                raise UnsupportedError("Add of a constant that is not a dense layer's bias", node=n.name)
+            elif n.op_type in ("BatchNormalization", "Add") and n.name not in self.fused and (
+                    n.op_type == "BatchNormalization" or any(t in self.consts for t in n.input)):
+                what = n.op_type if n.op_type == "BatchNormalization" else f"{n.op_type} of a constant"
+                raise UnsupportedError(f"{what} that does not alone follow a Conv, MatMul or Gemm (it is folded "
+                                       "into that layer's weights and bias)", node=n.name)
         self.activations, self.softmax_out, self.relu_out = list(self.inputs), set(), set()
         for n in self.nodes:
             if n.name not in self.fused:
@@ -100,18 +108,61 @@ class QuantGraph:
                 if c.size not in (1, w.shape[1]):
                     raise UnsupportedError(f"Gemm bias of shape {c.shape}", node=n.name)
                 bias = np.broadcast_to(c.reshape(-1), (w.shape[1],)).copy()
-        elif n.op_type == "MatMul":
-            if w.ndim != 2:
-                raise UnsupportedError(f"MatMul weight of rank {w.ndim} (need a dense [K, N])", node=n.name)
-            users = self.consumers[out]
-            if out not in self.outputs and len(users) == 1 and users[0].op_type == "Add":
-                add = users[0]
-                other = add.input[1] if add.input[0] == out else add.input[0]
-                if other in self.consts and self.consts[other].size == w.shape[1]:
-                    bias, out = self.consts[other].astype(np.float32).reshape(-1), add.output[0]
-                    self.bias_add[n.name] = add
-                    self.fused.add(add.name)
+        elif n.op_type == "MatMul" and w.ndim != 2:
+            raise UnsupportedError(f"MatMul weight of rank {w.ndim} (need a dense [K, N])", node=n.name)
+        axis = 0 if n.op_type == "Conv" else 1
+        while (affine := self._affine(out, w.shape[axis], n.op_type == "Conv")) is not None:
+            node, scale, shift = affine
+            w = w * scale.reshape([-1 if i == axis else 1 for i in range(w.ndim)])
+            bias = (np.zeros(w.shape[axis], np.float32) if bias is None else bias) * scale + shift
+            if n.op_type == "MatMul" and not self.bias_add.get(n.name) and node.op_type == "Add":
+                self.bias_add[n.name] = node  # the bias Add keeps its name in the QDQ graph
+            self.fused.add(node.name)
+            out = node.output[0]
         self.w[n.name], self.b[n.name], self.out[n.name] = w, bias, out
+
+    def _affine(self, t, channels, conv):
+        """(node, scale, shift) when the only reader of t maps it y -> scale * y + shift per channel with
+        constants: BatchNormalization (inference), or Mul/Add/Sub/Div by a scalar or a per-channel constant."""
+        users = self.consumers[t]
+        if t in self.outputs or len(users) != 1 or users[0].op_type not in AFFINE_OPS:
+            return None
+        n = users[0]
+        if n.op_type == "BatchNormalization":
+            if len(n.output) > 1 and any(n.output[1:]) or not all(i in self.consts for i in n.input[1:5]):
+                return None
+            gamma, beta, mean, var = (self._channel_const(n.input[i], channels, conv, vector=True)
+                                      for i in range(1, 5))
+            if any(p is None for p in (gamma, beta, mean, var)):
+                return None
+            scale = gamma / np.sqrt(var + np.float32(_attr(n, "epsilon", 1e-5)))
+            return n, scale.astype(np.float32), (beta - mean * scale).astype(np.float32)
+        other = n.input[1] if n.input[0] == t else n.input[0]
+        k = self._channel_const(other, channels, conv) if other in self.consts else None
+        if k is None or n.input[0] == n.input[1]:
+            return None
+        one, zero = np.ones(channels, np.float32), np.zeros(channels, np.float32)
+        if n.op_type == "Sub":
+            return (n, one, -k) if n.input[0] == t else (n, -one, k)
+        if n.op_type == "Div":
+            return (n, 1 / k, zero) if n.input[0] == t else None
+        return (n, k, zero) if n.op_type == "Mul" else (n, one, k)
+
+    def _channel_const(self, name, channels, conv, vector=False):
+        """A constant as one value per output channel: a scalar, or [C, 1, 1] after a conv and [C] after a
+        dense layer (leading ones allowed), or any [C] with `vector` (BatchNormalization's parameters);
+        None for any other shape (it is not a per-channel map)."""
+        k = self.consts[name].astype(np.float32)
+        if k.size == 1:
+            return np.full(channels, k.reshape(()), np.float32)
+        want, shape = ((channels,) if vector or not conv else (channels, 1, 1)), k.shape
+        while len(shape) > len(want) and shape[0] == 1:
+            shape = shape[1:]
+        return k.reshape(-1) if shape == want else None
+
+    def per_channel(self, layer):
+        p = self.per_channel_layers
+        return p if isinstance(p, bool) else layer in p
 
     def _owns(self, t):
         """The Relu/Clip (constant bounds) that alone reads t, if any: it runs before t's Q."""
@@ -165,8 +216,8 @@ class QuantGraph:
             if n.name not in names:
                 continue
             name, w, axis = n.name, self.w[n.name], 0 if n.op_type == "Conv" else 1
-            t, alpha = self.tern[name] = ternarize(w, axis, self.per_channel, self.power_of_two)
-            self.w[name] = t * alpha.reshape(channels(w, axis, self.per_channel)[1])
+            t, alpha = self.tern[name] = ternarize(w, axis, self.per_channel(name), self.power_of_two)
+            self.w[name] = t * alpha.reshape(channels(w, axis, self.per_channel(name))[1])
         return names
 
     def qparams(self, ranges):

@@ -103,7 +103,7 @@ class QDQEmitter:
         w, b, axis = s.w[name], s.b[name], 0 if n.op_type == "Conv" else 1
         if self.q is None:
             return self._init(name + ".weight", w), b is not None and self._init(name + ".bias", b)
-        qw, ws = s.tern.get(name) or int8_weights(w, axis, s.per_channel, s.power_of_two)
+        qw, ws = s.tern.get(name) or int8_weights(w, axis, s.per_channel(name), s.power_of_two)
         wdq = self._dq_const(name + ".weight", qw, ws, axis)
         if b is None:
             return wdq, None

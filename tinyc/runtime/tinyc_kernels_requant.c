@@ -28,33 +28,38 @@ void tinyc_qmul_s8(const tinyc_bcast *b, const tinyc_requant *rq, int32_t a_zp, 
     }
 }
 
+/* The taps [lo, hi) of output o along dim d that read the input, and how many read the input or its
+ * declared padding (what count_include_pad counts). */
+static int32_t window_taps(const tinyc_window *g, int32_t d, int32_t o, int32_t *lo, int32_t *hi)
+{
+    const int32_t pos = o * g->stride[d] - g->pad[d];
+    int32_t plo, phi;
+    tinyc_tap_range(pos, g->in[d], g->kernel[d], g->dilation[d], lo, hi);
+    tinyc_tap_range(pos + g->pad[d], g->in[d] + g->pad[d] + g->pad_end[d], g->kernel[d], g->dilation[d], &plo, &phi);
+    return phi - plo;
+}
+
 void tinyc_qavgpool_requant_s8(const tinyc_window *g, const int8_t *x, int8_t *y, int32_t count_include_pad,
                                int32_t x_zp, const tinyc_requant *rq, int32_t count_min)
 {
-    int32_t plane, od, oh, ow, kd, kh, kw;
+    int32_t plane, o[3], lo[3], hi[3], padded, inside, kd, kh, kw, d;
     for (plane = 0; plane < g->n * g->c; plane++) {
         const int8_t *xp = x + plane * g->in[0] * g->in[1] * g->in[2];
-        for (od = 0; od < g->out[0]; od++)
-            for (oh = 0; oh < g->out[1]; oh++)
-                for (ow = 0; ow < g->out[2]; ow++) {
+        for (o[0] = 0; o[0] < g->out[0]; o[0]++)
+            for (o[1] = 0; o[1] < g->out[1]; o[1]++)
+                for (o[2] = 0; o[2] < g->out[2]; o[2]++) {
                     int64_t total = 0;
-                    int32_t inside = 0, padded = 0;
-                    for (kd = 0; kd < g->kernel[0]; kd++) {
-                        const int32_t id = tinyc_window_pos(g, 0, od, kd);
-                        for (kh = 0; kh < g->kernel[1]; kh++) {
-                            const int32_t ih = tinyc_window_pos(g, 1, oh, kh);
-                            for (kw = 0; kw < g->kernel[2]; kw++) {
-                                const int32_t iw = tinyc_window_pos(g, 2, ow, kw);
-                                padded += tinyc_in_padding(g, 0, id) && tinyc_in_padding(g, 1, ih)
-                                          && tinyc_in_padding(g, 2, iw);
-                                if (tinyc_in_input(g, 0, id) && tinyc_in_input(g, 1, ih) && tinyc_in_input(g, 2, iw)) {
-                                    total += xp[(id * g->in[1] + ih) * g->in[2] + iw] - x_zp;
-                                    inside++;
-                                }
-                            }
-                        }
+                    for (d = 0, padded = 1, inside = 1; d < 3; d++) {
+                        padded *= window_taps(g, d, o[d], &lo[d], &hi[d]);
+                        inside *= hi[d] - lo[d];
                     }
-                    *y++ = requant_entry(rq, (count_include_pad ? padded : inside) - count_min, total);
+                    for (kd = lo[0]; kd < hi[0]; kd++)
+                        for (kh = lo[1]; kh < hi[1]; kh++)
+                            for (kw = lo[2]; kw < hi[2]; kw++)
+                                total += xp[(tinyc_window_pos(g, 0, o[0], kd) * g->in[1] + tinyc_window_pos(g, 1, o[1], kh))
+                                            * g->in[2] + tinyc_window_pos(g, 2, o[2], kw)];
+                    *y++ = requant_entry(rq, (count_include_pad ? padded : inside) - count_min,
+                                         total - (int64_t)inside * x_zp);
                 }
     }
 }

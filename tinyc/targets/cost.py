@@ -8,13 +8,15 @@ dma_bytes_per_cycle) and the core's memories by role (activations, weights).
 """
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..ir.graph import Graph, Node
+# the tiling's records and the boxes it walks are part of the cost model's interface
+from .tiles import (Box, Dim, Residency, Tile, boxes, col_profile, dim_profile, row_profile, spans,  # noqa: F401
+                    tile_of, window)
 
 GEOMETRY_OPS = ("qconv", "qmatmul", "qadd", "aconv", "amatmul")  # the IR ops whose geometry a job takes
 DENSE_OPS = ("qmatmul", "amatmul")
@@ -22,6 +24,7 @@ CONV_OPS, MATMUL_OPS = ("conv", "qconv", "aconv"), ("matmul",) + DENSE_OPS  # th
 # kinds whose every output channel reads every input channel
 WHOLE_INPUT = ("conv2d", "dense", "analog_conv2d", "analog_dense")
 ANALOG = ("analog_conv2d", "analog_dense")  # an array evaluation per output pixel; weights as 2-bit cells
+DENSE_KINDS = ("dense", "analog_dense")
 KINDS = ("conv2d", "depthwise", "dense", "add") + ANALOG  # the job kinds these formulas price and tile
 CELLS_PER_BYTE = 4  # a ternary cell is 2 bits: the array's 147456 B hold its 1152 x 512 cells
 
@@ -63,65 +66,22 @@ class Layer:
         return 4 if self.has_bias and self.kind != "add" else 0
 
     @property
+    def whole_input(self) -> bool:
+        """Every output channel reads every input channel (a box takes all of them)."""
+        return self.kind in WHOLE_INPUT
+
+    @property
+    def pointwise(self) -> bool:
+        """Each output pixel reads its own input pixel (kernel 1x1, stride 1, no pads; add): a box, dense
+        in the core's memory, is the same job over one row of its pixels, which fill the PE columns
+        across the ends of its rows."""
+        return self.kind not in DENSE_KINDS and (self.kh, self.kw, self.sh, self.sw) == (1, 1, 1, 1) \
+            and not any(self.pads)
+
+    @property
     def macs(self) -> int:
         """Multiply-accumulates (add: one operation per output element)."""
         return self.c_out * self.h_out * self.w_out * (self.rows if self.kind != "add" else 1)
-
-
-@dataclass(frozen=True)
-class Residency:
-    """What the L1 plan (tinyc/passes/l1_plan.py) keeps in the core's memories across layers: inputs
-    read where their producer on the same core left them, an output left for its consumers there (no
-    DMA either way; such a layer's boxes span whole planes, so each box is a dense run of the tensor),
-    the first channel block's weights brought in during the previous layer (`prefetched`), and the
-    bytes of the next layer's first weights and bias this layer brings in with its last job."""
-    inputs: tuple[bool, ...] = ()
-    output: bool = False
-    prefetched: bool = False
-    prefetch: tuple[int, ...] = ()
-
-    @property
-    def any_tensor(self) -> bool:
-        return any(self.inputs) or self.output
-
-
-@dataclass(frozen=True)
-class Tile:
-    tc: int
-    th: int
-    tw: int
-    buffers: int = 2  # 2: the DMA of the next and previous boxes overlaps this box's job; 1: no overlap
-    resident: Residency = Residency()
-
-    def input_in_l1(self, i: int) -> bool:
-        return i < len(self.resident.inputs) and self.resident.inputs[i]
-
-
-def tile_of(record: dict) -> Tile:
-    """The Tile of a placement's `tile` record (tiling's sizes, the L1 plan's residency when it ran)."""
-    l1 = record.get("l1", {})
-    resident = Residency(tuple(at >= 0 for at in l1.get("inputs", ())), l1.get("output", -1) >= 0,
-                         bool(l1.get("prefetched", False)), tuple(l1.get("prefetch", ())))
-    return Tile(record["c_out"], record["h_out"], record["w_out"], record["buffers"], resident)
-
-
-@dataclass(frozen=True)
-class Box:
-    """One job: an output box, the input box it reads and the padding the core fills in as zeros."""
-    c0: int
-    cn: int
-    h0: int
-    hn: int
-    w0: int
-    wn: int
-    ci0: int
-    cin: int
-    r0: int
-    rows: int
-    q0: int
-    cols: int
-    pads: tuple[int, int, int, int]  # top, left, bottom, right of this box's input
-    starts_block: bool  # the first box of a channel block: its weights and bias come in with it
 
 
 @dataclass(frozen=True)
@@ -215,64 +175,6 @@ def _chw(shape) -> tuple[int, int, int]:
     return shape[1], spatial[0], spatial[1]
 
 
-def spans(size: int, tile: int) -> list[tuple[int, int]]:
-    """(start, length) of each tile of one dimension, the last clipped at the edge."""
-    return [(s, min(tile, size - s)) for s in range(0, size, tile)]
-
-
-def window(o0: int, n: int, stride: int, pad: int, kernel: int, size: int) -> tuple[int, int, int, int]:
-    """The input rows [start, start + length) that output rows [o0, o0 + n) read, with the rows of
-    padding before and after (the part of the window outside [0, size))."""
-    lo = o0 * stride - pad
-    hi = (o0 + n - 1) * stride - pad + kernel  # exclusive
-    start, end = max(lo, 0), min(hi, size)
-    return start, end - start, start - lo, hi - end
-
-
-def boxes(layer: Layer, tile: Tile) -> list[Box]:
-    """Every job of the layer in loop order: channel blocks, then rows, then columns."""
-    t, pt, pl = layer, layer.pads[0], layer.pads[1]
-    if tile.resident.any_tensor and (tile.th, tile.tw) != (t.h_out, t.w_out):
-        raise ValueError(f"{t.name}: a layer with a tensor in L1 takes whole planes, not {tile.th}x{tile.tw}")
-    rows = [(h0, hn) + window(h0, hn, t.sh, pt, t.kh, t.h_in) for h0, hn in spans(t.h_out, tile.th)]
-    cols = [(w0, wn) + window(w0, wn, t.sw, pl, t.kw, t.w_in) for w0, wn in spans(t.w_out, tile.tw)]
-    if tile.input_in_l1(0):  # the job reads the whole resident plane; what its window leaves out is unread
-        rows = [(0, t.h_out, 0, t.h_in, pt, max(0, (t.h_out - 1) * t.sh - pt + t.kh - t.h_in))]
-        cols = [(0, t.w_out, 0, t.w_in, pl, max(0, (t.w_out - 1) * t.sw - pl + t.kw - t.w_in))]
-    result = []
-    for c0, cn in spans(t.c_out, tile.tc):
-        ci0, cin = (0, t.c_in) if t.kind in WHOLE_INPUT else (c0, cn)
-        for h0, hn, r0, nr, top, bottom in rows:
-            for w0, wn, q0, nq, left, right in cols:
-                result.append(Box(c0, cn, h0, hn, w0, wn, ci0, cin, r0, nr, q0, nq, (top, left, bottom, right),
-                                  h0 == 0 and w0 == 0))
-    return result
-
-
-@dataclass(frozen=True)
-class Dim:
-    """What a tile size implies along one spatial dimension: tile count, last tile, input windows."""
-    count: int
-    last: int
-    first_window: int
-    max_window: int
-    sum_window: int
-
-
-@functools.lru_cache(maxsize=65536)  # tilers ask for the same few dimensions over and over
-def dim_profile(out_size: int, tile: int, stride: int, pad: int, kernel: int, in_size: int) -> Dim:
-    lengths = [window(o0, n, stride, pad, kernel, in_size)[1] for o0, n in spans(out_size, tile)]
-    return Dim(len(lengths), out_size - (len(lengths) - 1) * tile, lengths[0], max(lengths), sum(lengths))
-
-
-def row_profile(layer: Layer, th: int) -> Dim:
-    return dim_profile(layer.h_out, th, layer.sh, layer.pads[0], layer.kh, layer.h_in)
-
-
-def col_profile(layer: Layer, tw: int) -> Dim:
-    return dim_profile(layer.w_out, tw, layer.sw, layer.pads[1], layer.kw, layer.w_in)
-
-
 def channel_tiles(layer: Layer, m: Machine) -> list[int]:
     """Legal channel tiles: a multiple of the channel step, or every output channel; at most the core's
     max_channels (the analog array's columns: more output channels take more array loads)."""
@@ -324,7 +226,8 @@ def compute_cycles(layer: Layer, cn: int, hn: int, wn: int, m: Machine) -> int:
     per_pass = m.cycles_per_evaluation if layer.kind in ANALOG else \
         {"conv2d": layer.c_in * layer.kh * layer.kw, "depthwise": layer.kh * layer.kw,
          "dense": -(-layer.c_in // m.pe_cols), "add": 1}[layer.kind]
-    return -(-cn // m.pe_rows) * hn * -(-wn // m.pe_cols) * per_pass + m.job_setup_cycles
+    rows, columns = (1, hn * wn) if layer.pointwise else (hn, wn)
+    return -(-cn // m.pe_rows) * rows * -(-columns // m.pe_cols) * per_pass + m.job_setup_cycles
 
 
 def ideal_cycles(layer: Layer, m: Machine) -> int:

@@ -265,7 +265,9 @@ def _tile_rows(layer, tile, l1: dict, const: dict) -> list[str]:
         output_at = l1["output"] + b.c0 * out_plane if tile.resident.output else \
             scratch + tile.buffers * max_in + buf * max_out
         weights_at = weights_base + (block % weight_buffers) * (max_w + max_b)
-        job = [JOB_KINDS[layer.kind], b.cin, b.rows, b.cols, b.cn, b.hn, b.wn, layer.kh, layer.kw, layer.sh,
+        box_in, box_out = ((1, b.rows * b.cols), (1, b.hn * b.wn)) if layer.pointwise else \
+            ((b.rows, b.cols), (b.hn, b.wn))  # the cost model's mapping of pixels to the PE columns
+        job = [JOB_KINDS[layer.kind], b.cin, *box_in, b.cn, *box_out, layer.kh, layer.kw, layer.sh,
                layer.sw, *b.pads, const["shift"], const["out_min"], const["out_max"],
                input_at, input2_at, output_at, weights_at, weights_at + max_w if max_b else -1, const["add"],
                const["adc"], const["write_rows"] if b.starts_block else 0]

@@ -6,7 +6,7 @@ import numpy as np
 
 from ...ir import ops_math, ops_tensor
 from .cdata import c_literals
-from .kernels import EMITTERS, MAX_DIMS, SUFFIX, arg, axis_split, bcast, dtypes, merge, need, out, size
+from .kernels import EMITTERS, MAX_DIMS, SUFFIX, arg, axis_split, bcast, dtypes, merge, need, out, size, strides_of
 
 UNARY_PARAMS = {"pow": ("exponent",), "leaky_relu": ("alpha",), "elu": ("alpha",), "selu": ("alpha", "gamma"),
                 "hard_sigmoid": ("alpha", "beta")}
@@ -37,9 +37,9 @@ def reduce(e, node):
     x, y = e.g.values[node.inputs[0]], out(e, node)
     axes = set(node.attrs["axes"])
     kept = [d for i, d in enumerate(x.shape) if i not in axes]
-    y_strides = iter(ops_tensor.strides_of(kept))
+    y_strides = iter(strides_of(kept))
     out_strides = [0 if i in axes else next(y_strides) for i in range(len(x.shape))]
-    shape, (in_strides, out_strides) = merge(x.shape, ops_tensor.strides_of(x.shape), out_strides)
+    shape, (_, out_strides) = merge(x.shape, strides_of(x.shape), out_strides)
     if not shape:
         shape, out_strides = [1], [0]
     need(len(shape) <= MAX_DIMS, f"{node.op} over {len(shape)} separate dims; the kernel takes {MAX_DIMS}")
