@@ -143,7 +143,9 @@ TINYC_INLINE static int32_t requant_one(const channel_rq *c, int32_t acc)
 {
     const int32_t a = acc + c->bias;
     int32_t x;
-    if (c->mode == TINYC_RQ_POW2) {
+    if (c->mode == TINYC_RQ_SHIFT) {
+        x = tinyc_asr32(a + c->half, c->e);
+    } else if (c->mode == TINYC_RQ_POW2) {
         const int32_t neg = a < c->a_negative;
         x = tinyc_asr32(a + 1 + 2 * c->half - neg - neg, c->e + 1);
     } else if (c->mode == TINYC_RQ_DOUBLE) {
