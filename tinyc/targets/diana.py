@@ -33,11 +33,11 @@ HOST = Core(
                                     "qemu, zoo int8 networks, one cycle per instruction"),
         "cycles_per_element": Param(203, "measured: the same fit's cost per output element (requantization, "
                                          "window set-up and loop overhead)"),
-        **_fitted("conv", mac=2.87, output=31.31),
-        **_fitted("depthwise", mac=6.67, output=0.74, input=1.61, channel=415.96),
-        **_fitted("dense", mac=3.16, output=49.19, input=11.78),
+        **_fitted("conv", mac=2.87, output=20.29),
+        **_fitted("depthwise", mac=5.46, output=0.61, input=1.58, channel=419.82),
+        **_fitted("dense", mac=3.16, output=38.76, input=11.81),
         **_fitted("pool", input=2.43, output=30.21),
-        **_fitted("add", output=42.41),
+        **_fitted("add", output=31.46),
         **_fitted("softmax", output=167.99, layer=111.0),
         **_fitted("view", layer=17.0),
     })
