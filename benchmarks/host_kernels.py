@@ -265,7 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fit", action="store_true", help="also fit the host cost model's params to the zoo's layers")
     args = p.parse_args(argv)
     models = available_models(args.mlperf_dir)
-    chosen = {m: models[m] for m in (args.models or models) if m in models}
+    # the zoo's networks first: a shape both have is counted on the zoo's layer (the figures)
+    chosen = {m: models[m] for m in sorted(args.models or models, key=lambda m: not m.startswith("zoo:")) if m in models}
     shapes, tinyc_sizes, layers = measure_tinyc(chosen, args.seed)
     table = list(shapes.values())
     peer_counts, peer_size = {}, None

@@ -139,12 +139,15 @@ def planned(g, name: str) -> bool:
 
 
 def plan_requant(m: int, taps: int, mode: str, per_channel: bool = True) -> dict:
-    """pow2: multiplier 2**30 with shifts 0..-12 (shift 0 among them); double and single: TFLite's
+    """pow2 (double rounding) and shift (single): multiplier 2**30 with shifts down to -12; double and single: TFLite's
     multipliers of random scales; one value for all channels unless per_channel."""
     count = m if per_channel else 1
     if mode == "pow2":
         shift = [0] + RNG.integers(-12, 0, count - 1).tolist() if count > 1 else [-5]
         rq = dict(multiplier=[1 << 30] * count, shift=shift, rounding="double")
+    elif mode == "shift":  # single rounding by 2**30: one rounding shift, 1 - shift (0 with shift 1)
+        shift = [1] + RNG.integers(-12, 1, count - 1).tolist() if count > 1 else [-4]
+        rq = dict(multiplier=[1 << 30] * count, shift=shift, rounding="single")
     elif mode == "single_low":  # scales of 1/2 and more (31 - shift <= 31), as the ternary zoo's
         rq = dict(multiplier=RNG.integers(1 << 30, 1 << 31, count).tolist(), shift=RNG.integers(0, 3, count).tolist(),
                   rounding="single")
@@ -171,7 +174,7 @@ PLANNED_CONVS = [
 ]
 
 
-MODES = ["pow2", "double", "single"]
+MODES = ["pow2", "double", "single", "shift"]
 
 
 # every geometry once, each with one requantization mode in turn; the first with all three
@@ -192,7 +195,7 @@ def test_planned_conv(xs, ws, group, strides, pads, dil, x_zp, mode, tmp_path):
 @pytest.mark.parametrize("rows,k,n,x_zp,mode", [(1, 64, 12, 0, "pow2"), (3, 37, 9, -128, "double"),
                                                 (2, 640, 128, 5, "single"), (1, 5, 3, 127, "pow2"),
                                                 (1, 8, 130, -1, "double"), (1, 33, 20, 3, "single"),
-                                                (1, 16, 20, 0, "single_low")])
+                                                (1, 16, 20, 0, "single_low"), (1, 24, 17, -9, "shift")])
 def test_planned_dense(rows, k, n, x_zp, mode, tmp_path):
     g = new_graph(x=((rows, k), "int8"))
     w = g.add_const("w", rand((k, n), "int8")).name
@@ -211,7 +214,8 @@ def test_planned_int32_bound(extra, tmp_path):
     k = INT32_MAX // (128 * 128) + extra
     g = new_graph(x=((1, k), "int8"))
     w = g.add_const("w", np.full((k, 3), -128, np.int8)).name
-    y = ops.add(g, "qmatmul", ["x", w], "y", x_zp=0, w_zp=[0], multiplier=[1 << 30], shift=[-20], out_zp=0,
+    # a multiplier other than 2**30 (TINYC_RQ_SINGLE: nothing added before the shift) makes the bound exact
+    y = ops.add(g, "qmatmul", ["x", w], "y", x_zp=0, w_zp=[0], multiplier=[(1 << 30) + 1], shift=[-20], out_zp=0,
                 out_min=-128, out_max=127, rounding="single")
     assert planned(g, "y") == (not extra)
     check(g, y, tmp_path, {"x": np.full((1, k), -128, np.int8)})
@@ -221,7 +225,7 @@ def test_planned_int32_bound(extra, tmp_path):
     bias = INT32_MAX - 128 * 128 * 18 - abs(out_zp) + extra  # single rounding adds nothing before its shift
     b = g.add_const("b", np.full(2, bias, np.int32)).name
     y = qconv(g, "x", w, b, 0, [0], 1, window_attrs(2, 1, 0), dict(
-        multiplier=[1 << 30, 1 << 30], shift=[-24, -30], out_zp=out_zp, out_min=-128, out_max=127, rounding="single"))
+        multiplier=[(1 << 30) + 1, 1 << 30], shift=[-24, -30], out_zp=out_zp, out_min=-128, out_max=127, rounding="single"))
     assert planned(g, "y") == (not extra)
     check(g, y, tmp_path, {"x": np.full((1, 2, 4, 4), -128, np.int8)})
 

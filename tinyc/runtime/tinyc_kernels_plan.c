@@ -5,8 +5,9 @@
  * per MAC. A conv block is four outputs of a row times four output channels: per tap, four x loads
  * and four weight loads feed sixteen MACs. Each block is its own function so that its sixteen sums keep
  * RV32's registers (TINYC_NOINLINE), and the column stride is a constant of the function (1 and 2, the
- * strides of MLPerf Tiny's layers; any other goes through the generic copy), so the four loads of a tap
- * take immediate offsets from one address.
+ * strides of MLPerf Tiny's layers; any other takes the _sn copy), so the four loads of a tap take
+ * immediate offsets from one address. A depthwise 3x3 keeps its nine weights in registers instead; a
+ * dense layer's block is sixteen columns of one input (no reuse of weights is possible at batch 1).
  */
 #include "tinyc_kernels.h"
 #include "tinyc_window.h"
@@ -142,7 +143,9 @@ TINYC_INLINE static int32_t requant_one(const channel_rq *c, int32_t acc)
 {
     const int32_t a = acc + c->bias;
     int32_t x;
-    if (c->mode == TINYC_RQ_POW2) {
+    if (c->mode == TINYC_RQ_SHIFT) {
+        x = tinyc_asr32(a + c->half, c->e);
+    } else if (c->mode == TINYC_RQ_POW2) {
         const int32_t neg = a < c->a_negative;
         x = tinyc_asr32(a + 1 + 2 * c->half - neg - neg, c->e + 1);
     } else if (c->mode == TINYC_RQ_DOUBLE) {

@@ -26,18 +26,18 @@ def _fitted(kind: str, **per_feature: float) -> dict[str, Param]:
 HOST = Core(
     "host", "cpu", "RISC-V RV32IMC host (PULPissimo class)",
     params={
-        # the kinds without their own fit (the float kernels, data movement, elementwise int8): the int8 kernels' fit before they were
-        # planned at compile time, off by 0.16x..1.3x on single layers
+        # the kinds without their own fit (the float kernels, data movement, elementwise int8): the int8
+        # kernels' fit before they were planned at compile time, off by 0.16x..1.3x on single layers
         "cycles_per_mac": Param(5, "measured: least-squares fit of RV32IMC instructions retired per conv/dense "
                                     "layer (the portable int8 C kernels before tinyc_kernels_plan.c, -Os) on "
                                     "qemu, zoo int8 networks, one cycle per instruction"),
         "cycles_per_element": Param(203, "measured: the same fit's cost per output element (requantization, "
                                          "window set-up and loop overhead)"),
-        **_fitted("conv", mac=2.87, output=27.26),
-        **_fitted("depthwise", mac=6.23, output=0.69, input=1.6, channel=414.24),
-        **_fitted("dense", mac=3.16, output=47.73, input=11.74),
+        **_fitted("conv", mac=2.87, output=20.29),
+        **_fitted("depthwise", mac=5.46, output=0.61, input=1.58, channel=419.82),
+        **_fitted("dense", mac=3.16, output=38.76, input=11.81),
         **_fitted("pool", input=2.43, output=30.21),
-        **_fitted("add", output=38.38),
+        **_fitted("add", output=31.46),
         **_fitted("softmax", output=167.99, layer=111.0),
         **_fitted("view", layer=17.0),
     })

@@ -16,7 +16,7 @@ INT32_MAX = 2 ** 31 - 1
 POW2_MULTIPLIER = 1 << 30  # quantize_multiplier of a power of two
 CHUNK = 64  # TINYC_CHUNK: the depthwise 3x3 sums up to four chunks of a row at once
 BAND_BYTES = 4096  # scratch for a padded conv's input rows: enough for several rows of every MLPerf Tiny layer
-MODES = {"pow2": "TINYC_RQ_POW2", "double": "TINYC_RQ_DOUBLE", "single": "TINYC_RQ_SINGLE",
+MODES = {"shift": "TINYC_RQ_SHIFT", "pow2": "TINYC_RQ_POW2", "double": "TINYC_RQ_DOUBLE", "single": "TINYC_RQ_SINGLE",
          "single_low": "TINYC_RQ_SINGLE_LOW"}
 
 
@@ -26,7 +26,10 @@ def _mode(attrs, channels: int):
         return None
     mult = np.broadcast_to(np.asarray(attrs["multiplier"], np.int64).reshape(-1), (channels,))
     shift = np.broadcast_to(np.asarray(attrs["shift"], np.int64).reshape(-1), (channels,))
-    if attrs["rounding"] == "single":  # floor((acc * m + 2**(30 - shift)) / 2**(31 - shift))
+    if attrs["rounding"] == "single" and (mult == POW2_MULTIPLIER).all() and (shift <= 1).all():
+        e = 1 - shift  # floor((acc * 2**30 + 2**(30 - shift)) / 2**(31 - shift)) = (acc + 2**(e-1)) >> e
+        mode = "shift"
+    elif attrs["rounding"] == "single":  # floor((acc * m + 2**(30 - shift)) / 2**(31 - shift))
         low = (shift >= 0).all()  # 31 - shift <= 31: the product's low word holds the result
         e = 31 - shift if low else -shift - 1
         mode = "single_low" if low else "single"
@@ -54,7 +57,9 @@ def _rq32(e, name: str, a, folded, acc, channels: int):
         return None
     mode, mult, shift = found
     # the largest value each mode's rounding adds to on the way (tinyc_rq32_run)
-    if mode == "pow2":
+    if mode == "shift":
+        top = acc + np.where(shift > 0, 1 << np.maximum(shift - 1, 0), 0)
+    elif mode == "pow2":
         if shift.max() > 30:
             return None
         top = acc + 1 + (1 << shift)
