@@ -7,6 +7,7 @@ from dataclasses import replace
 import pytest
 
 from tinyc import targets
+from tinyc.targets.diana import ANALOG_CONV2D
 from tinyc.passes.tiling import solved_tiling, tile_layer
 from tinyc.targets import cost
 from tinyc.targets.cost import Layer
@@ -16,7 +17,7 @@ ANALOG = cost.machine(DIANA, DIANA.core("analog"))
 
 
 def pointwise(c_in: int, c_out: int, size: int) -> Layer:
-    return Layer("pw", "analog_conv2d", c_in, size, size, c_out, size, size, 1, 1, 1, 1, (0, 0, 0, 0), True)
+    return Layer("pw", ANALOG_CONV2D, c_in, size, size, c_out, size, size, 1, 1, 1, 1, (0, 0, 0, 0), True)
 
 
 def exhaustive(layer: Layer, m) -> tuple[int, int]:
@@ -28,7 +29,7 @@ def exhaustive(layer: Layer, m) -> tuple[int, int]:
 @pytest.mark.parametrize("layer, budget", [
     (pointwise(16, 32, 24), None), (pointwise(32, 32, 24), None),  # vww ternary's slowest solves
     (pointwise(32, 64, 12), 4000), (pointwise(64, 64, 12), 2000),
-    (Layer("conv", "analog_conv2d", 8, 12, 12, 16, 12, 12, 3, 3, 1, 1, (1, 1, 1, 1), True), 3000)])
+    (Layer("conv", ANALOG_CONV2D, 8, 12, 12, 16, 12, 12, 3, 3, 1, 1, (1, 1, 1, 1), True), 3000)])
 def test_cp_sat_finds_the_exhaustive_minimum_on_the_analog_array(layer, budget):
     m = ANALOG if budget is None else replace(ANALOG, activation_bytes=budget)
     solved_tiling.cache_clear()
