@@ -10,6 +10,7 @@ import numpy as np
 from ...errors import UnsupportedError
 from ...ir import geometry as geo
 from ...ir.adc import ADC_ATTRS
+from ...ir.ops_tensor import strides_of
 from . import plans
 from .cdata import CTYPES, c_literals
 
@@ -69,14 +70,6 @@ def window(e, node, kernel, m: int, groups: int) -> str:
     return "&" + e.struct(node.name + "_window", "tinyc_window",
                           [x.shape[0], x.shape[1], m, groups, fill + x.shape[2:], fill + y.shape[2:],
                            k3, s3, d3, p3[:3], p3[3:]])
-
-
-def strides_of(shape) -> list[int]:
-    out_strides, acc = [], 1
-    for d in reversed(shape):
-        out_strides.insert(0, acc)
-        acc *= d
-    return out_strides
 
 
 def broadcast_strides(out_shape, shape) -> list[int]:
