@@ -7,7 +7,7 @@ dimensions; `pads` lists the begins of every spatial dimension, then the ends (O
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -25,16 +25,23 @@ class OpDef:
     infer: Callable[[list[Value], dict], list[tuple[Shape, str]]]
     compute: Callable[[list[np.ndarray], dict], list[np.ndarray]]
     attrs: tuple[str, ...] = ()
+    # the integer ops' facts the accelerator constraints name in their messages: the roles of the
+    # int8 operands (a bias, when there is one, comes third and stays int32), each zero-point
+    # attribute's role, and each (multiplier, shift) attribute pair with what it scales
+    operands: tuple[str, ...] = ()
+    zero_points: dict[str, str] = field(default_factory=dict)
+    requantizers: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
 OPS: dict[str, OpDef] = {}
 
 
-def op(name: str, attrs: tuple[str, ...] = ()):
+def op(name: str, attrs: tuple[str, ...] = (), **facts):
+    """Registers an op; `facts` are OpDef's further fields (operands, zero_points, ...)."""
     def register(definition):
         """Takes (infer, compute), or a function returning them so both can share local helpers."""
         fns = definition() if callable(definition) else definition
-        OPS[name] = OpDef(name, fns[0], fns[1], attrs)
+        OPS[name] = OpDef(name, fns[0], fns[1], attrs, **facts)
         return fns
     return register
 
@@ -299,7 +306,12 @@ def _flip_sign():
 
 
 # ---------------------------------------------------------------- integer ops (int8 in)
-@op("qconv", CONV_ATTRS + ("x_zp", "w_zp") + REQUANT_ATTRS)
+WEIGHTED_OPERANDS = ("input", "weights")
+WEIGHTED_ZERO_POINTS = {"x_zp": "input", "w_zp": "weights", "out_zp": "output"}
+
+
+@op("qconv", CONV_ATTRS + ("x_zp", "w_zp") + REQUANT_ATTRS, operands=WEIGHTED_OPERANDS,
+    zero_points=WEIGHTED_ZERO_POINTS, requantizers={("multiplier", "shift"): "output channel"})
 def _qconv():
     def infer(i, a):
         dtype = "int32" if a.get("multiplier") is None else "int8"
@@ -315,7 +327,8 @@ def _qconv():
     return infer, compute
 
 
-@op("qmatmul", ("x_zp", "w_zp") + REQUANT_ATTRS)
+@op("qmatmul", ("x_zp", "w_zp") + REQUANT_ATTRS, operands=WEIGHTED_OPERANDS,
+    zero_points=WEIGHTED_ZERO_POINTS, requantizers={("multiplier", "shift"): "output column"})
 def _qmatmul():
     """x[..., K] @ w[K, N] (+ bias[N]) with per-column requantization."""
     def infer(i, a):
@@ -333,7 +346,11 @@ def _qmatmul():
 
 
 @op("qadd", ("a_zp", "b_zp", "out_zp", "left_shift", "a_multiplier", "a_shift", "b_multiplier", "b_shift",
-             "out_multiplier", "out_shift", "out_min", "out_max", "rounding"))
+             "out_multiplier", "out_shift", "out_min", "out_max", "rounding"),
+    operands=("first input", "second input"),
+    zero_points={"a_zp": "first input", "b_zp": "second input", "out_zp": "output"},
+    requantizers={("a_multiplier", "a_shift"): "first input", ("b_multiplier", "b_shift"): "second input",
+                  ("out_multiplier", "out_shift"): "output"})
 def _qadd():
     def infer(i, a):
         return [(_broadcast(i[0], i[1]), "int8")]
