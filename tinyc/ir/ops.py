@@ -31,6 +31,11 @@ class OpDef:
     operands: tuple[str, ...] = ()
     zero_points: dict[str, str] = field(default_factory=dict)
     requantizers: dict[tuple[str, str], str] = field(default_factory=dict)
+    # a pure function of one float input, element by element: between DequantizeLinear and
+    # QuantizeLinear it runs as a 256-entry table (fold_qdq)
+    elementwise: bool = False
+    # on int8 data it computes in its input's quantization (fold_qdq keeps the int8 op)
+    same_quant: bool = False
 
 
 OPS: dict[str, OpDef] = {}
@@ -161,9 +166,9 @@ def _unary(fn, dtype=None):
     return infer, compute
 
 
-op("relu")(_unary(lambda x, a: np.maximum(x, np.zeros((), x.dtype))))
-op("clip", ("min", "max"))(_unary(lambda x, a: np.minimum(np.maximum(x, np.float32(a["min"])), np.float32(a["max"]))))
-op("sigmoid")(_unary(lambda x, a: 1.0 / (1.0 + np.exp(-x.astype(np.float32)))))
+op("relu", elementwise=True)(_unary(lambda x, a: np.maximum(x, np.zeros((), x.dtype))))
+op("clip", ("min", "max"), elementwise=True)(_unary(lambda x, a: np.minimum(np.maximum(x, np.float32(a["min"])), np.float32(a["max"]))))
+op("sigmoid", elementwise=True)(_unary(lambda x, a: 1.0 / (1.0 + np.exp(-x.astype(np.float32)))))
 
 
 @op("softmax", ("axis",))
@@ -175,7 +180,7 @@ def _softmax():
     return _unary(None)[0], compute
 
 
-@op("avgpool", POOL_ATTRS + ("count_include_pad",))
+@op("avgpool", POOL_ATTRS + ("count_include_pad",), same_quant=True)
 def _avgpool():
     def infer(i, a):
         return [(window_shape(i[0], i[0].shape[1], a["kernel"], a), i[0].dtype)]
@@ -201,7 +206,7 @@ def _window_sums(x: np.ndarray, a: dict) -> tuple[np.ndarray, np.ndarray, np.nda
     return total, inside, padded
 
 
-@op("maxpool", POOL_ATTRS)
+@op("maxpool", POOL_ATTRS, same_quant=True)
 def _maxpool():
     def compute(i, a):
         x = i[0]
@@ -233,7 +238,7 @@ def _transpose():
     return infer, compute
 
 
-@op("concat", ("axis",))
+@op("concat", ("axis",), same_quant=True)
 def _concat():
     def infer(i, a):
         shape = list(i[0].shape)
@@ -245,7 +250,7 @@ def _concat():
     return infer, compute
 
 
-@op("pad", ("pads", "mode", "value"))
+@op("pad", ("pads", "mode", "value"), same_quant=True)
 def _pad():
     def infer(i, a):
         n = len(i[0].shape)
