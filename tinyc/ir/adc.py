@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import UnsupportedError
 from .graph import Graph
-from .ops import CONV_ATTRS, conv_acc, op, window_shape
+from .ops import CONV_ATTRS, WEIGHTED_OPERANDS, conv_acc, op, window_shape
 from .ranges import value_range
 
 ADC_ATTRS = ("adc_shift", "adc_min", "adc_max", "post_multiplier", "post_shift", "out_min", "out_max")
@@ -37,7 +37,7 @@ def adc_out(acc: np.ndarray, bias, a: dict) -> np.ndarray:
     return np.clip(post, a["out_min"], a["out_max"]).astype(np.int8)
 
 
-@op("aconv", CONV_ATTRS + ADC_ATTRS)
+@op("aconv", CONV_ATTRS + ADC_ATTRS, contraction="window", operands=WEIGHTED_OPERANDS)
 def _aconv():
     def infer(i, a):
         return [(window_shape(i[0], i[1].shape[0], i[1].shape[2:], a), "int8")]
@@ -49,7 +49,7 @@ def _aconv():
     return infer, compute
 
 
-@op("amatmul", ADC_ATTRS)
+@op("amatmul", ADC_ATTRS, contraction="dense", operands=WEIGHTED_OPERANDS)
 def _amatmul():
     def infer(i, a):
         return [(i[0].shape[:-1] + (i[1].shape[1],), "int8")]

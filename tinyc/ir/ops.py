@@ -14,7 +14,7 @@ import numpy as np
 
 from . import geometry as geo
 from . import quant_math as qm
-from .graph import Graph, Value
+from .graph import Graph, Node, Value
 
 Shape = tuple[int, ...]
 
@@ -25,17 +25,30 @@ class OpDef:
     infer: Callable[[list[Value], dict], list[tuple[Shape, str]]]
     compute: Callable[[list[np.ndarray], dict], list[np.ndarray]]
     attrs: tuple[str, ...] = ()
-    # the integer ops' facts the accelerator constraints name in their messages: the roles of the
-    # int8 operands (a bias, when there is one, comes third and stays int32), each zero-point
-    # attribute's role, and each (multiplier, shift) attribute pair with what it scales
+    # the facts of an integer op an accelerator job computes (its main op, whose geometry the job
+    # takes): the roles of its int8 operands (a bias, when there is one, comes third and stays int32),
+    # each zero-point attribute's role and each (multiplier, shift) attribute pair with what it scales
     operands: tuple[str, ...] = ()
     zero_points: dict[str, str] = field(default_factory=dict)
     requantizers: dict[tuple[str, str], str] = field(default_factory=dict)
+    # what the op contracts, for its multiply-accumulates and a job's geometry: "window" (a conv: one
+    # weight filter per output channel), "dense" (x[..., K] @ w[K, N]) or "" (no MACs)
+    contraction: str = ""
     # a pure function of one float input, element by element: between DequantizeLinear and
     # QuantizeLinear it runs as a 256-entry table (fold_qdq)
     elementwise: bool = False
     # on int8 data it computes in its input's quantization (fold_qdq keeps the int8 op)
     same_quant: bool = False
+
+
+    def macs(self, g: Graph, n: Node) -> int:
+        """Multiply-accumulates of node `n` (of this op)."""
+        out = g.values[n.outputs[0]]
+        if self.contraction == "window":
+            return out.size * int(np.prod(g.values[n.inputs[1]].shape[1:]))
+        if self.contraction == "dense":
+            return out.size * g.values[n.inputs[0]].shape[-1]
+        return 0
 
 
 OPS: dict[str, OpDef] = {}
@@ -112,7 +125,7 @@ POOL_ATTRS = ("kernel", "strides", "pads", "dilations", "ceil_mode")
 
 
 # ---------------------------------------------------------------- float compute
-@op("conv", CONV_ATTRS)
+@op("conv", CONV_ATTRS, contraction="window")
 def _conv():
     def infer(i, a):
         return [(window_shape(i[0], i[1].shape[0], i[1].shape[2:], a), "float32")]
@@ -125,7 +138,7 @@ def _conv():
     return infer, compute
 
 
-@op("matmul")
+@op("matmul", contraction="dense")
 def _matmul():
     def infer(i, a):
         sa, sb = i[0].shape, i[1].shape
@@ -315,7 +328,7 @@ WEIGHTED_OPERANDS = ("input", "weights")
 WEIGHTED_ZERO_POINTS = {"x_zp": "input", "w_zp": "weights", "out_zp": "output"}
 
 
-@op("qconv", CONV_ATTRS + ("x_zp", "w_zp") + REQUANT_ATTRS, operands=WEIGHTED_OPERANDS,
+@op("qconv", CONV_ATTRS + ("x_zp", "w_zp") + REQUANT_ATTRS, contraction="window", operands=WEIGHTED_OPERANDS,
     zero_points=WEIGHTED_ZERO_POINTS, requantizers={("multiplier", "shift"): "output channel"})
 def _qconv():
     def infer(i, a):
@@ -332,7 +345,7 @@ def _qconv():
     return infer, compute
 
 
-@op("qmatmul", ("x_zp", "w_zp") + REQUANT_ATTRS, operands=WEIGHTED_OPERANDS,
+@op("qmatmul", ("x_zp", "w_zp") + REQUANT_ATTRS, contraction="dense", operands=WEIGHTED_OPERANDS,
     zero_points=WEIGHTED_ZERO_POINTS, requantizers={("multiplier", "shift"): "output column"})
 def _qmatmul():
     """x[..., K] @ w[K, N] (+ bias[N]) with per-column requantization."""
