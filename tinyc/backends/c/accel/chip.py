@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ...targets import cost
-from ...targets.jobs import COMPUTES, REDUCTIONS, REQUANTIZERS, JobKind
-from ..c.cdata import c_string
+from ....targets import cost
+from ....targets.jobs import COMPUTES, REDUCTIONS, REQUANTIZERS, JobKind
+from ..cdata import c_string
 
 HOST_PARAMS = ("cycles_per_mac", "cycles_per_element")
 
