@@ -31,14 +31,14 @@ import tinyc  # noqa: E402
 from tinyc import rv32  # noqa: E402
 from tinyc.backends.c.emit import runtime_sources  # noqa: E402
 from tinyc.bench.models import MLPERF_DIR, available_models  # noqa: E402
-from tinyc.targets import cost  # noqa: E402
+from tinyc.targets import host_cost  # noqa: E402
 from tinyc.toolchain import run_tool  # noqa: E402
 
 PEER = Path(__file__).resolve().parents[2] / "shared" / "peers" / "cmsis-nn"
 LABEL = "counted on qemu (instructions retired, icount shift=0)"
 OPS = ("qconv", "qmatmul", "qavgpool")
 PEER_FLAGS = tuple(f for f in rv32.CFLAGS if f != "-Werror")
-# what each kernel kind's cost grows with (tinyc.targets.cost.host_work's features)
+# what each kernel kind's cost grows with (tinyc.targets.host_cost.host_work's features)
 FIT_FEATURES = {"conv": ("mac", "output"), "depthwise": ("mac", "output", "input", "channel"),
                 "dense": ("mac", "output", "input"), "pool": ("input", "output"), "add": ("output",),
                 "softmax": ("output", "layer"), "view": ("layer",)}
@@ -118,9 +118,9 @@ def measure_tinyc(models: dict, seed: int) -> tuple[dict, dict, list[dict]]:
             sizes[model_id] = text_bytes(Path(tmp) / rv32.ELF, names)
         for index, layer in enumerate(cm.report["layers"]):
             node = cm.graph.node(layer["name"])
-            kind, work = cost.host_work(cm.graph, node)
+            kind, work = host_cost.host_work(cm.graph, node)
             layers.append({"model": model_id, "layer": layer["name"], "kind": kind, "work": work,
-                           "counted": counts[index], "modeled": cost.host_cycles(cm.graph, node, host)})
+                           "counted": counts[index], "modeled": host_cost.host_cycles(cm.graph, node, host)})
             s = shape_of(cm.graph, node)
             if s is not None and key(s) not in shapes:
                 shapes[key(s)] = {**s, "where": f"{model_id} {layer['name']}", "tinyc": counts[index]}

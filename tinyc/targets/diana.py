@@ -22,7 +22,7 @@ def _fitted(kind: str, **per_feature: float) -> dict[str, Param]:
     return {f"{kind}_cycles_per_{feature}": Param(value, FIT) for feature, value in per_feature.items()}
 
 
-# per kernel kind (tinyc.targets.cost.host_work): what each MAC, output element, input element, output
+# per kernel kind (tinyc.targets.host_cost.host_work): what each MAC, output element, input element, output
 # channel and layer costs; profile(on="qemu") gives any layer's exact count
 HOST = Core(
     "host", "cpu", "RISC-V RV32IMC host (PULPissimo class)",
