@@ -180,7 +180,8 @@ def _unary(fn, dtype=None):
 
 
 op("relu", elementwise=True)(_unary(lambda x, a: np.maximum(x, np.zeros((), x.dtype))))
-op("clip", ("min", "max"), elementwise=True)(_unary(lambda x, a: np.minimum(np.maximum(x, np.float32(a["min"])), np.float32(a["max"]))))
+op("clip", ("min", "max"), elementwise=True)(
+    _unary(lambda x, a: np.minimum(np.maximum(x, np.float32(a["min"])), np.float32(a["max"]))))
 op("sigmoid", elementwise=True)(_unary(lambda x, a: 1.0 / (1.0 + np.exp(-x.astype(np.float32)))))
 
 
