@@ -268,3 +268,46 @@ def test_planned_qadd(rounding, tmp_path):
     x = {"a": rand((2, 3, 70), "int8"), "b": rand((3, 1), "int8")}
     x["a"][0, 0, :2], x["b"][:2, 0] = [-128, 127], [-128, 127]  # each table's ends
     check(g, "y", tmp_path, x, sanitize=True)
+
+
+# (input shape, pads begin + end, mode): merged rows, constant planes, odd widths, wide reflections
+PADS = [
+    ((1, 1, 49, 10), (0, 0, 4, 1, 0, 0, 5, 1), "constant"),  # DS-CNN's first conv, lowered to blocks
+    ((3, 5, 7), (1, 0, 2, 0, 0, 3), "constant"),
+    ((2, 3, 1, 5), (0, 1, 0, 0, 1, 0, 2, 0), "constant"),        # padded outer dims: whole planes filled
+    ((7,), (3, 2), "constant"),
+    ((2, 5, 3), (1, 2, 4, 0, 3, 5), "reflect"),
+    ((3, 1, 4), (0, 2, 1, 1, 1, 0), "edge"),
+]
+
+
+@pytest.mark.parametrize("dtype", ["int8", "uint8", "int32", "float32"])
+@pytest.mark.parametrize("xs,pads,mode", PADS)
+def test_pad_paths(xs, pads, mode, dtype, tmp_path):
+    """Every pad mode over 1-, 4- byte elements against the interpreter (numpy.pad)."""
+    g = new_graph(x=(xs, dtype))
+    check(g, ops.add(g, "pad", ["x"], "y", pads=pads, mode=mode, value=-3 if mode == "constant" else None), tmp_path)
+
+
+# (input shape, perm): the space-to-depth fold of DS-CNN's first conv (odd and even widths), a 2-D
+# transpose, a 3-D rotation
+TRANSPOSES = [((1, 1, 29, 2, 6, 2), (0, 1, 3, 5, 2, 4)), ((1, 1, 3, 2, 5, 2), (0, 1, 3, 5, 2, 4)),
+              ((4, 3, 2, 3), (1, 3, 0, 2)), ((7, 5), (1, 0)), ((2, 3, 5), (2, 0, 1))]
+
+
+@pytest.mark.parametrize("dtype", ["int8", "int32"])
+@pytest.mark.parametrize("xs,perm", TRANSPOSES)
+def test_transpose_paths(xs, perm, dtype, tmp_path):
+    g = new_graph(x=(xs, dtype))
+    check(g, ops.add(g, "transpose", ["x"], "y", perm=perm), tmp_path)
+
+
+def test_data_movement_under_sanitizers(tmp_path):
+    """The word paths of pad and of the space-to-depth fold, and the strided gather, under ASan and UBSan."""
+    g = new_graph(x=((1, 1, 49, 10), "int8"), z=((2, 5, 3), "int32"))
+    p = ops.add(g, "pad", ["x"], "p", pads=(0, 0, 9, 2, 0, 0, 0, 0), mode="constant", value=-128)
+    f = ops.add(g, "reshape", [p], "r", shape=(1, 1, 29, 2, 6, 2))
+    t = ops.add(g, "transpose", [f], "t", perm=(0, 1, 3, 5, 2, 4))
+    e = ops.add(g, "pad", ["z"], "e", pads=(1, 2, 4, 0, 3, 5), mode="reflect", value=None)
+    s = ops.add(g, "transpose", [e], "s", perm=(2, 0, 1))
+    check(g, [t, s], tmp_path, sanitize=True)
