@@ -6,27 +6,62 @@
 #include "tinyc_kernels.h"
 #include "tinyc_window.h"
 
-static TINYC_INLINE void copy_inline(uint8_t *q, const uint8_t *p, int32_t n)
+/* GCC turns the zeroing and filling loops here back into the memset and memcpy calls they avoid. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-tree-loop-distribute-patterns")
+#endif
+
+/* The last n < 8 bytes of a copy. */
+static TINYC_INLINE void copy_tail(uint8_t *q, const uint8_t *p, int32_t n)
 {
-    if ((((uintptr_t)q | (uintptr_t)p) & 3) == 0)
-        for (; n >= 4; n -= 4, q += 4, p += 4)
-            *(tinyc_word *)(void *)q = *(const tinyc_word *)(const void *)p;
-    for (; n >= 4; n -= 4, q += 4, p += 4) {
+    if (n & 4) {
         const uint8_t a = p[0], b = p[1], c = p[2], d = p[3];
         q[0] = a, q[1] = b, q[2] = c, q[3] = d;
+        q += 4, p += 4;
     }
-    for (; n > 0; n--)
-        *q++ = *p++;
+    if (n & 2) {
+        const uint8_t a = p[0], b = p[1];
+        q[0] = a, q[1] = b;
+        q += 2, p += 2;
+    }
+    if (n & 1)
+        *q = *p;
+}
+
+static TINYC_INLINE void copy_inline(uint8_t *q, const uint8_t *p, int32_t n)
+{
+    const uint8_t *end;
+    if ((((uintptr_t)q | (uintptr_t)p) & 3) == 0 && n >= 4) {
+        end = p + (n & ~3);
+        do {
+            *(tinyc_word *)(void *)q = *(const tinyc_word *)(const void *)p;
+            q += 4, p += 4;
+        } while (p != end);
+        n &= 3;
+    } else if (n >= 8) { /* eight bytes a loop: the loads first, so no store waits on a load */
+        end = p + (n & ~7);
+        do {
+            const uint8_t a = p[0], b = p[1], c = p[2], d = p[3], e = p[4], f = p[5], g = p[6], h = p[7];
+            q[0] = a, q[1] = b, q[2] = c, q[3] = d, q[4] = e, q[5] = f, q[6] = g, q[7] = h;
+            q += 8, p += 8;
+        } while (p != end);
+    }
+    copy_tail(q, p, n & 7);
 }
 
 static TINYC_INLINE void set_inline(uint8_t *q, int32_t value, int32_t n)
 {
     if (n >= 8) {
         const uint32_t word = (uint8_t)value * 0x01010101u;
+        uint8_t *end;
         for (; ((uintptr_t)q & 3) != 0; n--)
             *q++ = (uint8_t)value;
-        for (; n >= 4; n -= 4, q += 4)
+        end = q + (n & ~3);
+        do {
             *(tinyc_word *)(void *)q = word;
+            q += 4;
+        } while (q != end);
+        n &= 3;
     }
     for (; n > 0; n--)
         *q++ = (uint8_t)value;
@@ -86,10 +121,10 @@ void tinyc_transpose(const void *x, void *y, int32_t elem_size, int32_t ndim, co
                      const int32_t *in_stride)
 {
     const int32_t last = ndim - 1, len = out_shape[last], s = in_stride[last];
-    int32_t count = 1, idx[TINYC_MAX_DIMS] = {0}, off = 0, t, d;
+    int32_t count = 1, idx[TINYC_MAX_DIMS], off = 0, t, d;
     uint8_t *q = (uint8_t *)y;
     for (t = 0; t < last; t++)
-        count *= out_shape[t];
+        count *= out_shape[t], idx[t] = 0;
     for (t = 0; t < count; t++, q += (int64_t)len * elem_size) {
         gather(q, (const uint8_t *)x + (int64_t)off * elem_size, len, s, elem_size);
         for (d = last - 1; d >= 0; d--) {
@@ -135,10 +170,26 @@ void tinyc_space_to_depth_b1(const uint8_t *x, uint8_t *y, int32_t h, int32_t bh
 
 void tinyc_copy_rows(const void *x, void *y, int32_t rows, int32_t row_bytes, int32_t y_stride)
 {
-    int32_t r;
-    for (r = 0; r < rows; r++)
-        tinyc_copy_bytes((uint8_t *)y + (int64_t)r * y_stride, (const uint8_t *)x + (int64_t)r * row_bytes,
-                         row_bytes);
+    const uint8_t *p = (const uint8_t *)x;
+    uint8_t *q = (uint8_t *)y;
+    const int32_t eights = row_bytes & ~7, rest = row_bytes & 7;
+    if ((((uintptr_t)p | (uintptr_t)q | (uint32_t)row_bytes | (uint32_t)y_stride) & 3) != 0 && eights > 0) {
+        /* rows of unaligned bytes: eight a loop, the test of alignment and length once */
+        for (; rows > 0; rows--, p += row_bytes, q += y_stride) {
+            const uint8_t *from = p, *const end = p + eights;
+            uint8_t *to = q;
+            do {
+                const uint8_t a = from[0], b = from[1], c = from[2], d = from[3];
+                const uint8_t e = from[4], f = from[5], g = from[6], h = from[7];
+                to[0] = a, to[1] = b, to[2] = c, to[3] = d, to[4] = e, to[5] = f, to[6] = g, to[7] = h;
+                to += 8, from += 8;
+            } while (from != end);
+            copy_tail(to, from, rest);
+        }
+        return;
+    }
+    for (; rows > 0; rows--, p += row_bytes, q += y_stride)
+        copy_inline(q, p, row_bytes);
 }
 
 /* The input index an output index i - pad_begin reads, or -1 where the constant fills. Reflection is
@@ -159,7 +210,7 @@ static int32_t pad_source(int32_t i, int32_t n, int32_t mode)
 }
 
 /* Output elements [from, to) of a row (input row p of n elements, pb before it) outside the input. */
-static void pad_edges(uint8_t *q, const uint8_t *p, int32_t from, int32_t to, int32_t n, int32_t pb,
+TINYC_NOINLINE static void pad_edges(uint8_t *q, const uint8_t *p, int32_t from, int32_t to, int32_t n, int32_t pb,
                       int32_t elem_size, int32_t mode, const uint8_t *value)
 {
     int32_t j, src;
@@ -175,15 +226,14 @@ static void pad_edges(uint8_t *q, const uint8_t *p, int32_t from, int32_t to, in
 
 /* One plane of a constant pad: rows input rows of n elements into rows of len, pb before each, top
  * rows before them and bottom after. */
-static void pad_plane(uint8_t *q, const uint8_t *p, int32_t rows, int32_t n, int32_t len, int32_t pb, int32_t top,
+TINYC_NOINLINE static void pad_plane(uint8_t *q, const uint8_t *p, int32_t rows, int32_t n, int32_t len, int32_t pb, int32_t top,
                       int32_t bottom, int32_t elem_size, const uint8_t *value)
 {
     const int32_t lead = pb * elem_size, width = n * elem_size, row = len * elem_size;
     int32_t r;
     if (elem_size == 1) { /* one fill of the plane, then the rows: fewer loops than three runs a row */
-        set_inline(q, value[0], (top + rows + bottom) * len);
-        for (r = 0, q += top * len; r < rows; r++, p += width, q += len)
-            copy_inline(q + lead, p, width);
+        tinyc_set_bytes(q, value[0], (top + rows + bottom) * len);
+        tinyc_copy_rows(p, q + top * len + lead, rows, width, len);
         return;
     }
     fill(q, value, elem_size, top * len);
@@ -200,12 +250,12 @@ void tinyc_pad(const void *x, void *y, int32_t elem_size, int32_t ndim, const in
 {
     const int32_t last = ndim - 1, len = out_shape[last], n = in_shape[last], pb = pad_begin[last];
     const int32_t row = len * elem_size;
-    int32_t stride[TINYC_MAX_DIMS], idx[TINYC_MAX_DIMS] = {0}, count = 1, t, d;
+    int32_t stride[TINYC_MAX_DIMS], idx[TINYC_MAX_DIMS], count = 1, t, d;
     uint8_t *q = (uint8_t *)y;
     const uint8_t *v = (const uint8_t *)value;
     stride[last] = 1;
     for (d = last - 1; d >= 0; d--)
-        stride[d] = stride[d + 1] * in_shape[d + 1];
+        stride[d] = stride[d + 1] * in_shape[d + 1], idx[d] = 0;
     if (mode == TINYC_PAD_CONSTANT) { /* plane by plane: the last two dims */
         const int32_t rows = ndim > 1 ? in_shape[last - 1] : 1, out_rows = ndim > 1 ? out_shape[last - 1] : 1;
         const int32_t top = ndim > 1 ? pad_begin[last - 1] : 0, planes_dims = ndim > 1 ? last - 1 : 0;
