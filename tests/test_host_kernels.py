@@ -311,3 +311,24 @@ def test_data_movement_under_sanitizers(tmp_path):
     e = ops.add(g, "pad", ["z"], "e", pads=(1, 2, 4, 0, 3, 5), mode="reflect", value=None)
     s = ops.add(g, "transpose", [e], "s", perm=(2, 0, 1))
     check(g, [t, s], tmp_path, sanitize=True)
+
+
+def softmax_attrs(in_scale, out_scale, out_zp=-128, axis=-1, table_max=2 ** 20) -> dict:
+    table = np.round(np.exp(-np.arange(256) * in_scale) * table_max).astype(np.int64)
+    return dict(axis=axis, table=table.tolist(), inv_out_scale=int(round(2 ** 16 / out_scale)), out_zp=out_zp)
+
+
+@pytest.mark.parametrize("xs,attrs", [
+    ((3, 12), softmax_attrs(0.1, 1 / 256)),                     # kws' head: one 32-bit division each
+    ((4, 1), softmax_attrs(0.05, 1 / 256)),                      # 1-element rows: 1.0 exactly
+    ((2, 7, 3), softmax_attrs(0.3, 1 / 200, out_zp=5, axis=1)),  # strided rows, an odd scale
+    ((2, 9), softmax_attrs(0.02, 2 ** -12, table_max=2 ** 30)),  # m past 32 bits: the 64-bit division
+])
+def test_qsoftmax_rows(xs, attrs, tmp_path):
+    """Random rows, rows all equal (1/n each, rounded half up) and one dominant value per row."""
+    x = rand(xs, "int8")
+    x[0] = 17
+    x[-1] = -128
+    x[-1].flat[0] = 127
+    g = new_graph(x=(xs, "int8"))
+    check(g, ops.add(g, "qsoftmax", ["x"], "y", **attrs), tmp_path, {"x": x}, sanitize=xs == (3, 12))
