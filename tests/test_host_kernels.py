@@ -289,10 +289,12 @@ def test_pad_paths(xs, pads, mode, dtype, tmp_path):
     check(g, ops.add(g, "pad", ["x"], "y", pads=pads, mode=mode, value=-3 if mode == "constant" else None), tmp_path)
 
 
-# (input shape, perm): the space-to-depth fold of DS-CNN's first conv (odd and even widths), a 2-D
-# transpose, a 3-D rotation
+# (input shape, perm): the space-to-depth fold of DS-CNN's first conv (odd and even widths), 2-D
+# transposes (in 4 x 4 blocks where both sides are multiples of four: ResNet-8's pooling windows), a
+# 3-D rotation
 TRANSPOSES = [((1, 1, 29, 2, 6, 2), (0, 1, 3, 5, 2, 4)), ((1, 1, 3, 2, 5, 2), (0, 1, 3, 5, 2, 4)),
-              ((4, 3, 2, 3), (1, 3, 0, 2)), ((7, 5), (1, 0)), ((2, 3, 5), (2, 0, 1))]
+              ((4, 3, 2, 3), (1, 3, 0, 2)), ((7, 5), (1, 0)), ((1, 64, 64), (0, 2, 1)), ((12, 8), (1, 0)),
+              ((2, 3, 5), (2, 0, 1))]
 
 
 @pytest.mark.parametrize("dtype", ["int8", "int32"])
@@ -310,7 +312,8 @@ def test_data_movement_under_sanitizers(tmp_path):
     t = ops.add(g, "transpose", [f], "t", perm=(0, 1, 3, 5, 2, 4))
     e = ops.add(g, "pad", ["z"], "e", pads=(1, 2, 4, 0, 3, 5), mode="reflect", value=None)
     s = ops.add(g, "transpose", [e], "s", perm=(2, 0, 1))
-    check(g, [t, s], tmp_path, sanitize=True)
+    b = ops.add(g, "transpose", [ops.add(g, "reshape", [p], "r2", shape=(58, 12))], "b", perm=(1, 0))
+    check(g, [t, s, b], tmp_path, sanitize=True)
 
 
 def softmax_attrs(in_scale, out_scale, out_zp=-128, axis=-1, table_max=2 ** 20) -> dict:

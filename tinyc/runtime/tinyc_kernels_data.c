@@ -117,12 +117,46 @@ static void gather(uint8_t *q, const uint8_t *p, int32_t len, int32_t s, int32_t
     }
 }
 
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+/* y[r][c] = x[c][r] of bytes, y [rows][cols] and x's rows `pitch` bytes apart, everything a multiple of
+ * four and aligned: blocks of 4 x 4, four words loaded and their bytes dealt to four output rows. */
+TINYC_NOINLINE static void transpose_4x4_b1(const uint8_t *x, uint8_t *y, int32_t rows, int32_t cols, int32_t pitch)
+{
+    int32_t r, c;
+    for (c = 0; c < cols; c += 4) {
+        const uint8_t *p = x + c * pitch;
+        uint8_t *q = y + c;
+        for (r = 0; r < rows; r += 4, p += 4, q += 4 * cols) {
+            const uint32_t w0 = *(const tinyc_word *)(const void *)p;
+            const uint32_t w1 = *(const tinyc_word *)(const void *)(p + pitch);
+            const uint32_t w2 = *(const tinyc_word *)(const void *)(p + 2 * pitch);
+            const uint32_t w3 = *(const tinyc_word *)(const void *)(p + 3 * pitch);
+            uint8_t *const q1 = q + cols, *const q2 = q1 + cols, *const q3 = q2 + cols;
+            q[0] = (uint8_t)w0, q[1] = (uint8_t)w1, q[2] = (uint8_t)w2, q[3] = (uint8_t)w3;
+            q1[0] = (uint8_t)(w0 >> 8), q1[1] = (uint8_t)(w1 >> 8), q1[2] = (uint8_t)(w2 >> 8);
+            q1[3] = (uint8_t)(w3 >> 8);
+            q2[0] = (uint8_t)(w0 >> 16), q2[1] = (uint8_t)(w1 >> 16), q2[2] = (uint8_t)(w2 >> 16);
+            q2[3] = (uint8_t)(w3 >> 16);
+            q3[0] = (uint8_t)(w0 >> 24), q3[1] = (uint8_t)(w1 >> 24), q3[2] = (uint8_t)(w2 >> 24);
+            q3[3] = (uint8_t)(w3 >> 24);
+        }
+    }
+}
+#endif
+
 void tinyc_transpose(const void *x, void *y, int32_t elem_size, int32_t ndim, const int32_t *out_shape,
                      const int32_t *in_stride)
 {
     const int32_t last = ndim - 1, len = out_shape[last], s = in_stride[last];
     int32_t count = 1, idx[TINYC_MAX_DIMS], off = 0, t, d;
     uint8_t *q = (uint8_t *)y;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (elem_size == 1 && ndim == 2 && in_stride[0] == 1 && ((out_shape[0] | len | s | (int32_t)(uintptr_t)x
+                                                               | (int32_t)(uintptr_t)y) & 3) == 0) {
+        transpose_4x4_b1((const uint8_t *)x, q, out_shape[0], len, s);
+        return;
+    }
+#endif
     for (t = 0; t < last; t++)
         count *= out_shape[t], idx[t] = 0;
     for (t = 0; t < count; t++, q += (int64_t)len * elem_size) {
@@ -226,8 +260,8 @@ TINYC_NOINLINE static void pad_edges(uint8_t *q, const uint8_t *p, int32_t from,
 
 /* One plane of a constant pad: rows input rows of n elements into rows of len, pb before each, top
  * rows before them and bottom after. */
-TINYC_NOINLINE static void pad_plane(uint8_t *q, const uint8_t *p, int32_t rows, int32_t n, int32_t len, int32_t pb, int32_t top,
-                      int32_t bottom, int32_t elem_size, const uint8_t *value)
+TINYC_NOINLINE static void pad_plane(uint8_t *q, const uint8_t *p, int32_t rows, int32_t n, int32_t len, int32_t pb,
+                                     int32_t top, int32_t bottom, int32_t elem_size, const uint8_t *value)
 {
     const int32_t lead = pb * elem_size, width = n * elem_size, row = len * elem_size;
     int32_t r;
