@@ -39,7 +39,7 @@ def zoo_table(target, core_name: str) -> list[dict]:
             p = n.placement
             if p.core != core_name or p.anchor != n.name:
                 continue
-            layer = cost.layer_geometry(g, n, p.pattern)
+            layer = cost.layer_geometry(g, n, target.core(p.core).job(p.pattern))
             row = {"net": net, "layer": n.name, "kind": p.pattern, "macs": layer.macs}
             for tiler in TILERS:
                 choice = tile_layer(layer, m, tiler)
@@ -102,7 +102,7 @@ def flows_table(target, config: str = "digital") -> list[dict]:
                 if p.core == target.host.name or p.anchor != n.name:
                     continue
                 m = cost.machine(target, target.core(p.core))
-                layer = cost.layer_geometry(g, n, p.pattern)
+                layer = cost.layer_geometry(g, n, target.core(p.core).job(p.pattern))
                 rows.append({"net": net, "flow": flow, "layer": n.name, "kind": kind_of(layer),
                              "modeled_cycles": p.cost["cycles"], "modeled_utilization": p.cost["utilization"],
                              "ideal_cycles": cost.ideal_cycles(layer, m),

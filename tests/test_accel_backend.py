@@ -95,7 +95,8 @@ def expected_cycles(g: Graph, target=DIANA) -> dict:
     for n in g.nodes():
         p = n.placement
         if p is not None and p.core == "digital":
-            out[n.name] = cost.evaluate(cost.layer_geometry(g, n, p.pattern), cost.tile_of(p.tile), m).cycles
+            layer = cost.layer_geometry(g, n, target.core(p.core).job(p.pattern))
+            out[n.name] = cost.evaluate(layer, cost.tile_of(p.tile), m).cycles
     return out
 
 
@@ -269,15 +270,18 @@ def test_overflow_of_a_later_tile_names_it():
 HAL_PROBE = r"""#include <stdio.h>
 #include "tinyc_hal.h"
 static const tinyc_hal_memory memories[2] = {{"act", 64}, {"w", 64}};
-static const tinyc_hal_core cores[1] = {{"acc", 0, 1, 16, 16, 100, 0, 0, 8, 0, 0}};
-static const tinyc_hal_target chip = {"host", 2, memories, 1, cores, 70, 8};
+static const tinyc_hal_core cores[1] = {{"acc", 0, 1, 100, 0, 0, 8}};
+/* dense on a 16x16 PE array, requantized by a shift */
+static const tinyc_hal_job_kind kinds[1] = {{"dense", 0, TINYC_COMPUTE_DENSE, TINYC_REQUANT_SHIFT, 0, 0, 31, 0, 8, 1,
+                                             16, 1, 16, TINYC_REDUCE_CHANNELS, 16, 1, 0, 0}};
+static const tinyc_hal_target chip = {"host", 2, memories, 1, cores, 70, 8, 1, kinds};
 static const int8_t x[4] = {1, 2, 3, 4}, w[64] = {5};
 static int8_t y[16];
 int main(void)
 {
     const tinyc_hal_box in = {{1, 1, 4}, {0, 0}}, weights = {{1, 1, 64}, {0, 0}}, out = {{1, 1, 16}, {0, 0}};
     /* a dense job: x[4] in act [0, 4), w[4][16] in w [0, 64), no bias, y[16] to act [32, 48) */
-    const tinyc_hal_job job = {TINYC_JOB_DENSE, 4, 1, 1, 16, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, -128, 127,
+    const tinyc_hal_job job = {0, 4, 1, 1, 16, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, -128, 127, 0, 0, 0, 0,
                                0, 0, 32, 0, -1, NULL, {0, 0, 0, 0, 0, 0, 0}, 0};
     tinyc_hal_init(&chip);
     tinyc_hal_layer_begin(0, "probe");

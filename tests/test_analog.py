@@ -18,7 +18,7 @@ from tinyc.compiler import CompiledModel
 from tinyc.errors import ToolchainError
 from tinyc.frontend.onnx import from_onnx
 from tinyc.ir import interpret, ops
-from tinyc.ir.analog import adc_rule
+from tinyc.ir.adc import adc_rule
 from tinyc.ir.graph import Graph, Placement, Value
 from tinyc.passes.canonicalize import canonicalize
 from tinyc.passes.dispatch import dispatch
@@ -202,7 +202,7 @@ def figures(g, n):
     out = {}
     for core, kind in (("digital", "conv2d" if n.op == "qconv" else "dense"),
                        ("analog", "analog_conv2d" if n.op == "qconv" else "analog_dense")):
-        layer = cost.layer_geometry(g, n, kind)
+        layer = cost.layer_geometry(g, n, DIANA.core(core).job(kind))
         out[core] = tile_layer(layer, cost.machine(DIANA, DIANA.core(core))).cost.cycles
     return out
 
@@ -280,7 +280,7 @@ def test_emulator_cycles_equal_the_model(runs, net, config):
         p = n.placement
         if p.core in ("digital", "analog"):
             t = p.tile
-            want = cost.evaluate(cost.layer_geometry(cm.graph, n, p.pattern),
+            want = cost.evaluate(cost.layer_geometry(cm.graph, n, DIANA.core(p.core).job(p.pattern)),
                                  cost.tile_of(p.tile),
                                  cost.machine(DIANA, DIANA.core(p.core))).cycles
             assert layer["cycles"] == want == p.cost["cycles"], n.name
@@ -308,8 +308,8 @@ def test_emulator_catches_more_output_channels_than_array_columns():
     g = dense_chain(64, 600)
     placed = dispatch(g, DIANA, "analog")
     wrong = analog_placed(placed, "fc2", "analog_dense", (600, 1, 1, 1))  # the array has 512 columns
-    with pytest.raises(ToolchainError, match=r"tinyc-emu: layer fc2 tile 0: analog job has 600 output channels; "
-                                             r"the array has 512 columns"):
+    with pytest.raises(ToolchainError, match=r"tinyc-emu: layer fc2 tile 0: analog_dense job has 600 output channels; "
+                                             r"core analog holds 512"):
         CompiledModel(wrong, DIANA, "analog", "m").run(int8_inputs(g))
     right = tiling(placed, DIANA)
     assert node(right, "fc2").placement.tile["c_out"] <= 512
@@ -320,7 +320,7 @@ def test_emulator_catches_an_8_bit_input():
     g = hand_graph()
     placed = analog_placed(g, "analog_fc", "analog_dense", (4, 1, 1, 1))
     x = {"x": np.array([[100, 0, 0, 0]], np.int8)}
-    with pytest.raises(ToolchainError, match=r"analog job input 100 at 0 is outside 7 bits"):
+    with pytest.raises(ToolchainError, match=r"analog_fc tile 0: job input 100 at 0 is outside 7 bits"):
         CompiledModel(placed, DIANA, "analog", "m").run(x)
 
 

@@ -23,6 +23,7 @@ from tinyc.passes.canonicalize import canonicalize
 from tinyc.passes.dispatch import dispatch
 from tinyc.report import build_report
 from tinyc.targets.base import Core, Memory, Param, Pattern, Target
+from tinyc.targets.jobs import Cycles, JobKind, Requantizer
 
 DIANA = targets.get("diana")
 KERNEL = "digital: kernel 1, 3, 5 or 7 on each side"
@@ -206,6 +207,12 @@ def _chip(*cores):
                   params={"dma_setup_cycles": Param(70, "t"), "dma_bytes_per_cycle": Param(8, "t")})
 
 
+def _conv2d(pe=16):
+    """A conv pattern the cost model prices as a pe x pe array's job."""
+    job = JobKind("conv2d", "conv", Requantizer("shift"), Cycles(pe, pe, reduction="window"))
+    return Pattern("conv2d", ("qconv",), job=job)
+
+
 def _accel(name, *patterns, pe=16):
     """An accelerator the cost model can price: a pe x pe array with the digital core's memories."""
     return Core(name, "accelerator", patterns=patterns,
@@ -258,7 +265,7 @@ def test_a_valid_chain_that_overlaps_an_earlier_one_says_so():
 
 
 def test_same_job_on_two_equal_cores_goes_to_the_first_of_the_configuration():
-    chip = _chip(_accel("a", Pattern("conv2d", ("qconv",))), _accel("b", Pattern("conv2d", ("qconv",))))
+    chip = _chip(_accel("a", _conv2d()), _accel("b", _conv2d()))
     p = only(placed(qconv(), "ab", chip), "qconv")
     assert p.core == "a" and p.candidates["a"] == p.candidates["b"]
     assert only(placed(qconv(), "ba", chip), "qconv").core == "b"
@@ -266,7 +273,7 @@ def test_same_job_on_two_equal_cores_goes_to_the_first_of_the_configuration():
 
 def test_same_job_on_two_cores_goes_to_the_cheaper_by_the_cost_model():
     """A 4x4 array is slower than a 16x16 one whatever the configuration's order."""
-    chip = _chip(_accel("a", Pattern("conv2d", ("qconv",)), pe=4), _accel("b", Pattern("conv2d", ("qconv",))))
+    chip = _chip(_accel("a", _conv2d(pe=4), pe=4), _accel("b", _conv2d()))
     for config in ("ab", "ba"):
         p = only(placed(qconv(), config, chip), "qconv")
         assert p.core == "b" and p.candidates["b"] < p.candidates["a"]

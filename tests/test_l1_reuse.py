@@ -14,13 +14,13 @@ import pytest
 import tinyc
 from tinyc.compiler import CompiledModel
 from tinyc.errors import ToolchainError
-from tinyc.targets import cost
+from tinyc.targets import cost, diana
 from tinyc.targets.cost import Layer, Machine
 from tinyc.targets.tiles import Residency, Tile
 
 HAND = Machine(pe_rows=16, pe_cols=16, job_setup_cycles=100, dma_setup_cycles=70, dma_bytes_per_cycle=8,
                activation_bytes=1000, weight_bytes=1000)
-SMALL = Layer("small", "conv2d", c_in=2, h_in=4, w_in=4, c_out=16, h_out=4, w_out=4, kh=3, kw=3, sh=1, sw=1,
+SMALL = Layer("small", diana.CONV2D, c_in=2, h_in=4, w_in=4, c_out=16, h_out=4, w_out=4, kh=3, kw=3, sh=1, sw=1,
               pads=(1, 1, 1, 1))
 
 
@@ -131,7 +131,8 @@ def test_l1_reuse_is_faster_and_within_the_l1_budget(ic):
     per_layer = [n.placement for n in reuse.graph.nodes() if n.placement.core == "digital"]
     for p in per_layer:
         l1 = p.tile["l1"]
-        assert l1["scratch"] + cost.footprint(cost.layer_geometry(reuse.graph, p.anchor, p.pattern),
+        job = reuse.target.core(p.core).job(p.pattern)
+        assert l1["scratch"] + cost.footprint(cost.layer_geometry(reuse.graph, p.anchor, job),
                                               cost.tile_of(p.tile))[0] <= m.activation_bytes
         assert 0 <= l1["weights"] <= m.weight_bytes
     cycles = [sum(n.placement.cost["cycles"] for n in cm.graph.nodes() if n.placement.core == "digital")

@@ -14,7 +14,7 @@ from tinyc.ir.graph import Graph, Value
 from tinyc.passes.canonicalize import canonicalize
 from tinyc.passes.dispatch import dispatch
 from tinyc.passes.tiling import tile_layer, tiling
-from tinyc.targets import cost
+from tinyc.targets import cost, diana
 from tinyc.targets.base import Core, Memory, Param, Target
 from tinyc.targets.cost import Layer, Machine, Tile
 
@@ -33,7 +33,7 @@ def test_machine_reads_the_targets_data():
 @functools.cache
 def zoo_layers(net: str) -> list[tuple[str, Layer]]:
     g = dispatch(canonicalize(from_onnx(tinyc.zoo.build(net, "int8"))), DIANA, "digital")
-    return [(n.name, cost.layer_geometry(g, n, n.placement.pattern)) for n in g.nodes()
+    return [(n.name, cost.layer_geometry(g, n, DIANA.core("digital").job(n.placement.pattern))) for n in g.nodes()
             if n.placement.core == "digital" and n.placement.anchor == n.name]
 
 
@@ -73,10 +73,10 @@ def test_cp_sat_finds_the_exhaustive_minimum_on_every_zoo_layer(net):
 
 
 PAPER = {  # the HTVM paper's single-layer geometries
-    "conv": Layer("conv", "conv2d", 32, 32, 32, 32, 32, 32, 3, 3, 1, 1, (1, 1, 1, 1)),
-    "depthwise": Layer("depthwise", "depthwise", 32, 32, 32, 32, 32, 32, 3, 3, 1, 1, (1, 1, 1, 1)),
-    "dense": Layer("dense", "dense", 640, 1, 1, 128, 1, 1),
-    "strided 5x5": Layer("strided", "conv2d", 8, 20, 20, 24, 10, 10, 5, 5, 2, 2, (2, 2, 2, 2)),
+    "conv": Layer("conv", diana.CONV2D, 32, 32, 32, 32, 32, 32, 3, 3, 1, 1, (1, 1, 1, 1)),
+    "depthwise": Layer("depthwise", diana.DEPTHWISE, 32, 32, 32, 32, 32, 32, 3, 3, 1, 1, (1, 1, 1, 1)),
+    "dense": Layer("dense", diana.DENSE, 640, 1, 1, 128, 1, 1),
+    "strided 5x5": Layer("strided", diana.CONV2D, 8, 20, 20, 24, 10, 10, 5, 5, 2, 2, (2, 2, 2, 2)),
 }
 
 
@@ -92,7 +92,7 @@ def test_cp_sat_finds_the_exhaustive_minimum_under_small_budgets(name, budget):
 # ---------------------------------------------------------------- the cost model by hand
 HAND = Machine(pe_rows=16, pe_cols=16, job_setup_cycles=100, dma_setup_cycles=70, dma_bytes_per_cycle=8,
                activation_bytes=1000, weight_bytes=1000)
-SMALL = Layer("small", "conv2d", c_in=2, h_in=4, w_in=4, c_out=16, h_out=4, w_out=4, kh=3, kw=3, sh=1, sw=1,
+SMALL = Layer("small", diana.CONV2D, c_in=2, h_in=4, w_in=4, c_out=16, h_out=4, w_out=4, kh=3, kw=3, sh=1, sw=1,
               pads=(1, 1, 1, 1))
 
 
@@ -124,22 +124,22 @@ def test_cycles_of_a_small_conv_by_hand():
 
 
 def test_dense_add_and_depthwise_by_hand():
-    dense = Layer("fc", "dense", 40, 1, 1, 32, 1, 1)
+    dense = Layer("fc", diana.DENSE, 40, 1, 1, 32, 1, 1)
     (job,) = {cost.box_cycles(dense, b, HAND)[1] for b in cost.boxes(dense, Tile(16, 1, 1, 2))}
     assert job == 1 * math.ceil(40 / 16) + 100
     assert cost.footprint(dense, Tile(16, 1, 1, 2)) == (2 * (40 + 16), 2 * 16 * (40 + 4))  # two blocks
-    add = Layer("add", "add", 16, 8, 8, 16, 8, 8, has_bias=False)
+    add = Layer("add", diana.ADD, 16, 8, 8, 16, 8, 8, has_bias=False)
     (box,) = cost.boxes(add, Tile(16, 8, 8, 1))
     # two inputs in; the 8x8 pixels (element-wise) go through the PE columns as one row: ceil(64 / 16) passes
     assert cost.box_cycles(add, box, HAND) == (2 * (70 + 128), 64 // 16 + 100, 70 + 128)
     assert cost.footprint(add, Tile(16, 8, 8, 1)) == (3 * 1024, 0)
-    dw = Layer("dw", "depthwise", 32, 6, 6, 32, 3, 3, 3, 3, 2, 2, (0, 0, 1, 1))
+    dw = Layer("dw", diana.DEPTHWISE, 32, 6, 6, 32, 3, 3, 3, 3, 2, 2, (0, 0, 1, 1))
     boxes = cost.boxes(dw, Tile(16, 3, 3, 1))
     assert [(b.ci0, b.cin, b.rows, b.pads) for b in boxes] == [(0, 16, 6, (0, 0, 1, 1)), (16, 16, 6, (0, 0, 1, 1))]
     assert cost.box_cycles(dw, boxes[1], HAND)[1] == 1 * 3 * 1 * 9 + 100
 
 
-@pytest.mark.parametrize("layer", list(PAPER.values()) + [Layer("odd", "depthwise", 24, 7, 9, 24, 7, 9, 7, 5, 1, 1, (3, 2, 3, 2))])
+@pytest.mark.parametrize("layer", list(PAPER.values()) + [Layer("odd", diana.DEPTHWISE, 24, 7, 9, 24, 7, 9, 7, 5, 1, 1, (3, 2, 3, 2))])
 def test_boxes_cover_every_output_once_and_read_the_window(layer):
     for tile in (Tile(16, 3, 5), Tile(layer.c_out, 1, 2), Tile(16, layer.h_out, layer.w_out)):
         hits = np.zeros((layer.c_out, layer.h_out, layer.w_out), int)
@@ -165,14 +165,14 @@ def test_host_estimate_by_hand():
 
 # ---------------------------------------------------------------- budgets
 def test_a_layer_too_big_names_the_node_and_the_least_memory():
-    huge = Layer("huge_conv", "conv2d", 4096, 8, 8, 32, 8, 8, 3, 3, 1, 1, (1, 1, 1, 1))
+    huge = Layer("huge_conv", diana.CONV2D, 4096, 8, 8, 32, 8, 8, 3, 3, 1, 1, (1, 1, 1, 1))
     least = 4096 * 3 * 3 + 16  # one channel block of 16, one output pixel: a 3x3 window of every input channel
     tight = Machine(16, 16, 100, 70, 8, least - 1, 64000 * 100)
     with pytest.raises(DoesNotFitError, match=f"huge_conv: .*needs {least} B of activations") as err:
         tile_layer(huge, tight)
     assert str(16 * (4096 * 9 + 4)) in str(err.value)  # and the weights of one channel block
     assert tile_layer(huge, Machine(16, 16, 100, 70, 8, least, 64000 * 100)).tile == Tile(16, 1, 1, 1)
-    dense = Layer("fc", "dense", 640, 1, 1, 128, 1, 1)
+    dense = Layer("fc", diana.DENSE, 640, 1, 1, 128, 1, 1)
     with pytest.raises(DoesNotFitError, match=f"needs .* and {16 * 644} B of weights memory"):
         tile_layer(dense, Machine(16, 16, 100, 70, 8, 256000, 16 * 644 - 1))
 

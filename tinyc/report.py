@@ -12,6 +12,8 @@ def _buffer(g: Graph, name: str) -> dict:
     entry = {"name": name, "dtype": v.dtype, "shape": list(v.shape), "bytes": v.nbytes}
     if v.is_const:
         entry["const"] = True
+    elif v.offset is None:
+        entry["kept_in_l1"] = True  # the L1 plan keeps it in an accelerator's memory: no arena bytes
     else:
         entry["offset"] = v.offset
     return entry

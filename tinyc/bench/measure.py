@@ -82,9 +82,10 @@ def accelerator_layers(report: dict, target, graph) -> list[dict]:
             continue  # a host layer, or an inner node of an accelerator chain (the anchor has the job)
         m = machines[layer["core"]]
         macs, cycles = layer["modeled"]["macs"], int(layer["cycles"])
-        geometry = cost.layer_geometry(graph, layer["name"], layer["pattern"])
+        geometry = cost.layer_geometry(graph, layer["name"], target.core(layer["core"]).job(layer["pattern"]))
         ideal = cost.ideal_cycles(geometry, m)
-        rows.append({"name": layer["name"], "core": layer["core"], "pattern": layer["pattern"], "macs": macs,
+        rows.append({"name": layer["name"], "core": layer["core"], "pattern": layer["pattern"],
+                     "computes": geometry.job.computes, "macs": macs,
                      "cycles": cycles, "peak_macs_per_cycle": m.peak_macs_per_cycle,
                      "utilization": macs / (m.peak_macs_per_cycle * cycles) if cycles else 0.0,
                      "kernel": [geometry.kh, geometry.kw], "c_in": geometry.c_in, "c_out": geometry.c_out,

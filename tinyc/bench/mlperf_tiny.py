@@ -12,8 +12,8 @@ outputs equal the reference interpreter's. Then the paper's claims beside tinyc'
 sweeps, and the data as JSON and CSV (PNG figures with the `plot` extra) in --out.
 
 Weights per configuration: the analog core takes ternary weights only, so the zoo's "ternary" variant runs
-every configuration outside INT8_CONFIGS (analog, mixed), with cpu on ternary as their baseline; cpu and
-digital run "int8". Cycle labels: "modeled" (the emulator's timeline, tinyc's cost model) or, where
+every configuration with a core of 2-bit weight cells (its job kinds' records: analog, mixed), with cpu on
+ternary as their baseline; the others (cpu, digital; gap9's ne16) run "int8". Cycle labels: "modeled" (the emulator's timeline, tinyc's cost model) or, where
 profile(on="qemu") counts the RV32 host's instructions, "counted host + modeled accelerators".
 
     tinyc bench mlperf-tiny [--quick] [--json rows.json] [--out DIR]
@@ -34,7 +34,6 @@ from . import figures, paper, sweeps
 from .measure import busy_intervals, measure
 from .models import MLPERF_DIR, available_models
 
-INT8_CONFIGS = ("cpu", "digital")
 CPU = "cpu"
 FLOWS = {"cp-sat": True, "dory": False}  # tiler -> l1_reuse: tinyc's defaults, the HTVM-style flow
 QUICK_ZOO, QUICK_OFFICIAL = ("kws", "ad"), ("ad",)
@@ -55,15 +54,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="directory for the JSON, CSV and PNG figures (default build/bench-mlperf-tiny)")
 
 
-def zoo_variant(config: str) -> str:
-    return "int8" if config in INT8_CONFIGS else "ternary"
+def zoo_variant(target, config: str) -> str:
+    """Ternary weights where a core of the configuration holds 2-bit weight cells (its job kinds' records
+    say so: DIANA's analog array), else int8."""
+    cells = {k.weight_bits for core in target.accelerators(config) for k in core.job_kinds}
+    return "ternary" if 2 in cells else "int8"
+
+
+def int8_configs(target) -> list[str]:
+    return [c for c in target.configs if zoo_variant(target, c) == "int8"]
 
 
 def cases(target, quick: bool, mlperf_dir: Path) -> list[dict]:
     """(network, source, variant, config, model thunk) to run, each variant's cpu config first."""
     by_variant = {}
     for config in target.configs:
-        by_variant.setdefault(zoo_variant(config), [CPU]).append(config)
+        by_variant.setdefault(zoo_variant(target, config), [CPU]).append(config)
     out = []
     for variant, configs in by_variant.items():
         for model_id, thunk in available_models(mlperf_dir, variant).items():
@@ -135,7 +141,7 @@ def row_line(r: dict, host: str) -> str:
                 f"error: {r['error']}")
     ms = r["ms_per_core"]
     accel = sum(v for k, v in ms.items() if k not in (host, "dma"))
-    convs = [layer["utilization"] for layer in r["accelerator_layers"] if "conv2d" in layer["pattern"]]
+    convs = [layer["utilization"] for layer in r["accelerator_layers"] if layer["computes"] == "conv"]
     util = f"{max(convs):.1%}" if convs else "-"
     speedup = f"{r['speedup_vs_cpu']:.2f}" if r["speedup_vs_cpu"] else "-"
     return (f"{r['network']:<8} {r['source']:<8} {r['variant']:<13} {r['config']:<8} {_flow(r):<9} {r['cycles']:>10} "
@@ -159,7 +165,7 @@ def _read(path: str) -> str:
 
 
 def single_accelerator_configs(target) -> dict:
-    return {c: zoo_variant(c) for c, cores in target.configs.items() if len(cores) == 1}
+    return {c: zoo_variant(target, c) for c, cores in target.configs.items() if len(cores) == 1}
 
 
 def run(args) -> int:
@@ -172,7 +178,7 @@ def run(args) -> int:
     todo = cases(target, args.quick, args.mlperf_dir)
     print(f"MLPerf Tiny on {target.name} at {target.clock_hz / 1e6:g} MHz; configs {', '.join(target.configs)}; "
           f"flows cp-sat+L1 (tinyc's defaults: CP-SAT tiling, L1 reuse) and dory (HTVM-style: DORY's tiling, "
-          f"every tensor through L2).\nWeights: zoo int8 for {', '.join(INT8_CONFIGS)}; zoo ternary for every other "
+          f"every tensor through L2).\nWeights: zoo int8 for {', '.join(int8_configs(target))}; zoo ternary for every other "
           f"config, with cpu on ternary as its baseline; official models int8 (scales not powers of two).\n"
           f"x cpu = cpu config cycles / cycles, same network, source, variant and tiler, this run.", flush=True)
     rows, traces = run_matrix(target, todo, args.on, progress)
@@ -190,7 +196,7 @@ def run(args) -> int:
     print("\nThe papers' headline results beside tinyc's (same run; 'paper def.': the paper's own definition)\n"
           + paper.format_headlines(table))
     results = {"meta": {**machine_info(), "target": target.name, "clock_hz": target.clock_hz, "quick": args.quick,
-                        "on": args.on, "int8_configs": list(INT8_CONFIGS), "input_seed": INPUT_SEED},
+                        "on": args.on, "int8_configs": int8_configs(target), "input_seed": INPUT_SEED},
                "rows": rows, "headlines": table, "budget_sweep": budget, "overhead_sweep": overhead,
                "traces": traces}
     results["meta"]["seconds"] = round(time.monotonic() - begin, 1)  # the runs and sweeps, not the plotting

@@ -75,10 +75,10 @@ def mean_latency_cut_vs_htvm(rows: list[dict]) -> tuple[float | None, str, str]:
 
 
 def _convs(rows: list[dict], core: str) -> list[tuple[dict, dict]]:
-    """(row, layer) of every conv2d job on `core` in the defaults' zoo rows (the pattern's name says
-    conv2d: conv2d on the digital core, analog_conv2d on the analog)."""
+    """(row, layer) of every conv2d job (groups 1: its job kind computes "conv") on `core` in the
+    defaults' zoo rows."""
     return [(r, layer) for r in _zoo(rows, tiler="cp-sat") for layer in r["accelerator_layers"]
-            if layer["core"] == core and "conv2d" in layer["pattern"]]
+            if layer["core"] == core and layer["computes"] == "conv"]
 
 
 def conv_gap_to_peak(rows: list[dict], core: str) -> tuple[float | None, str, str]:

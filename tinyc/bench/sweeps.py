@@ -18,14 +18,14 @@ from .. import quantize
 from ..compiler import compile as compile_model
 from ..errors import DoesNotFitError, TinycError
 from ..passes.tiling import Choice, tile_layer
-from ..targets import cost
+from ..targets import cost, diana
 from ..targets.cost import Layer, Machine
 from ..zoo.graph import Net
 
 PAPER = {  # single layers as in HTVM's tiling experiment
-    "conv 32x32x32 3x3 -> 32": Layer("conv", "conv2d", 32, 32, 32, 32, 32, 32, 3, 3, 1, 1, (1, 1, 1, 1)),
-    "depthwise 32x32x32 3x3": Layer("depthwise", "depthwise", 32, 32, 32, 32, 32, 32, 3, 3, 1, 1, (1, 1, 1, 1)),
-    "dense 640 -> 128": Layer("dense", "dense", 640, 1, 1, 128, 1, 1),
+    "conv 32x32x32 3x3 -> 32": Layer("conv", diana.CONV2D, 32, 32, 32, 32, 32, 32, 3, 3, 1, 1, (1, 1, 1, 1)),
+    "depthwise 32x32x32 3x3": Layer("depthwise", diana.DEPTHWISE, 32, 32, 32, 32, 32, 32, 3, 3, 1, 1, (1, 1, 1, 1)),
+    "dense 640 -> 128": Layer("dense", diana.DENSE, 640, 1, 1, 128, 1, 1),
 }
 BUDGETS = (2000, 4000, 8000, 12000, 16000, 24000, 32000, 48000, 64000, 96000, 128000, 192000, 256000)
 TILERS = ("cp-sat", "dory")
@@ -135,7 +135,8 @@ def overhead_sweep(target, configs: dict[str, str], geometries=GEOMETRIES) -> li
                 continue
             modeled = job[0].placement.cost
             utilization = modeled["macs"] / (peak * modeled["cycles"])
-            ideal = cost.ideal_cycles(cost.layer_geometry(graph, job[0], job[0].placement.pattern), machine)
+            layer = cost.layer_geometry(graph, job[0], core.job(job[0].placement.pattern))
+            ideal = cost.ideal_cycles(layer, machine)
             rows.append({**row, "taken": True, "macs": modeled["macs"], "modeled_cycles": modeled["cycles"],
                          "ideal_cycles": modeled["macs"] / peak, "modeled_utilization": utilization,
                          "modeled_overhead_pct": 100 * (1 - utilization), "geometry_ideal_cycles": ideal,

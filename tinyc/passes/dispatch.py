@@ -8,7 +8,7 @@ the graph first. The same chain valid on several cores goes to the one the cost 
 so moving data between cores costs what each layer's own DMA costs, already in its figure); on a tie,
 the first core in the configuration's order. Every other node runs on the host, with the reason each
 accelerator declined it. A pattern with a `lowering` then rewrites its chain into the ops the core
-computes exactly (the analog array's ADC: qconv -> aconv).
+computes exactly (an array read out by an ADC: qconv -> aconv).
 """
 from __future__ import annotations
 
@@ -70,10 +70,10 @@ def placeable(g: Graph, target: Target, core: Core, pattern: Pattern, nodes: tup
     tiling fits fails last, with the least memory any tiling needs (a kind the cost model does not price
     is not tiled, so there is nothing to fit)."""
     m = check(g, core, pattern, nodes)
-    if m.failure or pattern.name not in cost.KINDS:
+    if m.failure or pattern.job is None:
         return m
     try:
-        check_fits(cost.layer_geometry(g, nodes[-1], pattern.name), cost.machine(target, core))
+        check_fits(cost.layer_geometry(g, nodes[-1], pattern.job), cost.machine(target, core))
     except DoesNotFitError as e:
         return Match(core, pattern, nodes, m.passed, e.reason)
     return m
@@ -140,7 +140,7 @@ def declined(node: Node, core: Core, found: list[Match], taken: dict[str, Match]
 
 def modeled_cycles(g: Graph, target: Target, m: Match, tiler: str) -> int:
     """The latency of the match's job on its core, tiled as the tiling pass will (which reuses the solve)."""
-    layer = cost.layer_geometry(g, m.nodes[-1], m.pattern.name)
+    layer = cost.layer_geometry(g, m.nodes[-1], m.pattern.job)
     return tile_layer(layer, cost.machine(target, m.core), tiler).cost.cycles
 
 

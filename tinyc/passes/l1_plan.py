@@ -35,17 +35,17 @@ def l1_plan(g: Graph, target) -> Graph:
         layers = [n for n in g.nodes() if n.placement is not None and n.placement.core == core.name
                   and n.placement.anchor == n.name and n.placement.tile]
         if layers:
-            _plan_core(g, layers, steps, cost.machine(target, core))
+            _plan_core(g, layers, steps, cost.machine(target, core), core)
     return g
 
 
 class _Core:
     """The layers of one core, their geometry and the tensors they could keep in L1."""
 
-    def __init__(self, g: Graph, layers, steps: dict, m: Machine):
+    def __init__(self, g: Graph, layers, steps: dict, m: Machine, accelerator):
         self.m, self.steps = m, steps
         self.nodes = layers
-        self.layer = {n.name: cost.layer_geometry(g, n, n.placement.pattern) for n in layers}
+        self.layer = {n.name: cost.layer_geometry(g, n, accelerator.job(n.placement.pattern)) for n in layers}
         self.tiled = {n.name: cost.tile_of(n.placement.tile) for n in layers}
         self.producer = {n.outputs[0]: n for n in layers}
         self.readers: dict[str, list] = {}
@@ -101,8 +101,8 @@ def _nbytes(layer: Layer) -> int:
     return layer.c_out * layer.h_out * layer.w_out
 
 
-def _plan_core(g: Graph, layers, steps: dict, m: Machine) -> None:
-    core = _Core(g, layers, steps, m)
+def _plan_core(g: Graph, layers, steps: dict, m: Machine, accelerator) -> None:
+    core = _Core(g, layers, steps, m, accelerator)
     kept: set = set()
     tiles = dict(core.tiled)
     offsets = core.plan(tiles, kept)
@@ -145,7 +145,7 @@ def _prefetch(core: _Core, tiles: dict) -> dict[str, int]:
             continue
         p_layer, p_tile, tile = core.layer[previous.name], tiles[previous.name], tiles[n.name]
         need, held = cost.footprint(layer, tile)[1], cost.footprint(p_layer, p_tile)[1]
-        if layer.weight_bytes_per_channel and not cost.load_cycles(layer, m) and need + held <= m.weight_bytes:
+        if layer.weight_bytes_per_channel and not cost.load_cycles(layer) and need + held <= m.weight_bytes:
             top = m.weight_bytes - need if base[previous.name] == 0 else 0
             moved = tuple(b for b in (tile.tc * layer.weight_bytes_per_channel, tile.tc * layer.bias_bytes_per_channel)
                           if b)

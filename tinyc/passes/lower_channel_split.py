@@ -4,7 +4,7 @@ layers of fewer output channels whose outputs the host concatenates.
 Each part reads the whole input and computes its output channels completely (weights, bias and
 requantization of those channels), so no partial sum crosses a requantization: the integers are the
 layer's. Splitting input channels instead would need partial sums added before the requantization,
-which a core that requantizes every job (DIANA's digital core) cannot do exactly. The parts are as
+which a core that requantizes every job (a PE array's output stage) cannot do exactly. The parts are as
 large as the cores take (a binary search over the part size: a smaller part needs less memory).
 """
 from __future__ import annotations

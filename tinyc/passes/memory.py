@@ -3,12 +3,15 @@
 Buffers are placed largest first at the lowest offset that overlaps no buffer live at the same time
 (a greedy best-fit that is usually at the lower bound: the largest sum of simultaneously live bytes).
 A reshape's output shares its input's buffer: the bytes are the same, only the shape changes.
+A tensor the L1 plan keeps in an accelerator's memory (passes/l1_plan.py) never reaches main memory:
+it gets no buffer and no offset (the driver passes NULL for it, a validation build does not dump it).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from ..ir.graph import Graph
+from ..targets.tiles import tile_of
 
 ALIGN = 16
 
@@ -26,8 +29,15 @@ def _align(n: int) -> int:
     return -(-n // ALIGN) * ALIGN
 
 
+def kept_in_l1(g: Graph) -> set[str]:
+    """The tensors the L1 plan keeps in an accelerator's memory between its layers: never in main memory."""
+    return {n.outputs[0] for n in g.nodes()
+            if n.placement is not None and n.placement.tile and tile_of(n.placement.tile).resident.output}
+
+
 def buffers(g: Graph) -> list[Buffer]:
     nodes = g.nodes()
+    in_l1 = kept_in_l1(g)
     end = len(nodes)
     owner: dict[str, Buffer] = {}
     result: list[Buffer] = []
@@ -49,7 +59,8 @@ def buffers(g: Graph) -> list[Buffer]:
             owner[n.outputs[0]] = owner[src]
             continue
         for v in n.outputs:
-            new(v, step)
+            if v not in in_l1:
+                new(v, step)
     for v in g.outputs:
         if v in owner:
             owner[v].last = end
@@ -79,8 +90,11 @@ def place(bufs: list[Buffer]) -> int:
 
 
 def plan_memory(g: Graph) -> Graph:
-    """A copy of the graph with every activation's arena offset, the arena size and its lower bound."""
+    """A copy of the graph with every activation's arena offset (None for one kept in L1), the arena size
+    and its lower bound."""
     g = g.copy()
+    for name in kept_in_l1(g):
+        g.values[name].offset = None
     bufs = buffers(g)
     place(bufs)
     for buf in bufs:

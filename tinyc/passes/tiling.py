@@ -3,13 +3,13 @@
 "cp-sat" (the default) finds the exact minimum of the cost model (tinyc/targets/cost.py) over every
 legal tiling. The contract's double-buffered latency sums a max per box over boxes whose sizes
 differ at the edges, which a CP-SAT model over tile sizes cannot state compactly; so the model
-minimizes a lower bound of it that it states exactly (see _model), the cost model evaluates the solution
-exactly, and a cut (bound < best latency found, the tilings evaluated excluded) sends CP-SAT back until
-no tiling is left whose bound beats the best latency: then that latency is the minimum, proven. Every
-tiling a solve meets on its way is evaluated and cut, not only its optimum.
+states exactly a lower bound of it, a function of the tile sizes (see _model). A first solve minimizes
+the bound, the cost model evaluates exactly every tiling it meets on its way; a second solve enumerates
+every tiling whose bound is at most the best latency found, each evaluated exactly. A tiling as fast as
+that or faster has a bound no higher, so the fastest is among them: the minimum, proven.
 Single buffering is searched the same way (it lets a tile twice as large fit), and the faster wins.
 
-"dory" is DORY/HTVM's heuristic for DIANA: no tiling when the layer fits whole, else the tile that
+"dory" is DORY/HTVM's heuristic: no tiling when the layer fits whole, else the tile that
 maximizes a score rewarding widths and channel counts that are multiples of the PE array, then wide
 tiles, then large tiles; single buffered.
 """
@@ -35,7 +35,7 @@ class Choice:
     tile: Tile
     cost: Cost
     proven: bool  # cp-sat: the minimum latency is proven over every legal tiling
-    solves: int  # CP-SAT calls (one per round of cuts plus the last, infeasible one)
+    solves: int  # CP-SAT calls (per buffering: the bound's minimum, then the enumeration of the rest)
     seconds: float
 
 
@@ -49,7 +49,7 @@ def tiling(g: Graph, target, tiler: str = "cp-sat") -> Graph:
         p = n.placement
         if p is None or p.core not in accelerators or p.anchor != n.name:
             continue
-        layer = cost.layer_geometry(g, n, p.pattern)
+        layer = cost.layer_geometry(g, n, accelerators[p.core].job(p.pattern))
         choice = tile_layer(layer, cost.machine(target, accelerators[p.core]), tiler)
         t = choice.tile
         p.tile = {"c_out": t.tc, "h_out": t.th, "w_out": t.tw, "buffers": t.buffers}
@@ -95,10 +95,10 @@ def check_fits(layer: Layer, m: Machine) -> None:
 def cp_sat(layer: Layer, m: Machine) -> Choice:
     best, solves, proven = None, 0, True
     for buffers in (2, 1):
-        # single buffering after double: only a tiling as fast matters (on a tie it holds half the bytes)
+        # single buffering after double: only a tiling as fast matters (on a tie, the one holding fewer bytes)
         found, n, complete = _cp_sat_buffers(layer, m, buffers, best.cost.cycles if best else None)
         solves, proven = solves + n, proven and complete
-        if found is not None and (best is None or found.cost.cycles <= best.cost.cycles):
+        if found is not None and (best is None or _rank(layer, found) <= _rank(layer, best)):
             best = found
     if best is None:
         raise TinycError(f"CP-SAT found no tiling in {SOLVE_SECONDS} s, though one fits", node=layer.name)
@@ -115,29 +115,43 @@ def _cp_sat_buffers(layer: Layer, m: Machine, buffers: int, at_most: int | None)
     solver.parameters.random_seed = SEED
     solver.parameters.num_workers = 1
     solver.parameters.cp_model_probing_level = 0  # probing costs more than it saves on these small models
+    solver.parameters.linearization_level = 0  # no LP relaxation: the enumerating solve runs about 2x faster
     solver.parameters.max_time_in_seconds = SOLVE_SECONDS
-    best, solves = None, 0
-    while True:
-        seen = _Tilings(tile_vars)
-        status = solver.Solve(model, seen)
-        solves += 1
-        if status == cp_model.INFEASIBLE:
-            return best, solves, True
-        if status != cp_model.OPTIMAL:  # out of time: keep the best latency found so far
-            return best, solves, False
-        if best is not None and solver.Value(bound) >= best.cost.cycles:
-            return best, solves, True
-        for sizes in seen.found:  # every tiling the search met, the optimum of the bound last
-            exact = cost.evaluate(layer, Tile(*sizes, buffers), m)
-            if best is None or exact.cycles < best.cost.cycles:
-                best = Choice(Tile(*sizes, buffers), exact, True, 0, 0.0)
-        model.AddForbiddenAssignments(list(tile_vars), seen.found)
-        model.Add(bound <= best.cost.cycles - 1)
+    seen = _Tilings(tile_vars)
+    status = solver.Solve(model, seen)
+    if status == cp_model.INFEASIBLE:
+        return None, 1, True
+    if status != cp_model.OPTIMAL:  # out of time: keep the best latency found so far
+        return (_fastest(layer, m, buffers, seen.found) if seen.found else None), 1, False
+    best = _fastest(layer, m, buffers, seen.found)
+    # then every other tiling whose bound is at most the best latency found, in one enumerating solve: the
+    # bound is a function of the tile sizes (_model), so each tiling comes once; a tiling as fast as the
+    # best or faster has a bound no higher, so the fastest (ties: fewest bytes) is among them
+    model.ClearObjective()
+    model.Add(bound <= best.cost.cycles)
+    model.AddForbiddenAssignments(list(tile_vars), seen.found)
+    solver.parameters.enumerate_all_solutions = True
+    rest = _Tilings(tile_vars)
+    status = solver.Solve(model, rest)
+    return _fastest(layer, m, buffers, seen.found + rest.found), 2, status in (cp_model.OPTIMAL, cp_model.INFEASIBLE)
+
+
+def _fastest(layer: Layer, m: Machine, buffers: int, tilings: list[tuple[int, int, int]]) -> Choice:
+    """The tiling of least exact latency, then of fewest bytes held, then smallest sizes: a choice that does
+    not depend on the order the solver met them."""
+    choices = [Choice(Tile(*sizes, buffers), cost.evaluate(layer, Tile(*sizes, buffers), m), True, 0, 0.0)
+               for sizes in tilings]
+    return min(choices, key=lambda c: (*_rank(layer, c), c.tile.tc, c.tile.th, c.tile.tw))
+
+
+def _rank(layer: Layer, choice: Choice) -> tuple[int, int]:
+    """What the tiler minimizes: the modeled latency, then the bytes the tiling holds in the core's memories."""
+    return choice.cost.cycles, sum(cost.footprint(layer, choice.tile))
 
 
 class _Tilings(cp_model.CpSolverSolutionCallback):
-    """The distinct tilings a solve meets on its way to the optimum: each is evaluated exactly and cut at
-    once, which spares a solve per tiling (a solve costs tens of milliseconds, an evaluation far less)."""
+    """The distinct tilings a solve meets (on its way to the optimum, or enumerating): each is evaluated
+    exactly afterwards (a solve costs tens of milliseconds, an evaluation far less)."""
 
     def __init__(self, tile_vars):
         super().__init__()
@@ -210,7 +224,7 @@ def _model(layer: Layer, m: Machine, buffers: int):
     tiles = x.product("tiles", n_c, boxes_per_block)
 
     # budgets (cost.footprint)
-    whole_input = layer.kind in cost.WHOLE_INPUT
+    whole_input = layer.job.whole_input
     cin_max = layer.c_in if whole_input else tc
     in_box = x.product("in_box", cin_max, h["max_window"], w["max_window"])
     out_box = x.product("out_box", tc, th, tw)
@@ -224,15 +238,18 @@ def _model(layer: Layer, m: Machine, buffers: int):
         md.Add(2 * tc * per_channel <= m.weight_bytes).OnlyEnforceIf(several_blocks)
 
     # compute of every box (exact): per dimension, the sum over tiles of the PE array's passes, multiplied
-    per_pass = cost.compute_cycles(layer, 1, 1, 1, m) - m.job_setup_cycles
-    c_full, c_last = lanes("c_full", tc, layer.c_out, m.pe_rows), lanes("c_last", last_c, layer.c_out, m.pe_rows)
-    w_full, w_last = lanes("w_full", tw, layer.w_out, m.pe_cols), lanes("w_last", w["last"], layer.w_out, m.pe_cols)
+    per_pass, lane = cost.pass_cycles(layer), layer.job.cycles
+    c_full = lanes("c_full", tc, layer.c_out, lane.channel_lanes)
+    c_last = lanes("c_last", last_c, layer.c_out, lane.channel_lanes)
+    w_full, w_last = (lanes("w_full", tw, layer.w_out, lane.column_lanes),
+                      lanes("w_last", w["last"], layer.w_out, lane.column_lanes))
     channel_passes = x.var("channel_passes", 0, layer.c_out)
     md.Add(channel_passes == x.product("c_sum", n_c, c_full) - c_full + c_last)
-    if layer.pointwise and m.pe_cols > 1:  # a box's pixels in one row: ceil(hn * wn / P) per box, four kinds
-        # of box (one PE column, as the analog array's, counts hn * wn either way: the simpler model below)
+    if layer.pointwise and lane.column_lanes > 1:  # a box's pixels in one row: ceil(hn * wn / P) per box,
+        # four kinds of box (with one PE column hn * wn counts either way: the model below)
         def area(name, rows, columns):
-            return lanes(name, x.product(name + "_pixels", rows, columns), layer.h_out * layer.w_out, m.pe_cols)
+            return lanes(name, x.product(name + "_pixels", rows, columns), layer.h_out * layer.w_out,
+                         lane.column_lanes)
         first_pixels, last_pixels = area("first", th, tw), area("last", h["last"], w["last"])
         inner_h, inner_w = x.var("inner_h", 0, layer.h_out), x.var("inner_w", 0, layer.w_out)
         md.Add(inner_h == h["count"] - 1)
@@ -246,9 +263,17 @@ def _model(layer: Layer, m: Machine, buffers: int):
     else:
         column_passes = x.var("column_passes", 0, layer.w_out)
         md.Add(column_passes == x.product("w_sum", w["count"], w_full) - w_full + w_last)
-        spatial = layer.h_out * x.product("passes", channel_passes, column_passes)
-        first_box, last_box = (c_full, th, w_full), (c_last, h["last"], w_last)
-    compute = per_pass * spatial + m.job_setup_cycles * tiles + cost.load_cycles(layer, m) * n_c
+        if lane.row_lanes == 1:  # a pass per output row: the rows' passes are the layer's rows
+            h_full, h_last = th, h["last"]
+            spatial = layer.h_out * x.product("passes", channel_passes, column_passes)
+        else:
+            h_full, h_last = (lanes("h_full", th, layer.h_out, lane.row_lanes),
+                              lanes("h_last", h["last"], layer.h_out, lane.row_lanes))
+            row_passes = x.var("row_passes", 0, layer.h_out)
+            md.Add(row_passes == x.product("h_sum", h["count"], h_full) - h_full + h_last)
+            spatial = x.product("passes", channel_passes, column_passes, row_passes)
+        first_box, last_box = (c_full, h_full, w_full), (c_last, h_last, w_last)
+    compute = per_pass * spatial + m.job_setup_cycles * tiles + cost.load_cycles(layer) * n_c
 
     # every DMA transfer: their count is exact, their bytes are summed before rounding (a lower bound)
     cin_sum = x.product("cin_sum", n_c, layer.c_in) if whole_input else layer.c_out
@@ -277,8 +302,7 @@ def _model(layer: Layer, m: Machine, buffers: int):
     first_bytes = x.product("in_0_bytes", cin_max, h["first_window"], w["first_window"])
     first_in = layer.inputs * dma("in_0", first_bytes, x.upper(first_bytes)) + block_weights
     last_bytes = x.product("out_last_bytes", last_c, h["last"], w["last"])
-    md.Add(bound >= first_in + compute + dma("out_last", last_bytes, x.upper(last_bytes)))
-    md.Add(bound >= all_dma)
+    overlapped_compute = first_in + compute + dma("out_last", last_bytes, x.upper(last_bytes))
 
     one_box_per_block = md.NewBoolVar("one_box_per_block")
     md.Add(boxes_per_block == 1).OnlyEnforceIf(one_box_per_block)
@@ -289,12 +313,15 @@ def _model(layer: Layer, m: Machine, buffers: int):
     most_in = layer.inputs * dma("in_most", in_box, x.upper(in_box)) + starts_next
     most_out = dma("out_most", out_box, x.upper(out_box))
     first_extra, last_extra = x.var("first_extra", 0, 1 << 40), x.var("last_extra", 0, 1 << 40)
-    md.Add(first_extra >= job("c_0", first_box) + cost.load_cycles(layer, m) - most_in)
-    md.Add(last_extra >= job("c_n", last_box) - most_out)
+    md.AddMaxEquality(first_extra, [job("c_0", first_box) + cost.load_cycles(layer) - most_in, 0])
+    md.AddMaxEquality(last_extra, [job("c_n", last_box) - most_out, 0])
     several_boxes = md.NewBoolVar("several_boxes")
     md.Add(tiles >= 2).OnlyEnforceIf(several_boxes)
     md.Add(tiles <= 1).OnlyEnforceIf(several_boxes.Not())
-    md.Add(bound >= all_dma + first_extra + last_extra).OnlyEnforceIf(several_boxes)
+    ends = x.var("ends", 0, 1 << 41)  # (c) beyond (b), with two boxes or more
+    md.Add(ends == first_extra + last_extra).OnlyEnforceIf(several_boxes)
+    md.Add(ends == 0).OnlyEnforceIf(several_boxes.Not())
+    md.AddMaxEquality(bound, [overlapped_compute, all_dma + ends])
     return md, (tc, th, tw), bound
 
 
@@ -314,11 +341,11 @@ def dory(layer: Layer, m: Machine) -> Choice:
 
 
 def _dory_score(layer: Layer, t: Tile, m: Machine) -> int:
-    """DORY's objective for DIANA's digital core (maximized): tile widths, and for groups 1 channel
+    """DORY's objective for a PE array (maximized): tile widths, and for groups 1 channel
     counts, that fill the PE array ((x - 1) % 16 is largest at a multiple of 16), at least 16 outputs
     per channel, wide tiles, many channels, then the bytes the tile holds."""
     score = 1_000_000 * ((t.tw - 1) % m.pe_cols) + 1_000_000 * (t.tw * t.th >= m.pe_cols)
-    if layer.kind in cost.WHOLE_INPUT:
+    if layer.job.whole_input:
         score += 1_000_000 * ((t.tc - 1) % m.pe_rows)
     return score + 1_000_000 * t.tw + 100_000 * t.tc + sum(cost.footprint(layer, t))
 

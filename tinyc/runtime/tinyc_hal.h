@@ -21,12 +21,34 @@ typedef struct {
 typedef struct {
     const char *name;
     int32_t activations, weights; /* memory ids: input/output boxes, and weights/bias */
-    int32_t pe_rows, pe_cols;     /* PE array: output channels across the rows, output columns across the columns */
     int32_t job_setup_cycles;
-    /* an analog array (0 on other cores): output channels and weight rows one job holds at most, the
-     * inputs' signed bits, and the cycles of one evaluation and of writing one row of weights */
-    int32_t max_channels, array_rows, input_bits, cycles_per_evaluation, write_cycles_per_row;
+    /* output channels and weights per output channel one job holds at most (0: no limit), and the
+     * inputs' signed bits */
+    int32_t max_channels, array_rows, input_bits;
 } tinyc_hal_core;
+
+/* What a job computes, how it requantizes, how its weights lie and what it costs: a job kind of the
+ * target (tinyc/targets/jobs.py, whose tuples list these enums in order). The emulator runs every
+ * kind with one engine per `computes`, read out by its `requantizer`. */
+enum { TINYC_COMPUTE_CONV, TINYC_COMPUTE_DEPTHWISE, TINYC_COMPUTE_DENSE, TINYC_COMPUTE_ADD };
+enum { TINYC_REQUANT_SHIFT, TINYC_REQUANT_MULTIPLIER, TINYC_REQUANT_ADC, TINYC_REQUANT_ADD };
+enum { TINYC_REDUCE_ONE, TINYC_REDUCE_WINDOW, TINYC_REDUCE_TAPS, TINYC_REDUCE_CHANNELS };
+
+typedef struct {
+    const char *name;
+    int32_t core; /* the core that runs it */
+    int32_t computes, requantizer;
+    int32_t per_channel;          /* multiplier: a multiplier and a shift per output channel */
+    int32_t shift_min, shift_max; /* the right shifts it applies */
+    int32_t zero_points;          /* takes the input's and output's zero points */
+    int32_t weight_bits;          /* 8: int8 weights; 2: 2-bit cells, four to a byte */
+    int32_t weights_by_input;     /* weights as w[rows][out_c], else w[out_c][rows] */
+    /* compute cycles: ceil(out_c / channel_lanes) * ceil(out_h / row_lanes) * ceil(out_w / column_lanes)
+     * * (per_pass + ceil(reduction / reduction_lanes) * per_step) + write_rows * write_cycles_per_row
+     * + the core's job_setup_cycles, `reduction` one of TINYC_REDUCE_* */
+    int32_t channel_lanes, row_lanes, column_lanes, reduction, reduction_lanes, per_step, per_pass;
+    int32_t write_cycles_per_row;
+} tinyc_hal_job_kind;
 
 /* The chip as the emitted model declares it; cores are numbered by their index here. */
 typedef struct {
@@ -36,6 +58,8 @@ typedef struct {
     int32_t num_cores;
     const tinyc_hal_core *cores;
     int32_t dma_setup_cycles, dma_bytes_per_cycle; /* a transfer of b bytes: setup + ceil(b / bytes per cycle) */
+    int32_t num_job_kinds;
+    const tinyc_hal_job_kind *job_kinds; /* a job's kind is its index here */
 } tinyc_hal_target;
 
 /* One DMA transfer: count[0] planes of count[1] rows of count[2] bytes. In L2 planes lie stride[0]
@@ -45,18 +69,18 @@ typedef struct {
     int32_t stride[2];
 } tinyc_hal_box;
 
-enum { TINYC_JOB_CONV2D, TINYC_JOB_DEPTHWISE, TINYC_JOB_DENSE, TINYC_JOB_ADD, TINYC_JOB_ANALOG_CONV2D,
-       TINYC_JOB_ANALOG_DENSE };
-
-/* One job on one box, data channels first ([c][h][w], int8) in the core's memories:
- * conv2d/depthwise: acc = bias[co] + sum x * w over the window, with w[co][in_c or 1][kh][kw] and
- * the pads read as 0; dense: x[in_c], w[in_c][out_c]; without a bias acc starts at 0; all three then
- * out = clip((acc + (1 << (shift - 1))) >> shift, out_min, out_max) (no rounding term at shift 0).
+/* One job on one box, data channels first ([c][h][w], int8) in the core's memories, as its kind says:
+ * conv/depthwise: acc = sum (x - x_zp) * w over the window, the pads contributing nothing; dense:
+ * sum (x[ci] - x_zp) * w[ci][co]; then, by the requantizer, with the bias of channel co (0 without one):
+ *   shift:      out = clip(((acc + bias + (1 << (shift - 1))) >> shift) + out_zp) (no rounding term at 0)
+ *   multiplier: out = clip(TFLite's fixed-point (acc + bias) * multiplier, shift with `rounding` + out_zp),
+ *               multiplier and shift per channel from the channel words when the kind says so, else the job's
+ *   adc:        out = tinyc_adc_out(acc, bias, &adc)
  * add: out = the IR's qadd of input and input2 with `add`'s parameters.
- * analog conv2d/dense: as conv2d/dense with ternary weights held as 2-bit cells, four rows to a byte
- * ([co][ceil(rows / 4)], row r in bits 2 * (r % 4): 0, 1 or 3 = -1), rows = in_c * kernel (dense: in_c);
- * the accumulation (without bias) is read out by `adc` (tinyc_analog_out); the job first writes
- * `write_rows` rows of the weights into the array (its channel block's first box), else 0. */
+ * clip is to [out_min, out_max]. Weights are int8, or 2-bit cells four to a byte ([co][ceil(rows / 4)],
+ * row r in bits 2 * (r % 4): 0, 1 or 3 = -1), rows = in_c * kernel (depthwise: the kernel, dense: in_c).
+ * The channel words at `bias` are per output channel int32 {bias} or {bias, multiplier, shift}. A kind
+ * with write_cycles_per_row first writes `write_rows` rows of weights (its channel block's first box). */
 typedef struct {
     int32_t kind;
     int32_t in_c, in_h, in_w;    /* the input box */
@@ -64,11 +88,12 @@ typedef struct {
     int32_t kernel_h, kernel_w, stride_h, stride_w;
     int32_t pad_top, pad_left, pad_bottom, pad_right; /* the box's own padding */
     int32_t shift, out_min, out_max;
+    int32_t multiplier, rounding, x_zp, out_zp; /* rounding: TINYC_ROUND_DOUBLE or TINYC_ROUND_SINGLE */
     /* byte offsets: input, input2 (add) and output in the activations memory, weights and bias
-     * (int32 in the host's byte order, any alignment; -1: none) in the weights memory */
+     * (the channel words, int32 in the host's byte order, any alignment; -1: none) in the weights memory */
     int32_t input, input2, output, weights, bias;
     const tinyc_qadd_params *add; /* add only, else NULL */
-    tinyc_adc adc;                /* analog only, else zeros */
+    tinyc_adc adc;                /* an adc read-out only, else zeros */
     int32_t write_rows;
 } tinyc_hal_job;
 

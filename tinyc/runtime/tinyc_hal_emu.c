@@ -142,9 +142,20 @@ void tinyc_hal_init(const tinyc_hal_target *t)
         if (!emu.memory[i])
             fail_init("out of host memory for a core memory", (long)t->memories[i].bytes);
     }
+    for (i = 0; i < t->num_job_kinds; i++) {
+        const tinyc_hal_job_kind *k = &t->job_kinds[i];
+        if (k->core < 0 || k->core >= t->num_cores || k->computes < TINYC_COMPUTE_CONV || k->computes > TINYC_COMPUTE_ADD
+            || k->requantizer < TINYC_REQUANT_SHIFT || k->requantizer > TINYC_REQUANT_ADD || k->reduction < TINYC_REDUCE_ONE
+            || k->reduction > TINYC_REDUCE_CHANNELS || (k->weight_bits != 8 && k->weight_bits != 2)
+            || k->channel_lanes < 1 || k->row_lanes < 1 || k->column_lanes < 1 || k->reduction_lanes < 1
+            || k->shift_min > k->shift_max
+            || (k->requantizer == TINYC_REQUANT_SHIFT && (k->shift_min < 0 || k->shift_max > 62))
+            || (k->requantizer == TINYC_REQUANT_MULTIPLIER && (k->shift_min < -31 || k->shift_max > 31)))
+            fail_init("a job kind is not one the engine runs", (long)i);
+    }
     for (i = 0; i < t->num_cores; i++)
-        if (t->cores[i].pe_rows < 1 || t->cores[i].pe_cols < 1)
-            fail_init("a core has no PE array", (long)i);
+        if (t->cores[i].input_bits < 2 || t->cores[i].input_bits > 8)
+            fail_init("a core's inputs must have 2 to 8 bits", (long)i);
     emu.profile = open_log("TINYC_PROFILE");
     emu.trace = open_log("TINYC_TRACE");
     tinyc_emu_l1_reset(t);
@@ -337,7 +348,8 @@ void tinyc_hal_dma_wait(void)
 void tinyc_hal_job_start(int32_t core, int32_t tile, const tinyc_hal_job *j)
 {
     const tinyc_hal_core *c;
-    const int32_t add = j->kind == TINYC_JOB_ADD;
+    const tinyc_hal_job_kind *kind;
+    int32_t add;
     int64_t box;
     uint64_t cycles;
     region *r;
@@ -345,15 +357,19 @@ void tinyc_hal_job_start(int32_t core, int32_t tile, const tinyc_hal_job *j)
     if (core < 0 || core >= emu.t->num_cores)
         tinyc_emu_fail(tile, "no core %ld", (long)core);
     c = &emu.t->cores[core];
+    if (j->kind < 0 || j->kind >= emu.t->num_job_kinds || emu.t->job_kinds[j->kind].core != core)
+        tinyc_emu_fail(tile, "job of kind %ld, which core %s does not declare", (long)j->kind, c->name);
+    kind = &emu.t->job_kinds[j->kind];
+    add = kind->computes == TINYC_COMPUTE_ADD;
     if (emu.job_running[core])
         tinyc_emu_fail(tile, "job starts while the previous job of core %s is unwaited", c->name);
-    tinyc_emu_check_job(tile, c, j);
+    tinyc_emu_check_job(tile, c, kind, j);
     box = (int64_t)j->in_c * j->in_h * j->in_w;
     r = emu.job[core];
     r[0] = use(tile, "job input", c->activations, j->input, box, 0);
     r[1] = use(tile, "job input2", c->activations, add ? j->input2 : 0, add ? box : 0, 0);
-    r[2] = use(tile, "job weights", c->weights, add ? 0 : j->weights, tinyc_emu_weight_bytes(j), 0);
-    r[3] = use(tile, "job bias", c->weights, j->bias < 0 ? 0 : j->bias, j->bias < 0 ? 0 : 4 * (int64_t)j->out_c, 0);
+    r[2] = use(tile, "job weights", c->weights, add ? 0 : j->weights, tinyc_emu_weight_bytes(kind, j), 0);
+    r[3] = use(tile, "job bias", c->weights, j->bias < 0 ? 0 : j->bias, tinyc_emu_channel_bytes(kind, j), 0);
     r[4] = use(tile, "job output", c->activations, j->output, (int64_t)j->out_c * j->out_h * j->out_w, 1);
     tinyc_emu_l1_check_write(tile, "job output", c->activations, r[4].begin, r[4].end);
     tinyc_emu_trace_call("job", tile, c->activations, r[4].begin, r[4].end - r[4].begin);
@@ -364,8 +380,8 @@ void tinyc_hal_job_start(int32_t core, int32_t tile, const tinyc_hal_job *j)
                      (long long)r[k].begin, (long long)r[k].end, emu.t->memories[r[k].memory].name);
         check_against_jobs(tile, &r[k], core);
     }
-    tinyc_emu_compute(tile, c, j, emu.memory[c->activations], emu.memory[c->weights]);
-    cycles = tinyc_emu_job_cycles(c, j);
+    tinyc_emu_compute(tile, c, kind, j, emu.memory[c->activations], emu.memory[c->weights]);
+    cycles = tinyc_emu_job_cycles(c, kind, j);
     busy(1 + core, later(emu.host, emu.core_free[core]), cycles);
     emu.core_free[core] = later(emu.host, emu.core_free[core]) + cycles;
     emu.job_running[core] = 1;

@@ -1,4 +1,4 @@
-/* Internals shared by the emulator's files (tinyc_hal_emu.c, tinyc_hal_emu_jobs.c); not part of the HAL. */
+/* Internals shared by the emulator's files (tinyc_hal_emu.c, tinyc_hal_emu_engine.c, tinyc_hal_emu_l1.c); not part of the HAL. */
 #ifndef TINYC_HAL_EMU_H
 #define TINYC_HAL_EMU_H
 
@@ -14,13 +14,16 @@ static inline int64_t tinyc_emu_ceil_div(int64_t a, int64_t b)
     return (a + b - 1) / b;
 }
 
-/* Fails unless the job's kind, geometry, shift and clip bounds are ones the core can run. */
-void tinyc_emu_check_job(int32_t tile, const tinyc_hal_core *core, const tinyc_hal_job *j);
-int64_t tinyc_emu_weight_bytes(const tinyc_hal_job *j);
-uint64_t tinyc_emu_job_cycles(const tinyc_hal_core *core, const tinyc_hal_job *j);
-/* Runs a checked job on the core's memories (an analog job fails on inputs beyond the core's bits). */
-void tinyc_emu_compute(int32_t tile, const tinyc_hal_core *core, const tinyc_hal_job *j, uint8_t *activations,
-                       const uint8_t *weights);
+/* The job engine (tinyc_hal_emu_engine.c), generic over job kinds. Fails unless the job's geometry, shifts,
+ * zero points and clip bounds are ones its kind and core take. */
+void tinyc_emu_check_job(int32_t tile, const tinyc_hal_core *core, const tinyc_hal_job_kind *k, const tinyc_hal_job *j);
+int64_t tinyc_emu_weight_bytes(const tinyc_hal_job_kind *k, const tinyc_hal_job *j);
+/* Bytes of the channel words (bias, and per-channel multiplier and shift) the job reads. */
+int64_t tinyc_emu_channel_bytes(const tinyc_hal_job_kind *k, const tinyc_hal_job *j);
+uint64_t tinyc_emu_job_cycles(const tinyc_hal_core *core, const tinyc_hal_job_kind *k, const tinyc_hal_job *j);
+/* Runs a checked job on the core's memories (failing on inputs beyond the core's bits). */
+void tinyc_emu_compute(int32_t tile, const tinyc_hal_core *core, const tinyc_hal_job_kind *k, const tinyc_hal_job *j,
+                       uint8_t *activations, const uint8_t *weights);
 
 /* The L1 plan's checks (tinyc_hal_emu_l1.c): forget every held tensor; fail when a write of [begin, end)
  * of `memory` lands on a held one. */

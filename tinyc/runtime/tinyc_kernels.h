@@ -49,7 +49,7 @@ typedef struct {
 
 enum { TINYC_PAD_CONSTANT, TINYC_PAD_REFLECT, TINYC_PAD_EDGE };
 
-/* The analog array's read-out (tinyc/ir/analog.py): the ADC's rounding shift and clip, then the digital
+/* The analog array's read-out (tinyc/ir/adc.py): the ADC's rounding shift and clip, then the digital
  * multiply-add of the bias and a rounding shift to the clipped output. */
 typedef struct {
     int32_t adc_shift, adc_min, adc_max;
@@ -159,8 +159,8 @@ static inline int64_t tinyc_round_shift(int64_t x, int32_t s)
     return s ? tinyc_asr(x + ((int64_t)1 << (s - 1)), s) : x;
 }
 
-/* One output of the analog array from its accumulation (tinyc/ir/analog.py, analog_out). */
-static inline int8_t tinyc_analog_out(int64_t acc, int64_t bias, const tinyc_adc *a)
+/* One output of the analog array from its accumulation (tinyc/ir/adc.py, adc_out). */
+static inline int8_t tinyc_adc_out(int64_t acc, int64_t bias, const tinyc_adc *a)
 {
     const int64_t adc = tinyc_clamp(tinyc_round_shift(acc, a->adc_shift), a->adc_min, a->adc_max);
     return (int8_t)tinyc_clamp(tinyc_round_shift(adc * a->post_multiplier + bias, a->post_shift), a->out_min,

@@ -329,7 +329,7 @@ void tinyc_qmatmul_s8(const int8_t *x, int32_t x_zp, const int8_t *w, const int3
 }
 
 /* The analog job's conv (groups 1) on the host: the accumulation starts at 0 (the array holds no bias),
- * padding contributes nothing, and each output is read out through the ADC (tinyc_analog_out). */
+ * padding contributes nothing, and each output is read out through the ADC (tinyc_adc_out). */
 void tinyc_aconv_s8(const tinyc_window *g, const int8_t *x, const int8_t *w, const int32_t *bias,
                     const tinyc_adc *adc, int8_t *y)
 {
@@ -341,7 +341,7 @@ void tinyc_aconv_s8(const tinyc_window *g, const int8_t *x, const int8_t *w, con
             for (od = 0; od < g->out[0]; od++)
                 for (oh = 0; oh < g->out[1]; oh++)
                     for (ow = 0; ow < g->out[2]; ow++)
-                        *y++ = tinyc_analog_out(window_dot(g, x + n * g->c * in_plane, 0, w + m * g->c * ksize, 0,
+                        *y++ = tinyc_adc_out(window_dot(g, x + n * g->c * in_plane, 0, w + m * g->c * ksize, 0,
                                                            g->c, od, oh, ow),
                                                 bias ? bias[m] : 0, adc);
 }
@@ -355,6 +355,6 @@ void tinyc_amatmul_s8(const int8_t *x, const int8_t *w, const int32_t *bias, con
             int64_t acc = 0;
             for (i = 0; i < k; i++)
                 acc += x[r * k + i] * w[i * n + j];
-            y[r * n + j] = tinyc_analog_out(acc, bias ? bias[j] : 0, adc);
+            y[r * n + j] = tinyc_adc_out(acc, bias ? bias[j] : 0, adc);
         }
 }

@@ -6,6 +6,7 @@ from .base import Core, Memory, Target
 from .diana import DIANA
 from .diana import HOST as DIANA_HOST
 from .diana import L2 as DIANA_L2
+from .gap9 import GAP9
 
 CPU = Target(
     name="cpu",
@@ -24,7 +25,7 @@ HOST = Target(
     cores=(Core("host", "cpu", "the host compiler's machine"),),
 )
 
-_TARGETS = {t.name: t for t in (CPU, DIANA, HOST)}
+_TARGETS = {t.name: t for t in (CPU, DIANA, GAP9, HOST)}
 
 
 def names() -> list[str]:

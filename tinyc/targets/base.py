@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+from .jobs import JobKind
+
 
 @dataclass(frozen=True)
 class Param:
@@ -42,11 +44,13 @@ class Constraint:
 class Pattern:
     """A chain of IR ops (producer first) an accelerator runs as one job of kind `name`. `lowering`, when
     set, is how dispatch rewrites the chain (graph, node names) into the ops the job computes exactly
-    (the analog core's ADC makes its job an aconv, not the qconv it matched)."""
+    (the analog core's ADC makes its job an aconv, not the qconv it matched). `job`: the job kind the
+    core runs the chain as (tinyc.targets.jobs), None for a pattern no job kind prices."""
     name: str
     ops: tuple[str, ...]
     constraints: tuple[Constraint, ...] = ()
     lowering: Callable | None = None
+    job: JobKind | None = None
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,14 @@ class Core:
 
     def memory(self, role: str) -> Memory:
         return next(m for m in self.memories if m.role == role)
+
+    def job(self, pattern: str) -> JobKind:
+        """The job kind of the core's pattern `pattern` (a placement's pattern name)."""
+        return next(p.job for p in self.patterns if p.name == pattern)
+
+    @property
+    def job_kinds(self) -> tuple[JobKind, ...]:
+        return tuple(dict.fromkeys(p.job for p in self.patterns if p.job is not None))
 
 
 @dataclass(frozen=True)

@@ -188,3 +188,50 @@ def pads_at_most(most: int) -> Constraint:
         pads = tuple(int(p) for p in nodes[0].attrs["pads"])
         return max(pads) <= most or f"is {', '.join(map(str, pads))}"
     return Constraint(f"padding at most {most} on each side", holds)
+
+
+def requantization(r) -> tuple[Constraint, ...]:
+    """What a job kind's requantizer (tinyc.targets.jobs.Requantizer) takes, as the constraints of its
+    patterns: a shift-only or ADC read-out needs power-of-two scales and one shift in its range, a
+    multiplier+shift one shift (per channel, or per layer) in its range; zero points 0 unless it takes
+    them (the weights' always 0)."""
+    if r.kind in ("shift", "adc"):
+        found = (power_of_two_scales(), one_shift(*r.shifts))
+    elif r.kind == "multiplier":
+        found = (right_shifts(*r.shifts, per_channel=r.per_channel),)
+    else:
+        found = ()
+    return found + ((weight_zero_points_zero(),) if r.zero_points else (zero_points_zero(),))
+
+
+def right_shifts(lowest: int, highest: int, per_channel: bool) -> Constraint:
+    """A fixed-point requantization (multiplier, shift) whose right shifts s = -shift lie in
+    [lowest, highest]; one multiplier and shift for the layer unless per channel."""
+    def holds(g, nodes):
+        a = nodes[0].attrs
+        if a.get("multiplier") is None:
+            return "no requantization"
+        mult, shifts = np.ravel(a["multiplier"]), np.ravel(a["shift"])
+        if not per_channel and (np.unique(mult).size > 1 or np.unique(shifts).size > 1):
+            return f"has {np.unique(mult).size} multipliers and {np.unique(shifts).size} shifts"
+        s = sorted({-int(v) for v in shifts})
+        return lowest <= s[0] and s[-1] <= highest or f"shifts {s[0]}..{s[-1]}"
+    scope = "per output channel" if per_channel else "one for the layer"
+    return Constraint(f"requantization multiplier and right shift {lowest}..{highest}, {scope}", holds, numeric=True)
+
+
+def weight_zero_points_zero() -> Constraint:
+    def holds(g, nodes):
+        a = nodes[0].attrs
+        if "w_zp" not in a:
+            return True
+        nonzero = [int(v) for v in np.ravel(a["w_zp"]) if v != 0]
+        return not nonzero or f"weights {nonzero[0]}"
+    return Constraint("weight zero points 0", holds, numeric=True)
+
+
+def kernel_shapes(shapes: tuple[tuple[int, int], ...]) -> Constraint:
+    def holds(g, nodes):
+        kernel = tuple(g.values[nodes[0].inputs[1]].shape[2:])
+        return kernel in shapes or f"is {_by(kernel)}"
+    return Constraint(f"kernel {_words([_by(s) for s in shapes])}", holds)

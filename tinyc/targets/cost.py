@@ -1,10 +1,10 @@
 """The cost model of an accelerator layer (docs/accelerators.md, "Cost model"), one set of formulas.
 
 The tiler minimizes it, the report prints it, and the emitted C and the emulator walk the same tile
-boxes (`boxes`) and count the same cycles. Every number comes from the target's data: the core's
-params (pe_rows, pe_cols, job_setup_cycles; the analog array's cycles_per_evaluation,
-write_cycles_per_row, max_channels, channel_step), the target's params (dma_setup_cycles,
-dma_bytes_per_cycle) and the core's memories by role (activations, weights).
+boxes (`boxes`) and count the same cycles. Every number comes from the target's data: the job kind's
+record (tinyc.targets.jobs: what it computes, its weight cells, its cycle formula), the core's params
+(pe_rows, pe_cols, job_setup_cycles, max_channels, channel_step), the target's params
+(dma_setup_cycles, dma_bytes_per_cycle) and the core's memories by role (activations, weights).
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..ir.graph import Graph, Node
+from .jobs import JobKind
 # the tiling's records and the boxes it walks are part of the cost model's interface
 from .tiles import (Box, Dim, Residency, Tile, boxes, col_profile, dim_profile, row_profile, spans,  # noqa: F401
                     tile_of, window)
@@ -21,18 +22,12 @@ from .tiles import (Box, Dim, Residency, Tile, boxes, col_profile, dim_profile, 
 GEOMETRY_OPS = ("qconv", "qmatmul", "qadd", "aconv", "amatmul")  # the IR ops whose geometry a job takes
 DENSE_OPS = ("qmatmul", "amatmul")
 CONV_OPS, MATMUL_OPS = ("conv", "qconv", "aconv"), ("matmul",) + DENSE_OPS  # the ops with MACs
-# kinds whose every output channel reads every input channel
-WHOLE_INPUT = ("conv2d", "dense", "analog_conv2d", "analog_dense")
-ANALOG = ("analog_conv2d", "analog_dense")  # an array evaluation per output pixel; weights as 2-bit cells
-DENSE_KINDS = ("dense", "analog_dense")
-KINDS = ("conv2d", "depthwise", "dense", "add") + ANALOG  # the job kinds these formulas price and tile
-CELLS_PER_BYTE = 4  # a ternary cell is 2 bits: the array's 147456 B hold its 1152 x 512 cells
 
 
 @dataclass(frozen=True)
 class Layer:
     name: str
-    kind: str  # the job kind (pattern name): "conv2d", "depthwise", "dense", "add", "analog_conv2d", "analog_dense"
+    job: JobKind  # what the job computes, its weights' cells and its cycle formula (tinyc.targets.jobs)
     c_in: int
     h_in: int
     w_in: int
@@ -47,41 +42,47 @@ class Layer:
     has_bias: bool = True
 
     @property
+    def kind(self) -> str:
+        """The job kind's name, as the report prints it."""
+        return self.job.name
+
+    @property
     def inputs(self) -> int:
         """Input tensors moved per box (add reads two)."""
-        return 2 if self.kind == "add" else 1
+        return self.job.inputs
 
     @property
     def rows(self) -> int:
-        """Weights per output channel (the analog array's rows one load uses)."""
-        return {"conv2d": self.c_in * self.kh * self.kw, "depthwise": self.kh * self.kw, "dense": self.c_in,
-                "add": 0, "analog_conv2d": self.c_in * self.kh * self.kw, "analog_dense": self.c_in}[self.kind]
+        """Weights per output channel (an array's rows one load uses)."""
+        return self.job.rows(self.c_in, self.kh, self.kw)
 
     @property
     def weight_bytes_per_channel(self) -> int:
-        return -(-self.rows // CELLS_PER_BYTE) if self.kind in ANALOG else self.rows
+        return self.job.weight_bytes(self.rows)
 
     @property
     def bias_bytes_per_channel(self) -> int:
-        return 4 if self.has_bias and self.kind != "add" else 0
+        """The int32 bias, then the requantizer's own words per channel (a bias of 0 when they need one)."""
+        words = self.job.requantizer.channel_words
+        return 4 * (1 + words) if self.rows and (self.has_bias or words) else 0
 
     @property
     def whole_input(self) -> bool:
         """Every output channel reads every input channel (a box takes all of them)."""
-        return self.kind in WHOLE_INPUT
+        return self.job.whole_input
 
     @property
     def pointwise(self) -> bool:
         """Each output pixel reads its own input pixel (kernel 1x1, stride 1, no pads; add): a box, dense
         in the core's memory, is the same job over one row of its pixels, which fill the PE columns
         across the ends of its rows."""
-        return self.kind not in DENSE_KINDS and (self.kh, self.kw, self.sh, self.sw) == (1, 1, 1, 1) \
+        return self.job.computes != "dense" and (self.kh, self.kw, self.sh, self.sw) == (1, 1, 1, 1) \
             and not any(self.pads)
 
     @property
     def macs(self) -> int:
         """Multiply-accumulates (add: one operation per output element)."""
-        return self.c_out * self.h_out * self.w_out * (self.rows if self.kind != "add" else 1)
+        return self.c_out * self.h_out * self.w_out * (self.rows or 1)
 
 
 @dataclass(frozen=True)
@@ -99,8 +100,6 @@ class Machine:
     max_channels: int = 0  # output channels one job computes at most (0: no limit)
     array_rows: int = 0  # weights per output channel one job holds at most (0: no limit)
     input_bits: int = 8  # the jobs' inputs must fit this many bits, signed
-    cycles_per_evaluation: int = 0  # analog: one array evaluation (every column, one output pixel)
-    write_cycles_per_row: int = 0  # analog: writing one array row of a channel block's weights
 
     @property
     def peak_macs_per_cycle(self) -> int:
@@ -134,30 +133,29 @@ def machine(target, core) -> Machine:
                    int(target.params["dma_setup_cycles"].value), number(target.params, "dma_bytes_per_cycle"),
                    core.memory("activations").size_bytes, core.memory("weights").size_bytes,
                    optional("macs_per_cycle", 0), optional("channel_step", 0),
-                   optional("max_channels", 0), optional("array_rows", 0), optional("input_bits", 8),
-                   optional("cycles_per_evaluation", 0), optional("write_cycles_per_row", 0))
+                   optional("max_channels", 0), optional("array_rows", 0), optional("input_bits", 8))
 
 
 # ---------------------------------------------------------------- geometry
-def layer_geometry(g: Graph, node: str | Node, pattern: str) -> Layer:
-    """The geometry of the job `pattern` whose chain ends at `node` (its anchor)."""
+def layer_geometry(g: Graph, node: str | Node, job: JobKind) -> Layer:
+    """The geometry of the job of kind `job` whose chain ends at `node` (its anchor)."""
     anchor = node if isinstance(node, Node) else g.node(node)
-    job = _job_node(g, anchor)
-    x = g.values[job.inputs[0]]
+    main = _job_node(g, anchor)
+    x = g.values[main.inputs[0]]
     out = g.values[anchor.outputs[0]]
-    has_bias = len(job.inputs) > 2 and bool(job.inputs[2])
-    if job.op in DENSE_OPS:
+    has_bias = len(main.inputs) > 2 and bool(main.inputs[2])
+    if main.op in DENSE_OPS:
         if int(np.prod(x.shape[:-1])) != 1:
-            raise ValueError(f"{job.name}: a dense job takes one row, not {list(x.shape)}")
-        w = g.values[job.inputs[1]]
-        return Layer(anchor.name, pattern, x.shape[-1], 1, 1, w.shape[1], 1, 1, has_bias=has_bias)
+            raise ValueError(f"{main.name}: a dense job takes one row, not {list(x.shape)}")
+        w = g.values[main.inputs[1]]
+        return Layer(anchor.name, job, x.shape[-1], 1, 1, w.shape[1], 1, 1, has_bias=has_bias)
     c_in, h_in, w_in = _chw(x.shape)
     c_out, h_out, w_out = _chw(out.shape)
-    if job.op == "qadd":
-        return Layer(anchor.name, pattern, c_in, h_in, w_in, c_out, h_out, w_out, has_bias=False)
-    a = job.attrs
-    kh, kw = g.values[job.inputs[1]].shape[2:]
-    return Layer(anchor.name, pattern, c_in, h_in, w_in, c_out, h_out, w_out, kh, kw, *a["strides"],
+    if main.op == "qadd":
+        return Layer(anchor.name, job, c_in, h_in, w_in, c_out, h_out, w_out, has_bias=False)
+    a = main.attrs
+    kh, kw = g.values[main.inputs[1]].shape[2:]
+    return Layer(anchor.name, job, c_in, h_in, w_in, c_out, h_out, w_out, kh, kw, *a["strides"],
                  tuple(a["pads"]), has_bias)
 
 
@@ -200,7 +198,7 @@ def footprint(layer: Layer, tile: Tile) -> tuple[int, int]:
     """(activation bytes, weight bytes) the tiling's buffers hold in the core's memories (tensors the
     L1 plan keeps there are its own, not the tiling's)."""
     rows, cols = row_profile(layer, tile.th), col_profile(layer, tile.tw)
-    cin = layer.c_in if layer.kind in WHOLE_INPUT else tile.tc
+    cin = layer.c_in if layer.job.whole_input else tile.tc
     activations = tile.buffers * (moved_inputs(layer, tile) * cin * rows.max_window * cols.max_window
                                   + (not tile.resident.output) * tile.tc * tile.th * tile.tw)
     blocks = math.ceil(layer.c_out / tile.tc)
@@ -221,13 +219,21 @@ def dma_cycles(nbytes: int, m: Machine) -> int:
 
 
 def compute_cycles(layer: Layer, cn: int, hn: int, wn: int, m: Machine) -> int:
-    """One job: the PE rows take output channels, the PE columns output columns (dense: input channels);
-    the analog array evaluates every column of a load at once (pe_rows = its columns), a pixel at a time."""
-    per_pass = m.cycles_per_evaluation if layer.kind in ANALOG else \
-        {"conv2d": layer.c_in * layer.kh * layer.kw, "depthwise": layer.kh * layer.kw,
-         "dense": -(-layer.c_in // m.pe_cols), "add": 1}[layer.kind]
+    """One job, by its kind's formula (tinyc.targets.jobs.Cycles): passes of the PE array over the output
+    box's channels, rows and columns, each stepping over its share of the reduction; a pointwise box's
+    pixels pass as one row."""
     rows, columns = (1, hn * wn) if layer.pointwise else (hn, wn)
-    return -(-cn // m.pe_rows) * rows * -(-columns // m.pe_cols) * per_pass + m.job_setup_cycles
+    return passes(layer, cn, rows, columns) * pass_cycles(layer) + m.job_setup_cycles
+
+
+def passes(layer: Layer, cn: int, hn: int, wn: int) -> int:
+    cy = layer.job.cycles
+    return -(-cn // cy.channel_lanes) * -(-hn // cy.row_lanes) * -(-wn // cy.column_lanes)
+
+
+def pass_cycles(layer: Layer) -> int:
+    cy = layer.job.cycles
+    return cy.per_pass + -(-layer.job.reduction(layer.c_in, layer.kh, layer.kw) // cy.reduction_lanes) * cy.per_step
 
 
 def ideal_cycles(layer: Layer, m: Machine) -> int:
@@ -236,9 +242,9 @@ def ideal_cycles(layer: Layer, m: Machine) -> int:
     return compute_cycles(layer, layer.c_out, layer.h_out, layer.w_out, m) - m.job_setup_cycles
 
 
-def load_cycles(layer: Layer, m: Machine) -> int:
-    """Writing a channel block's weights into the array (analog: per row; 0 on cores without an array)."""
-    return layer.rows * m.write_cycles_per_row
+def load_cycles(layer: Layer) -> int:
+    """Writing a channel block's weights into an array, per row (0 for a job kind without one)."""
+    return layer.rows * layer.job.cycles.write_cycles_per_row
 
 
 def _moved_weights(box: Box, tile: Tile) -> bool:
@@ -255,7 +261,7 @@ def box_cycles(layer: Layer, box: Box, m: Machine, tile: Tile = Tile(1, 1, 1)) -
         dma_in += dma_cycles(box.cn * layer.weight_bytes_per_channel, m)
         dma_in += dma_cycles(box.cn * layer.bias_bytes_per_channel, m)
     if box.starts_block:
-        compute += load_cycles(layer, m)
+        compute += load_cycles(layer)
     dma_out = 0 if tile.resident.output else dma_cycles(box.cn * box.hn * box.wn, m)
     return dma_in, compute, dma_out
 

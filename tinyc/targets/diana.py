@@ -4,9 +4,10 @@ et al., DAC 2023; numbers and sources in ../shared/DESIGN.md and docs/accelerato
 """
 from __future__ import annotations
 
-from ..ir import analog
+from ..ir import adc
 from . import constraints as c
 from .base import Core, Memory, Param, Pattern, Target
+from .jobs import Cycles, JobKind, Requantizer
 
 DORY_DIANA = "DORY Diana_TVM HW_description.json"
 HTVM_PATTERNS = "HTVM soma_dory pattern table, dory-hal"
@@ -44,10 +45,19 @@ HOST = Core(
         **_fitted("view", layer=17.0),
     })
 
+PE = 16  # the digital core's PE array: output channels across its rows, output columns across its columns
+SHIFT = Requantizer("shift", shifts=(0, 31), source=HTVM_PATTERNS)
+PE_ARRAY = "tinyc's model of the 16x16 PE array (" + HTVM_PATTERNS + "; docs/accelerators.md, \"Cost model\")"
+CONV2D = JobKind("conv2d", "conv", SHIFT, Cycles(PE, PE, reduction="window", source=PE_ARRAY))
+DEPTHWISE = JobKind("depthwise", "depthwise", SHIFT, Cycles(PE, PE, reduction="taps", source=PE_ARRAY))
+DENSE = JobKind("dense", "dense", SHIFT, Cycles(PE, PE, reduction="channels", reduction_lanes=PE, source=PE_ARRAY),
+                weights_by_input=True)
+ADD = JobKind("add", "add", Requantizer("add", source=HTVM_PATTERNS), Cycles(PE, PE, source=PE_ARRAY))
+
 # constraints every digital job shares, numerics first: a model quantized without power-of-two scales
 # reports that (the fix is in the quantization) before any shape detail
 _NUMERICS = (c.int8_operands(), c.power_of_two_scales())
-_LAYER_NUMERICS = _NUMERICS + (c.one_shift(0, 31), c.zero_points_zero())
+_LAYER_NUMERICS = (c.int8_operands(),) + c.requantization(SHIFT)
 _WINDOW = (c.image_batch_one(), c.kernel_sizes((1, 3, 5, 7)), c.strides((1, 2)), c.dilation_one(),
            c.pads_within_half_kernel())
 
@@ -57,10 +67,12 @@ DIGITAL = Core(
               Memory("L1_weights", 64000, DORY_DIANA, role="weights")),
     # the groups constraint comes first: it tells conv2d and depthwise apart, so the pattern a conv
     # fails furthest in is the one the report quotes
-    patterns=(Pattern("conv2d", ("qconv",), (c.groups_one(),) + _LAYER_NUMERICS + _WINDOW),
-              Pattern("depthwise", ("qconv",), (c.one_group_per_channel(),) + _LAYER_NUMERICS + _WINDOW),
-              Pattern("dense", ("qmatmul",), _LAYER_NUMERICS + (c.vector_input(),)),
-              Pattern("add", ("qadd",), _NUMERICS + (c.zero_points_zero(), c.image_batch_one(), c.same_shapes()))),
+    patterns=(Pattern("conv2d", ("qconv",), (c.groups_one(),) + _LAYER_NUMERICS + _WINDOW, job=CONV2D),
+              Pattern("depthwise", ("qconv",), (c.one_group_per_channel(),) + _LAYER_NUMERICS + _WINDOW,
+                      job=DEPTHWISE),
+              Pattern("dense", ("qmatmul",), _LAYER_NUMERICS + (c.vector_input(),), job=DENSE),
+              Pattern("add", ("qadd",), _NUMERICS + (c.zero_points_zero(), c.image_batch_one(), c.same_shapes()),
+                      job=ADD)),
     params={
         "pe_rows": Param(16, HTVM_PATTERNS),
         "pe_cols": Param(16, HTVM_PATTERNS),
@@ -77,13 +89,21 @@ DORY_ANALOG = "DORY Diana_TVM analog conv template (memcpy_analog, l1_y = 16*512
 
 
 def _to_analog(g, names):
-    analog.lower(g, names[0], ADC_BITS)
+    adc.lower(g, names[0], ADC_BITS)
 
 
-# numerics first, as on the digital core; a post-ADC multiply takes the left shifts (s < 0) a
-# shift-only requantizer cannot
-_ANALOG_NUMERICS = _NUMERICS + (c.one_shift(-8, 31), c.zero_points_zero(), c.ternary_weights(),
-                                c.input_bits(INPUT_BITS))
+# a post-ADC multiply takes the left shifts (s < 0) a shift-only requantizer cannot
+ADC = Requantizer("adc", shifts=(-8, 31), source="JSSC 2023 (DIANA): 6-bit ADC, then a digital multiply-add and shift")
+ARRAY = Cycles(ARRAY_COLUMNS, reduction="one", per_step=CYCLES_PER_EVALUATION, write_cycles_per_row=4,
+               source="assumption: one evaluation of every column per output pixel, about 30 ns at 260 MHz (input "
+                      "DACs settle, bitlines integrate, 512 6-bit ADCs convert); a 1024-bit array row written "
+                      "through a 256-bit port in 4 cycles; until measured")
+ANALOG_CONV2D = JobKind("analog_conv2d", "conv", ADC, ARRAY, weight_bits=2,
+                        source="DORY Diana_TVM: weight_bits == 2 for the analog array (ternary cells)")
+ANALOG_DENSE = JobKind("analog_dense", "dense", ADC, ARRAY, weight_bits=2, source=ANALOG_CONV2D.source)
+
+# numerics first, as on the digital core
+_ANALOG_NUMERICS = (c.int8_operands(),) + c.requantization(ADC) + (c.ternary_weights(), c.input_bits(INPUT_BITS))
 
 ANALOG = Core(
     "analog", "accelerator",
@@ -98,9 +118,10 @@ ANALOG = Core(
     patterns=(Pattern("analog_conv2d", ("qconv",),
                       (c.groups_one(),) + _ANALOG_NUMERICS
                       + (c.image_batch_one(), c.rows_at_most(ARRAY_ROWS), c.strides((1, 2)), c.dilation_one(),
-                         c.pads_within_half_kernel(), c.pads_at_most(3)), lowering=_to_analog),
+                         c.pads_within_half_kernel(), c.pads_at_most(3)), lowering=_to_analog, job=ANALOG_CONV2D),
               Pattern("analog_dense", ("qmatmul",),
-                      _ANALOG_NUMERICS + (c.vector_input(), c.rows_at_most(ARRAY_ROWS)), lowering=_to_analog)),
+                      _ANALOG_NUMERICS + (c.vector_input(), c.rows_at_most(ARRAY_ROWS)), lowering=_to_analog,
+                      job=ANALOG_DENSE)),
     params={
         # the cost model's PE array: every column of a load evaluates at once, one output pixel at a time
         "pe_rows": Param(ARRAY_COLUMNS, "array columns, one output channel each (JSSC 2023)"),
@@ -112,11 +133,6 @@ ANALOG = Core(
         "array_rows": Param(ARRAY_ROWS, "JSSC 2023 (DIANA); DORY Diana tiler: in_ch * kh * kw per load"),
         "adc_bits": Param(ADC_BITS, "JSSC 2023: AIMC I/W/O 7/1.5/6 bit"),
         "input_bits": Param(INPUT_BITS, "JSSC 2023: AIMC I/W/O 7/1.5/6 bit"),
-        "weight_bits": Param(2, "DORY Diana_TVM: weight_bits == 2 for the analog array (ternary cells)"),
-        "cycles_per_evaluation": Param(CYCLES_PER_EVALUATION,
-                                       "assumption: input DACs settle, bitlines integrate and 512 6-bit ADCs "
-                                       "convert in about 30 ns at 260 MHz, until measured"),
-        "write_cycles_per_row": Param(4, "assumption: a 1024-bit array row written through a 256-bit port"),
         "macs_per_cycle": Param(ARRAY_ROWS * ARRAY_COLUMNS // CYCLES_PER_EVALUATION,
                                 "array rows x columns per evaluation"),
         "job_setup_cycles": Param(100, "assumption: as the digital core's (a descriptor of about 20 registers)"),

@@ -11,15 +11,11 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import VerifyError
-from ...ir import analog
 from ...targets import cost
-from ...targets.constraints import POWER_OF_TWO_MULTIPLIER
+from ...ir.adc import ADC_ATTRS
 from ..c.kernels import QADD_FIELDS, ROUNDINGS, int32s, need
 
-JOB_KINDS = {"conv2d": "TINYC_JOB_CONV2D", "depthwise": "TINYC_JOB_DEPTHWISE", "dense": "TINYC_JOB_DENSE",
-             "add": "TINYC_JOB_ADD", "analog_conv2d": "TINYC_JOB_ANALOG_CONV2D",
-             "analog_dense": "TINYC_JOB_ANALOG_DENSE"}
-NO_ADC = [0] * len(analog.ANALOG_ATTRS)  # tinyc_adc's fields are the analog ops' attributes, in order
+NO_ADC = [0] * len(ADC_ATTRS)  # tinyc_adc's fields are the ADC ops' attributes, in order
 
 TYPES_C = """/* One box of an accelerator layer: its job and the transfers that feed and drain it. */
 typedef struct {
@@ -137,19 +133,20 @@ def emit_layer(e, chip, node) -> list[str]:
     loop, then what the layer leaves in L1 for later layers (hold) and what it read there last (release)."""
     g, p = e.g, node.placement
     need(p.anchor in ("", node.name), f"{node.name} is part of {p.anchor}'s job; the backend runs one-node jobs")
-    need(p.pattern in JOB_KINDS, f"job kind {p.pattern!r} is not one of {', '.join(JOB_KINDS)}")
+    kind, job = chip.job_kind(p.core, p.pattern)
+    need(job is not None, f"pattern {p.pattern!r} of {p.core} declares no job kind")
     if not p.tile:
         raise VerifyError(f"placed on {p.core} without a tiling (run the tiling pass first)", node=node.name)
-    layer = cost.layer_geometry(g, node, p.pattern)
+    layer = cost.layer_geometry(g, node, job)
     tile, l1 = cost.tile_of(p.tile), p.tile.get("l1", {})
     need(tile.buffers in LOOPS_C, f"buffers must be 1 or 2, not {tile.buffers}")
     _declare_driver(e, tile.buffers)
     ids = chip.ids(p.core)
-    rows = _tile_rows(layer, tile, l1, _job_constants(e, node, layer))
+    rows = _tile_rows(layer, tile, l1, kind, _job_constants(e, node, layer))
     table = e.ident(node.name + "_tiles")
     e.decls.append(f"static const accel_tile {table}[{len(rows)}] = {{\n" + ",\n".join(rows) + "\n};\n")
     x = "NULL" if tile.input_in_l1(0) else e.ptr(node.inputs[0])
-    x2 = e.ptr(node.inputs[1]) if layer.kind == "add" and not tile.input_in_l1(1) else "NULL"
+    x2 = e.ptr(node.inputs[1]) if layer.inputs == 2 and not tile.input_in_l1(1) else "NULL"
     w, b = _l2_weights(e, node, layer)
     y = "NULL" if tile.resident.output else e.ptr(node.outputs[0])
     prefetch = "NULL"
@@ -172,11 +169,33 @@ def _plane_bytes(layer) -> int:
 
 
 def _l2_weights(e, node, layer) -> tuple[str, str]:
-    """The C expressions of the layer's weights and bias in L2 (the analog array's as packed cells)."""
-    w = e.ptr(node.inputs[1]) if layer.kind not in ("add",) + cost.ANALOG else "NULL"
-    if layer.kind in cost.ANALOG:  # L2 holds the array's cells, packed as the job reads them
-        w = "(const int8_t *)" + e.array(node.name + "_cells", "uint8_t", pack_cells(analog.columns(e.g, node)))
-    return w, e.ptr(node.inputs[2]) if layer.has_bias else "NULL"
+    """The C expressions of the layer's weights and channel words in L2: the weights in the job kind's
+    layout (the IR's own where it is the same), packed cells as the job reads them; the bias alone, or
+    with a multiplier and shift per channel."""
+    w, by_input = "NULL", layer.job.weights_by_input
+    if layer.rows and layer.job.weight_bits == 8:
+        ir_by_input = e.g.values[node.inputs[1]].data.ndim == 2  # the IR's dense w[K][N]; a conv's w[co][...]
+        w = e.ptr(node.inputs[1]) if by_input == ir_by_input else \
+            e.array(node.name + "_weights", "int8_t", (_by_channel(e.g, node).T if by_input else
+                                                       _by_channel(e.g, node)).ravel())
+    elif layer.rows:
+        w = "(const int8_t *)" + e.array(node.name + "_cells", "uint8_t", pack_cells(_by_channel(e.g, node)))
+    words = layer.job.requantizer.channel_words
+    if not layer.bias_bytes_per_channel:
+        return w, "NULL"
+    if not words:
+        return w, e.ptr(node.inputs[2])
+    a, channels = node.attrs, layer.c_out
+    bias = e.g.values[node.inputs[2]].data if layer.has_bias else np.zeros(channels, np.int64)
+    table = np.stack([np.broadcast_to(np.asarray(v, np.int64).ravel(), (channels,))
+                      for v in (bias, a["multiplier"], a["shift"])], axis=1)
+    return w, e.array(node.name + "_channels", "int32_t", int32s(table.ravel(), "channel words"))
+
+
+def _by_channel(g, node) -> np.ndarray:
+    """The weights as [out_c][rows] (a dense's w[K][N] transposed)."""
+    w = g.values[node.inputs[1]].data.astype(np.int64)
+    return w.reshape(w.shape[0], -1) if w.ndim > 2 else w.T
 
 
 def _prefetch_fields(e, chip, node) -> list:
@@ -186,14 +205,14 @@ def _prefetch_fields(e, chip, node) -> list:
     later = nodes[[n.name for n in nodes].index(node.name) + 1:]
     nxt = next(n for n in later if n.placement is not None and n.placement.core == core
                and n.placement.anchor == n.name)
-    layer = cost.layer_geometry(e.g, nxt, nxt.placement.pattern)
+    layer = cost.layer_geometry(e.g, nxt, chip.target.core(core).job(nxt.placement.pattern))
     tile = cost.tile_of(nxt.placement.tile)
     need(on_accelerator(chip, nxt) and tile.resident.prefetched, f"{nxt.name} does not expect its weights early")
     first = cost.boxes(layer, tile)[0]
     w, b = _l2_weights(e, nxt, layer)
     max_w, max_b, _ = _weight_slots(layer, tile)
     base = nxt.placement.tile["l1"]["weights"]
-    return [w, b, _weights_box(layer, first), [[1, 1, 4 * first.cn], [0, 0]] if max_b else EMPTY_BOX,
+    return [w, b, _weights_box(layer, first), _words_box(layer, first) if max_b else EMPTY_BOX,
             base, base + max_w if max_b else 0]
 
 
@@ -213,35 +232,29 @@ def _declare_driver(e, buffers: int) -> None:
 
 
 def _job_constants(e, node, layer) -> dict:
-    """The job fields every box of the layer shares, checked against what the job kinds compute."""
-    a = node.attrs
+    """The job fields every box of the layer shares, by the kind's requantizer; what it takes is the
+    pattern's constraints' to check, not the driver's."""
+    a, r = node.attrs, layer.job.requantizer
     for v in node.inputs[:2] + node.outputs:
         need(e.g.values[v].dtype == "int8", f"{v} is {e.g.values[v].dtype}; accelerator jobs move int8")
-    if layer.kind in cost.ANALOG:
-        need(np.isin(e.g.values[node.inputs[1]].data, (-1, 0, 1)).all(), "an analog job takes ternary weights")
-        return dict(shift=a["post_shift"], out_min=a["out_min"], out_max=a["out_max"], add="NULL",
-                    adc=int32s([a[f] for f in analog.ANALOG_ATTRS], "analog read-out").tolist(), write_rows=layer.rows)
-    if layer.kind == "add":
-        need(a["a_zp"] == a["b_zp"] == a["out_zp"] == 0, "an add job takes zero points 0")
-        need(a["rounding"] == "single", "an add job rounds once (rounding 'single')")
+    const = dict(shift=0, out_min=a["out_min"], out_max=a["out_max"], multiplier=0, rounding=0, x_zp=0, out_zp=0,
+                 add="NULL", adc=NO_ADC, write_rows=layer.rows if layer.job.cycles.write_cycles_per_row else 0)
+    if r.kind == "adc":
+        return {**const, "shift": a["post_shift"], "adc": int32s([a[f] for f in ADC_ATTRS], "ADC read-out").tolist()}
+    if r.kind == "add":
         params = e.struct(node.name + "_params", "tinyc_qadd_params",
-                          int32s([a[f] for f in QADD_FIELDS], "qadd parameters").tolist() + [ROUNDINGS["single"]])
-        return dict(shift=0, out_min=a["out_min"], out_max=a["out_max"], add="&" + params, adc=NO_ADC, write_rows=0)
+                          int32s([a[f] for f in QADD_FIELDS], "qadd parameters").tolist() + [ROUNDINGS[a["rounding"]]])
+        return {**const, "add": "&" + params}
     need(a.get("multiplier") is not None, "an accelerator job requantizes to int8")
-    need(a["x_zp"] == 0 and not np.any(a["w_zp"]) and a["out_zp"] == 0, "an accelerator job takes zero points 0")
-    need(np.all(np.asarray(a["multiplier"]) == POWER_OF_TWO_MULTIPLIER) and np.unique(a["shift"]).size == 1
-         and a["rounding"] == "single", "an accelerator job requantizes with one power-of-two shift, rounded once")
-    shift = 1 - int(np.ravel(a["shift"])[0])
-    need(0 <= shift <= 31, f"an accelerator job shifts by 0..31, not {shift}")
-    if layer.kind in ("conv2d", "depthwise"):
-        need(tuple(a["dilations"]) == (1, 1), "accelerator jobs take dilation 1")
-        depthwise = layer.kind == "depthwise"
-        need(a["group"] == (layer.c_out if depthwise else 1) and (not depthwise or layer.c_in == layer.c_out),
-             f"a {layer.kind} job takes {'one group per channel' if depthwise else 'group 1'}, not {a['group']}")
-    return dict(shift=shift, out_min=a["out_min"], out_max=a["out_max"], add="NULL", adc=NO_ADC, write_rows=0)
+    zero_points = dict(x_zp=int(a["x_zp"]), out_zp=int(a["out_zp"]))
+    if r.kind == "shift":  # real = 2**30 * 2**(shift - 31): a right shift by 1 - shift
+        return {**const, **zero_points, "shift": 1 - int(np.ravel(a["shift"])[0])}
+    per_layer = {} if r.per_channel else dict(multiplier=int(np.ravel(a["multiplier"])[0]),
+                                             shift=int(np.ravel(a["shift"])[0]))
+    return {**const, **zero_points, **per_layer, "rounding": ROUNDINGS[a["rounding"]]}
 
 
-def _tile_rows(layer, tile, l1: dict, const: dict) -> list[str]:
+def _tile_rows(layer, tile, l1: dict, kind: int, const: dict) -> list[str]:
     """Each box's job and transfers. The activations memory holds, from the layer's scratch offset,
     `buffers` slots of the inputs moved by DMA, then `buffers` output slots unless the output stays in
     L1; a tensor the L1 plan keeps is read or written in place, a box being a run of its channels."""
@@ -259,7 +272,7 @@ def _tile_rows(layer, tile, l1: dict, const: dict) -> list[str]:
         slot = scratch + buf * max_in
         input_at = l1["inputs"][0] + b.ci0 * in_plane if tile.input_in_l1(0) else slot
         input2_at = 0
-        if layer.kind == "add":
+        if layer.inputs == 2:
             input2_at = l1["inputs"][1] + b.ci0 * in_plane if tile.input_in_l1(1) else \
                 slot + (0 if tile.input_in_l1(0) else in_bytes)
         output_at = l1["output"] + b.c0 * out_plane if tile.resident.output else \
@@ -267,16 +280,18 @@ def _tile_rows(layer, tile, l1: dict, const: dict) -> list[str]:
         weights_at = weights_base + (block % weight_buffers) * (max_w + max_b)
         box_in, box_out = ((1, b.rows * b.cols), (1, b.hn * b.wn)) if layer.pointwise else \
             ((b.rows, b.cols), (b.hn, b.wn))  # the cost model's mapping of pixels to the PE columns
-        job = [JOB_KINDS[layer.kind], b.cin, *box_in, b.cn, *box_out, layer.kh, layer.kw, layer.sh,
-               layer.sw, *b.pads, const["shift"], const["out_min"], const["out_max"],
-               input_at, input2_at, output_at, weights_at, weights_at + max_w if max_b else -1, const["add"],
+        job = [kind, b.cin, *box_in, b.cn, *box_out, layer.kh, layer.kw, layer.sh, layer.sw, *b.pads,
+               const["shift"], const["out_min"], const["out_max"], const["multiplier"], const["rounding"],
+               const["x_zp"], const["out_zp"], input_at, input2_at, output_at, weights_at,
+               weights_at + max_w if max_b else -1, const["add"],
                const["adc"], const["write_rows"] if b.starts_block else 0]
         transfers = [_box([b.cin, b.rows, b.cols], [in_plane, layer.w_in]),
                      _box([b.cn, b.hn, b.wn], [out_plane, layer.w_out]),
                      _weights_box(layer, b),
-                     [[1, 1, 4 * b.cn], [0, 0]] if b.starts_block and max_b else EMPTY_BOX]
+                     _words_box(layer, b) if b.starts_block and max_b else EMPTY_BOX]
         offsets = [(b.ci0 * layer.h_in + b.r0) * layer.w_in + b.q0, (b.c0 * layer.h_out + b.h0) * layer.w_out + b.w0,
-                   b.c0 * (1 if layer.kind == "dense" else layer.weight_bytes_per_channel), b.c0]
+                   b.c0 * (1 if layer.job.weights_by_input else layer.weight_bytes_per_channel),
+                   b.c0 * layer.bias_bytes_per_channel // 4]
         rows.append(f"    /* box {i}: channels {b.c0}+{b.cn}, rows {b.h0}+{b.hn}, columns {b.w0}+{b.wn} */\n    "
                     + _braces([job, *transfers, *offsets]))
     return rows
@@ -303,12 +318,17 @@ def _box(count: list[int], stride: list[int]) -> list:
 
 
 def _weights_box(layer, b) -> list:
-    """A channel block's weights: contiguous rows of [co][...], or dense's w[ci][co] columns."""
+    """A channel block's weights: contiguous rows of [co][rows], or the columns of w[rows][co]."""
     if not b.starts_block or not layer.weight_bytes_per_channel:
         return EMPTY_BOX
-    if layer.kind == "dense":
-        return [[1, layer.c_in, b.cn], [0, layer.c_out]]
+    if layer.job.weights_by_input:
+        return [[1, layer.rows, b.cn], [0, layer.c_out]]
     return [[1, 1, b.cn * layer.weight_bytes_per_channel], [0, 0]]
+
+
+def _words_box(layer, b) -> list:
+    """A channel block's channel words: contiguous int32 runs of each channel's bias (and requantizer)."""
+    return [[1, 1, b.cn * layer.bias_bytes_per_channel], [0, 0]]
 
 
 def _braces(fields) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ...errors import UnsupportedError, VerifyError
 from ...ir.graph import Graph
-from ...targets.cost import tile_of
+from ...passes.memory import kept_in_l1
 from .cdata import CTYPES, c_literals, c_rows, c_string
 from .kernels import EMITTERS
 from . import kernels_requant  # noqa: F401  (registers the qmul and qavgpool_requant emitters in EMITTERS)
@@ -130,10 +130,8 @@ def _tensor_table(g: Graph, prefix: str, kind: str, names: list[str]) -> str:
 def dumped_values(g: Graph) -> list[str]:
     """The layer outputs a validation build dumps, in execution order: every one written to main memory
     (not one the L1 plan keeps in an accelerator's memory for the next layer, which never reaches it)."""
-    def in_l1(node) -> bool:
-        p = node.placement
-        return p is not None and p.tile is not None and tile_of(p.tile).resident.output
-    return [v for n in g.nodes() if not in_l1(n) for v in n.outputs if not g.values[v].is_const]
+    in_l1 = kept_in_l1(g)
+    return [v for n in g.nodes() for v in n.outputs if v not in in_l1 and not g.values[v].is_const]
 
 
 def _model_c(g: Graph, prefix: str, target) -> str:

@@ -9,7 +9,8 @@ import numpy as np
 
 from ...errors import UnsupportedError
 from ...ir import geometry as geo
-from ...ir.analog import ANALOG_ATTRS
+from ...ir.adc import ADC_ATTRS
+from ...ir.ops_tensor import strides_of
 from . import plans
 from .cdata import CTYPES, c_literals
 
@@ -69,14 +70,6 @@ def window(e, node, kernel, m: int, groups: int) -> str:
     return "&" + e.struct(node.name + "_window", "tinyc_window",
                           [x.shape[0], x.shape[1], m, groups, fill + x.shape[2:], fill + y.shape[2:],
                            k3, s3, d3, p3[:3], p3[3:]])
-
-
-def strides_of(shape) -> list[int]:
-    out_strides, acc = [], 1
-    for d in reversed(shape):
-        out_strides.insert(0, acc)
-        acc *= d
-    return out_strides
 
 
 def broadcast_strides(out_shape, shape) -> list[int]:
@@ -347,11 +340,11 @@ def qmatmul(e, node):
 
 
 def adc(e, node) -> str:
-    """The analog read-out's tinyc_adc, checked to be what the C arithmetic takes."""
+    """The ADC read-out's tinyc_adc, checked to be what the C arithmetic takes."""
     a = node.attrs
     need(0 <= a["adc_shift"] <= 31 and 0 <= a["post_shift"] <= 31 and a["adc_min"] <= a["adc_max"]
-         and -128 <= a["out_min"] <= a["out_max"] <= 127, "analog shifts 0..31 and ordered int8 clip bounds")
-    fields = int32s([a[f] for f in ANALOG_ATTRS], "ADC").tolist()  # tinyc_adc's fields, in order
+         and -128 <= a["out_min"] <= a["out_max"] <= 127, "ADC shifts 0..31 and ordered int8 clip bounds")
+    fields = int32s([a[f] for f in ADC_ATTRS], "ADC").tolist()  # tinyc_adc's fields, in order
     return "&" + e.struct(node.name + "_adc", "tinyc_adc", fields)
 
 

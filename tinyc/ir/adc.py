@@ -22,7 +22,7 @@ from .graph import Graph
 from .ops import CONV_ATTRS, conv_acc, op, window_shape
 from .ranges import value_range
 
-ANALOG_ATTRS = ("adc_shift", "adc_min", "adc_max", "post_multiplier", "post_shift", "out_min", "out_max")
+ADC_ATTRS = ("adc_shift", "adc_min", "adc_max", "post_multiplier", "post_shift", "out_min", "out_max")
 
 
 def round_shift(x, s: int):
@@ -31,13 +31,13 @@ def round_shift(x, s: int):
     return x if s == 0 else (x + (np.int64(1) << (s - 1))) >> s
 
 
-def analog_out(acc: np.ndarray, bias, a: dict) -> np.ndarray:
+def adc_out(acc: np.ndarray, bias, a: dict) -> np.ndarray:
     adc = np.clip(round_shift(acc, a["adc_shift"]), a["adc_min"], a["adc_max"])
     post = round_shift(adc * np.int64(a["post_multiplier"]) + bias, a["post_shift"])
     return np.clip(post, a["out_min"], a["out_max"]).astype(np.int8)
 
 
-@op("aconv", CONV_ATTRS + ANALOG_ATTRS)
+@op("aconv", CONV_ATTRS + ADC_ATTRS)
 def _aconv():
     def infer(i, a):
         return [(window_shape(i[0], i[1].shape[0], i[1].shape[2:], a), "int8")]
@@ -45,11 +45,11 @@ def _aconv():
     def compute(i, a):
         acc = conv_acc(i[0].astype(np.int64), i[1].astype(np.int64), a, exact_int=True)
         bias = 0 if len(i) < 3 or i[2] is None else i[2].astype(np.int64).reshape((1, -1) + (1,) * (acc.ndim - 2))
-        return [analog_out(acc, bias, a)]
+        return [adc_out(acc, bias, a)]
     return infer, compute
 
 
-@op("amatmul", ANALOG_ATTRS)
+@op("amatmul", ADC_ATTRS)
 def _amatmul():
     def infer(i, a):
         return [(i[0].shape[:-1] + (i[1].shape[1],), "int8")]
@@ -57,7 +57,7 @@ def _amatmul():
     def compute(i, a):
         acc = i[0].astype(np.int64) @ i[1].astype(np.int64)
         bias = 0 if len(i) < 3 or i[2] is None else i[2].astype(np.int64)
-        return [analog_out(acc, bias, a)]
+        return [adc_out(acc, bias, a)]
     return infer, compute
 
 
@@ -118,4 +118,4 @@ def lower(g: Graph, name: str, adc_bits: int) -> None:
     g.connect()
 
 
-__all__ = ["ANALOG_ATTRS", "LOWERED", "adc_rule", "analog_out", "columns", "lower", "round_shift"]
+__all__ = ["ADC_ATTRS", "LOWERED", "adc_rule", "adc_out", "columns", "lower", "round_shift"]
