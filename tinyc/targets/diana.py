@@ -14,7 +14,7 @@ HTVM_PATTERNS = "HTVM soma_dory pattern table, dory-hal"
 L2 = Memory("L2", 512000, DORY_DIANA)
 
 FIT = ("measured: least-squares fit (relative error) of RV32IMC instructions retired per layer on qemu, zoo int8 "
-       "networks on config cpu, one cycle per instruction (benchmarks/host_kernels.py --fit)")
+       "networks' host layers on configs cpu and digital, one cycle per instruction (benchmarks/host_kernels.py --fit)")
 
 
 def _fitted(kind: str, **per_feature: float) -> dict[str, Param]:
@@ -33,12 +33,14 @@ HOST = Core(
                                     "qemu, zoo int8 networks, one cycle per instruction"),
         "cycles_per_element": Param(203, "measured: the same fit's cost per output element (requantization, "
                                          "window set-up and loop overhead)"),
-        **_fitted("conv", mac=2.87, output=20.29),
-        **_fitted("depthwise", mac=5.46, output=0.61, input=1.58, channel=419.82),
+        **_fitted("conv", mac=2.87, output=20.26),
+        **_fitted("depthwise", mac=5.46, output=0.61, input=1.78, channel=408.67),
         **_fitted("dense", mac=3.16, output=38.76, input=11.81),
-        **_fitted("pool", input=2.43, output=30.21),
+        **_fitted("pool", input=2.45, output=30.1),
         **_fitted("add", output=31.46),
-        **_fitted("softmax", output=167.99, layer=111.0),
+        **_fitted("softmax", output=57.03, layer=105.93),
+        **_fitted("pad", output=3.89),
+        **_fitted("transpose", output=3.14),
         **_fitted("view", layer=17.0),
     })
 
