@@ -74,7 +74,7 @@ def add(g: Graph, op_name: str, inputs: list[str], name: str, **attrs) -> str:
 
 
 # ---------------------------------------------------------------- helpers
-def _broadcast(a: Value, b: Value) -> Shape:
+def broadcast_shape(a: Value, b: Value) -> Shape:
     return tuple(np.broadcast_shapes(a.shape, b.shape))
 
 
@@ -102,7 +102,7 @@ def conv_acc(x: np.ndarray, w: np.ndarray, a: dict, exact_int: bool) -> np.ndarr
     return np.rint(acc).astype(np.int64) if exact_int else acc
 
 
-def _per_channel(values, channels: int, ndim: int, axis: int = 1) -> np.ndarray:
+def per_channel(values, channels: int, ndim: int, axis: int = 1) -> np.ndarray:
     arr = np.asarray(values)
     if arr.size == 1:
         return arr.reshape(())
@@ -111,17 +111,19 @@ def _per_channel(values, channels: int, ndim: int, axis: int = 1) -> np.ndarray:
     return arr.reshape(shape)
 
 
-def _requant_out(acc: np.ndarray, a: dict, channel_axis: int) -> np.ndarray:
+def requant_out(acc: np.ndarray, a: dict, channel_axis: int) -> np.ndarray:
     if a.get("multiplier") is None:
         return acc.astype(np.int32)
-    mult = _per_channel(a["multiplier"], acc.shape[channel_axis], acc.ndim, channel_axis)
-    shift = _per_channel(a["shift"], acc.shape[channel_axis], acc.ndim, channel_axis)
+    mult = per_channel(a["multiplier"], acc.shape[channel_axis], acc.ndim, channel_axis)
+    shift = per_channel(a["shift"], acc.shape[channel_axis], acc.ndim, channel_axis)
     return qm.requantize(acc, mult, shift, a["out_zp"], a["out_min"], a["out_max"], a["rounding"]).astype(np.int8)
 
 
 CONV_ATTRS = ("strides", "pads", "dilations", "group")
 REQUANT_ATTRS = ("multiplier", "shift", "out_zp", "out_min", "out_max", "rounding")
 POOL_ATTRS = ("kernel", "strides", "pads", "dilations", "ceil_mode")
+WEIGHTED_OPERANDS = ("input", "weights")  # the operands of a layer with weights, as constraints name them
+WEIGHTED_ZERO_POINTS = {"x_zp": "input", "w_zp": "weights", "out_zp": "output"}
 
 
 # ---------------------------------------------------------------- float compute
@@ -157,20 +159,20 @@ def _matmul():
     return infer, compute
 
 
-def _binary(fn):
+def binary(fn):
     def infer(i, a):
-        return [(_broadcast(i[0], i[1]), i[0].dtype)]
+        return [(broadcast_shape(i[0], i[1]), i[0].dtype)]
 
     def compute(i, a):
         return [fn(i[0], i[1]).astype(i[0].dtype)]
     return infer, compute
 
 
-op("add")(_binary(np.add))
-op("mul")(_binary(np.multiply))
+op("add")(binary(np.add))
+op("mul")(binary(np.multiply))
 
 
-def _unary(fn, dtype=None):
+def unary(fn, dtype=None):
     def infer(i, a):
         return [(i[0].shape, dtype or i[0].dtype)]
 
@@ -179,10 +181,10 @@ def _unary(fn, dtype=None):
     return infer, compute
 
 
-op("relu", elementwise=True)(_unary(lambda x, a: np.maximum(x, np.zeros((), x.dtype))))
+op("relu", elementwise=True)(unary(lambda x, a: np.maximum(x, np.zeros((), x.dtype))))
 op("clip", ("min", "max"), elementwise=True)(
-    _unary(lambda x, a: np.minimum(np.maximum(x, np.float32(a["min"])), np.float32(a["max"]))))
-op("sigmoid", elementwise=True)(_unary(lambda x, a: 1.0 / (1.0 + np.exp(-x.astype(np.float32)))))
+    unary(lambda x, a: np.minimum(np.maximum(x, np.float32(a["min"])), np.float32(a["max"]))))
+op("sigmoid", elementwise=True)(unary(lambda x, a: 1.0 / (1.0 + np.exp(-x.astype(np.float32)))))
 
 
 @op("softmax", ("axis",))
@@ -191,7 +193,7 @@ def _softmax():
         x = i[0].astype(np.float32)
         e = np.exp(x - x.max(axis=a["axis"], keepdims=True))
         return [(e / e.sum(axis=a["axis"], keepdims=True)).astype(np.float32)]
-    return _unary(None)[0], compute
+    return unary(None)[0], compute
 
 
 @op("avgpool", POOL_ATTRS + ("count_include_pad",), same_quant=True)
@@ -200,20 +202,20 @@ def _avgpool():
         return [(window_shape(i[0], i[0].shape[1], a["kernel"], a), i[0].dtype)]
 
     def compute(i, a):
-        total, inside, padded = _window_sums(i[0].astype(np.float32), a)
+        total, inside, padded = window_sums(i[0].astype(np.float32), a)
         count = padded if a["count_include_pad"] else inside
         return [(total / count.astype(np.float32)).astype(np.float32)]
     return infer, compute
 
 
-def _value_of(x: np.ndarray) -> Value:
+def value_of(x: np.ndarray) -> Value:
     return Value("", tuple(x.shape), str(x.dtype))
 
 
-def _window_sums(x: np.ndarray, a: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def window_sums(x: np.ndarray, a: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per output of a pool: the sum of its window (padding read as 0, in x's dtype), how many of its
     positions lie inside the input, and how many inside the input or its declared padding."""
-    out_sp = window_shape(_value_of(x), x.shape[1], a["kernel"], a)[2:]
+    out_sp = window_shape(value_of(x), x.shape[1], a["kernel"], a)[2:]
     total = sum(v for _, v in geo.windows(x, a["kernel"], a["strides"], a["pads"], a["dilations"], out_sp, 0))
     inside, padded = (geo.valid_counts(x.shape[2:], a["kernel"], a["strides"], a["pads"], a["dilations"], out_sp,
                                        include_pad) for include_pad in (False, True))
@@ -224,7 +226,7 @@ def _window_sums(x: np.ndarray, a: dict) -> tuple[np.ndarray, np.ndarray, np.nda
 def _maxpool():
     def compute(i, a):
         x = i[0]
-        out_sp = window_shape(_value_of(x), x.shape[1], a["kernel"], a)[2:]
+        out_sp = window_shape(value_of(x), x.shape[1], a["kernel"], a)[2:]
         lowest = -np.inf if x.dtype == np.float32 else np.iinfo(x.dtype).min
         views = [v for _, v in geo.windows(x, a["kernel"], a["strides"], a["pads"], a["dilations"], out_sp, lowest)]
         return [np.maximum.reduce(views).astype(x.dtype)]
@@ -285,7 +287,7 @@ def _axis_view(arr, x: np.ndarray, axis):
     arr = np.asarray(arr)
     if axis is None or arr.size == 1:
         return arr.reshape(())
-    return _per_channel(arr, x.shape[axis], x.ndim, axis)
+    return per_channel(arr, x.shape[axis], x.ndim, axis)
 
 
 @op("quantize", ("scale", "zero_point", "axis", "dtype"))
@@ -310,7 +312,7 @@ def _dequantize():
         scale = _axis_view(a["scale"], x, a["axis"]).astype(np.float32)
         zp = _axis_view(a["zero_point"], x, a["axis"]).astype(np.int64)
         return [((x.astype(np.int64) - zp).astype(np.float32) * scale).astype(np.float32)]
-    return _unary(None, "float32")[0], compute
+    return unary(None, "float32")[0], compute
 
 
 @op("flip_sign", ("dtype",))
@@ -325,100 +327,3 @@ def _flip_sign():
 
 
 # ---------------------------------------------------------------- integer ops (int8 in)
-WEIGHTED_OPERANDS = ("input", "weights")
-WEIGHTED_ZERO_POINTS = {"x_zp": "input", "w_zp": "weights", "out_zp": "output"}
-
-
-@op("qconv", CONV_ATTRS + ("x_zp", "w_zp") + REQUANT_ATTRS, contraction="window", operands=WEIGHTED_OPERANDS,
-    zero_points=WEIGHTED_ZERO_POINTS, requantizers={("multiplier", "shift"): "output channel"})
-def _qconv():
-    def infer(i, a):
-        dtype = "int32" if a.get("multiplier") is None else "int8"
-        return [(window_shape(i[0], i[1].shape[0], i[1].shape[2:], a), dtype)]
-
-    def compute(i, a):
-        x = i[0].astype(np.int64) - a["x_zp"]
-        w = i[1].astype(np.int64) - _per_channel(a["w_zp"], i[1].shape[0], i[1].ndim, 0)
-        acc = conv_acc(x, w, a, exact_int=True)
-        if len(i) > 2 and i[2] is not None:
-            acc = acc + i[2].astype(np.int64).reshape((1, -1) + (1,) * (acc.ndim - 2))
-        return [_requant_out(acc, a, 1)]
-    return infer, compute
-
-
-@op("qmatmul", ("x_zp", "w_zp") + REQUANT_ATTRS, contraction="dense", operands=WEIGHTED_OPERANDS,
-    zero_points=WEIGHTED_ZERO_POINTS, requantizers={("multiplier", "shift"): "output column"})
-def _qmatmul():
-    """x[..., K] @ w[K, N] (+ bias[N]) with per-column requantization."""
-    def infer(i, a):
-        dtype = "int32" if a.get("multiplier") is None else "int8"
-        return [(i[0].shape[:-1] + (i[1].shape[1],), dtype)]
-
-    def compute(i, a):
-        x = i[0].astype(np.float64) - a["x_zp"]
-        w = i[1].astype(np.float64) - np.asarray(a["w_zp"], np.float64).reshape(1, -1)
-        acc = np.rint(np.matmul(x, w)).astype(np.int64)
-        if len(i) > 2 and i[2] is not None:
-            acc = acc + i[2].astype(np.int64)
-        return [_requant_out(acc, a, acc.ndim - 1)]
-    return infer, compute
-
-
-@op("qadd", ("a_zp", "b_zp", "out_zp", "left_shift", "a_multiplier", "a_shift", "b_multiplier", "b_shift",
-             "out_multiplier", "out_shift", "out_min", "out_max", "rounding"),
-    operands=("first input", "second input"),
-    zero_points={"a_zp": "first input", "b_zp": "second input", "out_zp": "output"},
-    requantizers={("a_multiplier", "a_shift"): "first input", ("b_multiplier", "b_shift"): "second input",
-                  ("out_multiplier", "out_shift"): "output"})
-def _qadd():
-    def infer(i, a):
-        return [(_broadcast(i[0], i[1]), "int8")]
-
-    def compute(i, a):
-        sa = (i[0].astype(np.int64) - a["a_zp"]) << a["left_shift"]
-        sb = (i[1].astype(np.int64) - a["b_zp"]) << a["left_shift"]
-        total = (qm.multiply_by_quantized_multiplier(sa, a["a_multiplier"], a["a_shift"])
-                 + qm.multiply_by_quantized_multiplier(sb, a["b_multiplier"], a["b_shift"]))
-        out = qm.ROUNDINGS[a["rounding"]](total, a["out_multiplier"], a["out_shift"]) + a["out_zp"]
-        return [np.clip(out, a["out_min"], a["out_max"]).astype(np.int8)]
-    return infer, compute
-
-
-@op("qavgpool", POOL_ATTRS + ("count_include_pad", "x_zp", "out_min", "out_max"))
-def _qavgpool():
-    """TFLite's int8 average: input and output share their quantization, so no zero point enters the sum
-    except as the value of counted padding."""
-    def compute(i, a):
-        total, inside, padded = _window_sums(i[0].astype(np.int64), a)
-        inside = inside.astype(np.int64)
-        count = padded.astype(np.int64) if a["count_include_pad"] else inside
-        # counted padding reads x_zp; the ceil_mode overhang is not counted
-        total = total + a["x_zp"] * (count - inside)
-        return [np.clip(qm.rounded_average(total, count), a["out_min"], a["out_max"]).astype(np.int8)]
-    return _avgpool[0], compute
-
-
-@op("lut", ("table",))
-def _lut():
-    """Any int8 -> int8 elementwise map, tabulated at compile time (table[x + 128])."""
-    def compute(i, a):
-        return [np.asarray(a["table"], np.int8)[i[0].astype(np.int64) + 128]]
-    return _unary(None, "int8")[0], compute
-
-
-SOFTMAX_FRAC_BITS = 16
-
-
-@op("qsoftmax", ("axis", "table", "inv_out_scale", "out_zp"))
-def _qsoftmax():
-    """Integer softmax: table[d] ~ exp(-d * in_scale) * 2**20 for d = max - x; each output is
-    round(table[d] * inv_out_scale / (sum * 2**16)) + out_zp, inv_out_scale = round(2**16 / out_scale)."""
-    def compute(i, a):
-        x = i[0].astype(np.int64)
-        d = x.max(axis=a["axis"], keepdims=True) - x
-        e = np.asarray(a["table"], np.int64)[d]
-        den = e.sum(axis=a["axis"], keepdims=True) << SOFTMAX_FRAC_BITS
-        num = e * int(a["inv_out_scale"])
-        q = (2 * num + den) // (2 * den) + a["out_zp"]
-        return [np.clip(q, -128, 127).astype(np.int8)]
-    return _unary(None, "int8")[0], compute

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from .ops import _binary, _unary, op
+from .ops import binary, unary, op
 
 F32 = np.float32
 _erf = np.vectorize(math.erf, otypes=[np.float64])
@@ -49,7 +49,7 @@ def _float_unary(fn):
     def compute(x, a):
         with np.errstate(all="ignore"):  # log(0), sqrt(-1): inf and NaN, as in C
             return fn(np.asarray(x, np.float32), a)
-    return _unary(compute, "float32")
+    return unary(compute, "float32")
 
 
 for _name, (_attrs, _fn) in UNARY.items():
@@ -71,7 +71,7 @@ def _quiet(fn):
 BINARY = {"sub": np.subtract, "div": np.divide, "max": np.maximum, "min": np.minimum, "prelu": _prelu,
           "pow_broadcast": np.power}
 for _name, _fn in BINARY.items():
-    op(_name)(_binary(_quiet(_fn)))
+    op(_name)(binary(_quiet(_fn)))
 
 
 # ---------------------------------------------------------------- reductions over a set of axes

@@ -14,13 +14,13 @@ from __future__ import annotations
 import numpy as np
 
 from . import quant_math as qm
-from .ops import POOL_ATTRS, REQUANT_ATTRS, _avgpool, _broadcast, _window_sums, op
+from .ops import OPS, POOL_ATTRS, REQUANT_ATTRS, broadcast_shape, op, window_sums
 
 
 @op("qmul", ("a_zp", "b_zp") + REQUANT_ATTRS)
 def _qmul():
     def infer(i, a):
-        return [(_broadcast(i[0], i[1]), "int8")]
+        return [(broadcast_shape(i[0], i[1]), "int8")]
 
     def compute(i, a):
         product = (i[0].astype(np.int64) - a["a_zp"]) * (i[1].astype(np.int64) - a["b_zp"])
@@ -33,10 +33,10 @@ def _qmul():
 @op("qavgpool_requant", POOL_ATTRS + ("count_include_pad", "x_zp", "count_min") + REQUANT_ATTRS)
 def _qavgpool_requant():
     def compute(i, a):
-        total, inside, padded = _window_sums(i[0].astype(np.int64) - a["x_zp"], a)
+        total, inside, padded = window_sums(i[0].astype(np.int64) - a["x_zp"], a)
         index = (padded if a["count_include_pad"] else inside).astype(np.int64) - a["count_min"]
         multiplier = np.asarray(a["multiplier"], np.int64)[index]
         shift = np.asarray(a["shift"], np.int64)[index]
         out = qm.requantize(total, multiplier, shift, a["out_zp"], a["out_min"], a["out_max"], a["rounding"])
         return [out.astype(np.int8)]
-    return _avgpool[0], compute
+    return OPS["avgpool"].infer, compute

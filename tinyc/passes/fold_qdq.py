@@ -14,6 +14,7 @@ import numpy as np
 
 from ..ir import geometry as geo
 from ..ir import ops as irops
+from ..ir.ops_int import SOFTMAX_FRAC_BITS
 from ..ir import quant_math as qm
 from ..ir.graph import Graph, Quant
 from ..ir.ops import OPS
@@ -277,7 +278,7 @@ def _fold_softmax(r: _Rewriter, core, chain, out_scale, out_zp) -> str | None:
         return None
     d = np.arange(256, dtype=np.float64)
     table = np.rint(np.exp(-d * np.float64(np.float32(x[1]))) * EXP_ONE).astype(np.int64)
-    inv = int(round((1 << irops.SOFTMAX_FRAC_BITS) / np.float64(np.float32(out_scale))))
+    inv = int(round((1 << SOFTMAX_FRAC_BITS) / np.float64(np.float32(out_scale))))
     return irops.add(r.g, "qsoftmax", [x[0]], core.name + "_q", axis=core.attrs["axis"], table=table,
                      inv_out_scale=inv, out_zp=out_zp)
 
