@@ -164,12 +164,68 @@ static int32_t global_pool(const tinyc_window *g)
     return whole;
 }
 
+/* The sum of a short plane's n values; with n a constant, -Os folds the switch to n loads and adds. */
+static TINYC_INLINE int32_t short_sum(const int8_t *x, int32_t n)
+{
+    int32_t s = 0;
+    switch (n) {
+    case 16: s += x[15]; /* fallthrough */
+    case 15: s += x[14]; /* fallthrough */
+    case 14: s += x[13]; /* fallthrough */
+    case 13: s += x[12]; /* fallthrough */
+    case 12: s += x[11]; /* fallthrough */
+    case 11: s += x[10]; /* fallthrough */
+    case 10: s += x[9]; /* fallthrough */
+    case 9: s += x[8]; /* fallthrough */
+    case 8: s += x[7]; /* fallthrough */
+    case 7: s += x[6]; /* fallthrough */
+    case 6: s += x[5]; /* fallthrough */
+    case 5: s += x[4]; /* fallthrough */
+    case 4: s += x[3]; /* fallthrough */
+    case 3: s += x[2]; /* fallthrough */
+    case 2: s += x[1]; /* fallthrough */
+    default: s += x[0];
+    }
+    return s;
+}
+
+/* Short planes (n <= 16) with n a constant: the sum unrolled, and the rounded average without a sign
+ * test. The sum lifted by 256 * n is never negative, so its division floors; half away from zero is
+ * then + n/2, less one for a negative sum of an even n (its ties round down). The quotient is the
+ * average plus 256, whose low byte is the average's. */
+static TINYC_INLINE void short_planes(const int8_t *x, int8_t *y, int32_t planes, int32_t n, int32_t out_min,
+                                      int32_t out_max)
+{
+    const int32_t lift = 256 * n + n / 2, lo = out_min + 256, hi = out_max + 256;
+    const int8_t *end = x + planes * n;
+    for (; x != end; x += n) {
+        const int32_t total = short_sum(x, n);
+        const int32_t q = (total + lift - (n % 2 == 0 ? (int32_t)((uint32_t)total >> 31) : 0)) / n;
+        *y++ = (int8_t)((q < lo ? lo : q > hi ? hi : q) - 256);
+    }
+}
+
+/* One copy of the unrolled loop per square plane a global pool meets in small networks (2x2, 3x3, 4x4);
+ * 1 if it took the layer. */
+static TINYC_NOINLINE int32_t short_pool(const int8_t *x, int8_t *y, int32_t planes, int32_t n, int32_t out_min,
+                                         int32_t out_max)
+{
+    switch (n) {
+    case 4: short_planes(x, y, planes, 4, out_min, out_max); return 1;
+    case 9: short_planes(x, y, planes, 9, out_min, out_max); return 1;
+    case 16: short_planes(x, y, planes, 16, out_min, out_max); return 1;
+    default: return 0;
+    }
+}
+
 void tinyc_qavgpool_s8(const tinyc_window *g, const int8_t *x, int8_t *y, int32_t count_include_pad, int32_t x_zp,
                        int32_t out_min, int32_t out_max)
 {
     int32_t plane, od, oh, ow, kd, kh, kw;
     if (global_pool(g)) {
         const int32_t n = g->in[0] * g->in[1] * g->in[2];
+        if (short_pool(x, y, g->n * g->c, n, out_min, out_max))
+            return;
         for (plane = 0; plane < g->n * g->c; plane++, x += n) {
             const int32_t total = plane_sum(x, n);
             *y++ = (int8_t)tinyc_clamp((total > 0 ? total + n / 2 : total - n / 2) / n, out_min, out_max);
