@@ -191,18 +191,22 @@ static TINYC_INLINE int32_t short_sum(const int8_t *x, int32_t n)
 
 /* Short planes (n <= 16) with n a constant: the sum unrolled, and the rounded average without a sign
  * test. The sum lifted by 256 * n is never negative, so its division floors; half away from zero is
- * then + n/2, less one for a negative sum of an even n (its ties round down). The quotient is the
- * average plus 256, whose low byte is the average's. */
+ * then + n/2, less one for a negative sum of an even n (its ties round down). */
 static TINYC_INLINE void short_planes(const int8_t *x, int8_t *y, int32_t planes, int32_t n, int32_t out_min,
                                       int32_t out_max)
 {
-    const int32_t lift = 256 * n + n / 2, lo = out_min + 256, hi = out_max + 256;
+    const int32_t lift = 256 * n + n / 2;
     const int8_t *end = x + planes * n;
-    for (; x != end; x += n) {
+    do {
         const int32_t total = short_sum(x, n);
-        const int32_t q = (total + lift - (n % 2 == 0 ? (int32_t)((uint32_t)total >> 31) : 0)) / n;
-        *y++ = (int8_t)((q < lo ? lo : q > hi ? hi : q) - 256);
-    }
+        int32_t average = (total + lift - (n % 2 == 0 ? (int32_t)((uint32_t)total >> 31) : 0)) / n - 256;
+        if (average < out_min)
+            average = out_min;
+        if (average > out_max)
+            average = out_max;
+        *y++ = (int8_t)average;
+        x += n;
+    } while (x != end);
 }
 
 /* One copy of the unrolled loop per square plane a global pool meets in small networks (2x2, 3x3, 4x4);
@@ -210,6 +214,8 @@ static TINYC_INLINE void short_planes(const int8_t *x, int8_t *y, int32_t planes
 static TINYC_NOINLINE int32_t short_pool(const int8_t *x, int8_t *y, int32_t planes, int32_t n, int32_t out_min,
                                          int32_t out_max)
 {
+    if (planes == 0)
+        return 1;
     switch (n) {
     case 4: short_planes(x, y, planes, 4, out_min, out_max); return 1;
     case 9: short_planes(x, y, planes, 9, out_min, out_max); return 1;
