@@ -230,6 +230,19 @@ def test_planned_int32_bound(extra, tmp_path):
     check(g, y, tmp_path, {"x": np.full((1, 2, 4, 4), -128, np.int8)})
 
 
+@pytest.mark.parametrize("extra", [0, 1])
+def test_planned_double_bound(extra, tmp_path):
+    """The double mode's high mul takes 2 * (sum + bias) in int32: a bias that brings twice the bound to
+    INT32_MAX - 1 plans (and its largest sum's doubling is exact), one more unit does not."""
+    g = new_graph(x=((1, 2, 4, 4), "int8"))
+    w = g.add_const("w", np.full((2, 2, 3, 3), -128, np.int8)).name
+    b = g.add_const("b", np.full(2, INT32_MAX // 2 - 128 * 128 * 18 + extra, np.int32)).name
+    y = qconv(g, "x", w, b, 0, [0], 1, window_attrs(2, 1, 0), dict(
+        multiplier=[(1 << 30) + 1, INT32_MAX], shift=[-30, -31], out_zp=0, out_min=-128, out_max=127, rounding="double"))
+    assert planned(g, "y") == (not extra)
+    check(g, y, tmp_path, {"x": np.full((1, 2, 4, 4), -128, np.int8)})
+
+
 @pytest.mark.parametrize("xs,x_zp", [((1, 5, 7, 3), -7), ((2, 3, 1, 1), 0), ((1, 4, 17), 100),
                                      ((1, 7, 3, 3), 5), ((2, 5, 2, 2), 0), ((1, 3, 16), -128)])
 def test_global_avgpool(xs, x_zp, tmp_path):

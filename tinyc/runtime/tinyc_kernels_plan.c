@@ -149,8 +149,8 @@ TINYC_INLINE static int32_t requant_one(const channel_rq *c, int32_t mode, int32
         const int32_t neg = a < c->a_negative;
         x = tinyc_asr32(a + 1 + 2 * c->half - neg - neg, c->e + 1);
     } else if (mode == TINYC_RQ_DOUBLE) {
-        const uint64_t u = (uint64_t)((int64_t)a * c->m) + (1u << 30);
-        x = (int32_t)((uint32_t)(u >> 32) << 1 | (uint32_t)u >> 31);
+        const uint64_t u = (uint64_t)((int64_t)(a + a) * c->m); /* |a + a| < 2**31, the plan proves */
+        x = (int32_t)(uint32_t)(u >> 32) + (int32_t)((uint32_t)u >> 31);
         x = tinyc_asr32(x + c->half - (x < c->x_negative), c->e);
     } else if (mode == TINYC_RQ_SINGLE) {
         const uint64_t round = c->e ? (uint64_t)(uint32_t)c->half << 32 : (uint64_t)1 << 31;
@@ -167,7 +167,8 @@ TINYC_INLINE static int32_t requant_one(const channel_rq *c, int32_t mode, int32
  * a < -1 and the first sum is even, both are one shift: (a + 1 + 2**e - 2 * (a < -1)) >> (e + 1)
  * (with e = 0, (a + 1) >> 1: the threshold INT32_MIN makes the sign term vanish). The double mode's
  * high mul is floor((a * m + 2**30) / 2**31), TFLite's truncating division of the nudged product for
- * every m but INT32_MIN; its divide, (x + 2**(e-1) - (x < 0)) >> e, has the same threshold for e = 0. */
+ * every m but INT32_MIN: the high word of (2a) * m plus the carry of adding 2**31 to its low word,
+ * which is that word's top bit. Its divide, (x + 2**(e-1) - (x < 0)) >> e, has the same threshold for e = 0. */
 TINYC_INLINE static void run_mode(const channel_rq *c, int32_t mode, const int32_t *acc, int32_t n, int8_t *y,
                                   int32_t ystep)
 {
