@@ -287,3 +287,70 @@ def test_planned_qadd(rounding, tmp_path):
     x = {"a": rand((2, 3, 70), "int8"), "b": rand((3, 1), "int8")}
     x["a"][0, 0, :2], x["b"][:2, 0] = [-128, 127], [-128, 127]  # each table's ends
     check(g, "y", tmp_path, x, sanitize=True)
+
+
+# (input shape, pads begin + end, mode): merged rows, constant planes, odd widths, wide reflections
+PADS = [
+    ((1, 1, 49, 10), (0, 0, 4, 1, 0, 0, 5, 1), "constant"),  # DS-CNN's first conv, lowered to blocks
+    ((3, 5, 7), (1, 0, 2, 0, 0, 3), "constant"),
+    ((2, 3, 1, 5), (0, 1, 0, 0, 1, 0, 2, 0), "constant"),        # padded outer dims: whole planes filled
+    ((7,), (3, 2), "constant"),
+    ((2, 5, 3), (1, 2, 4, 0, 3, 5), "reflect"),
+    ((3, 1, 4), (0, 2, 1, 1, 1, 0), "edge"),
+]
+
+
+@pytest.mark.parametrize("dtype", ["int8", "uint8", "int32", "float32"])
+@pytest.mark.parametrize("xs,pads,mode", PADS)
+def test_pad_paths(xs, pads, mode, dtype, tmp_path):
+    """Every pad mode over 1-, 4- byte elements against the interpreter (numpy.pad)."""
+    g = new_graph(x=(xs, dtype))
+    check(g, ops.add(g, "pad", ["x"], "y", pads=pads, mode=mode, value=-3 if mode == "constant" else None), tmp_path)
+
+
+# (input shape, perm): the space-to-depth fold of DS-CNN's first conv (odd and even widths), 2-D
+# transposes (in 4 x 4 blocks where both sides are multiples of four: ResNet-8's pooling windows), a
+# 3-D rotation
+TRANSPOSES = [((1, 1, 29, 2, 6, 2), (0, 1, 3, 5, 2, 4)), ((1, 1, 3, 2, 5, 2), (0, 1, 3, 5, 2, 4)),
+              ((4, 3, 2, 3), (1, 3, 0, 2)), ((7, 5), (1, 0)), ((1, 64, 64), (0, 2, 1)), ((12, 8), (1, 0)),
+              ((2, 3, 5), (2, 0, 1))]
+
+
+@pytest.mark.parametrize("dtype", ["int8", "int32"])
+@pytest.mark.parametrize("xs,perm", TRANSPOSES)
+def test_transpose_paths(xs, perm, dtype, tmp_path):
+    g = new_graph(x=(xs, dtype))
+    check(g, ops.add(g, "transpose", ["x"], "y", perm=perm), tmp_path)
+
+
+def test_data_movement_under_sanitizers(tmp_path):
+    """The word paths of pad and of the space-to-depth fold, and the strided gather, under ASan and UBSan."""
+    g = new_graph(x=((1, 1, 49, 10), "int8"), z=((2, 5, 3), "int32"))
+    p = ops.add(g, "pad", ["x"], "p", pads=(0, 0, 9, 2, 0, 0, 0, 0), mode="constant", value=-128)
+    f = ops.add(g, "reshape", [p], "r", shape=(1, 1, 29, 2, 6, 2))
+    t = ops.add(g, "transpose", [f], "t", perm=(0, 1, 3, 5, 2, 4))
+    e = ops.add(g, "pad", ["z"], "e", pads=(1, 2, 4, 0, 3, 5), mode="reflect", value=None)
+    s = ops.add(g, "transpose", [e], "s", perm=(2, 0, 1))
+    b = ops.add(g, "transpose", [ops.add(g, "reshape", [p], "r2", shape=(58, 12))], "b", perm=(1, 0))
+    check(g, [t, s, b], tmp_path, sanitize=True)
+
+
+def softmax_attrs(in_scale, out_scale, out_zp=-128, axis=-1, table_max=2 ** 20) -> dict:
+    table = np.round(np.exp(-np.arange(256) * in_scale) * table_max).astype(np.int64)
+    return dict(axis=axis, table=table.tolist(), inv_out_scale=int(round(2 ** 16 / out_scale)), out_zp=out_zp)
+
+
+@pytest.mark.parametrize("xs,attrs", [
+    ((3, 12), softmax_attrs(0.1, 1 / 256)),                     # kws' head: one 32-bit division each
+    ((4, 1), softmax_attrs(0.05, 1 / 256)),                      # 1-element rows: 1.0 exactly
+    ((2, 7, 3), softmax_attrs(0.3, 1 / 200, out_zp=5, axis=1)),  # strided rows, an odd scale
+    ((2, 9), softmax_attrs(0.02, 2 ** -12, table_max=2 ** 30)),  # m past 32 bits: the 64-bit division
+])
+def test_qsoftmax_rows(xs, attrs, tmp_path):
+    """Random rows, rows all equal (1/n each, rounded half up) and one dominant value per row."""
+    x = rand(xs, "int8")
+    x[0] = 17
+    x[-1] = -128
+    x[-1].flat[0] = 127
+    g = new_graph(x=(xs, "int8"))
+    check(g, ops.add(g, "qsoftmax", ["x"], "y", **attrs), tmp_path, {"x": x}, sanitize=xs == (3, 12))

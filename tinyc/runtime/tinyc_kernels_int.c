@@ -275,13 +275,12 @@ void tinyc_lut_s8(const int8_t *x, int8_t *y, int32_t size, const int8_t *table)
         y[i] = table[x[i] + 128];
 }
 
-/* Floor division by a positive divisor, as numpy's // on the reference's int64 values. */
-static int64_t floor_div(int64_t a, int64_t b)
-{
-    const int64_t q = a / b;
-    return q * b != a && a < 0 ? q - 1 : q;
-}
-
+/* Each output is floor((2 num + den) / (2 den)) with num = table[d] * inv_out_scale and den = sum << 16
+ * (the interpreter's round half up), all terms >= 0 (the emitter checks table and inv_out_scale). As
+ * floor(floor(a / b) / c) = floor(a / (b c)) for a >= 0, that is floor(m / sum) with
+ * m = (num + (sum << 15)) >> 16: one 32-bit division where m and sum fit in 32 bits, as they do for
+ * every MLPerf Tiny softmax (tables of 2**20 and inv_out_scale 2**24 give m < 2**29), instead of a
+ * 64-bit division call per element. */
 void tinyc_qsoftmax_s8(const int8_t *x, int8_t *y, int32_t outer, int32_t axis, int32_t inner,
                        const int32_t *table, int64_t inv_out_scale, int32_t out_zp)
 {
@@ -291,15 +290,19 @@ void tinyc_qsoftmax_s8(const int8_t *x, int8_t *y, int32_t outer, int32_t axis, 
             const int8_t *xs = x + o * axis * inner + i;
             int8_t *ys = y + o * axis * inner + i;
             int32_t top = xs[0];
-            int64_t sum = 0, den;
+            uint64_t sum = 0, half;
             for (a = 1; a < axis; a++)
                 top = xs[a * inner] > top ? xs[a * inner] : top;
             for (a = 0; a < axis; a++)
-                sum += table[top - xs[a * inner]];
-            den = tinyc_shl(sum, 16);
+                sum += (uint32_t)table[top - xs[a * inner]];
+            half = sum << 15;
             for (a = 0; a < axis; a++) {
-                const int64_t num = (int64_t)table[top - xs[a * inner]] * inv_out_scale;
-                const int64_t q = den == 0 ? 0 : floor_div(2 * num + den, 2 * den);
+                const uint64_t e = (uint32_t)table[top - xs[a * inner]], m = (e * (uint64_t)inv_out_scale + half) >> 16;
+                int64_t q = 0;
+                if (sum != 0 && m >> 32 == 0 && sum >> 32 == 0)
+                    q = (uint32_t)m / (uint32_t)sum;
+                else if (sum != 0)
+                    q = (int64_t)(m / sum);
                 ys[a * inner] = (int8_t)tinyc_clamp(q + out_zp, -128, 127);
             }
         }

@@ -283,31 +283,6 @@ static void depthwise_rows(const tinyc_qconv_plan *p, const int8_t *src, int32_t
     }
 }
 
-/* picolibc's memcpy and memset, built for size, move a byte per loop: these move words where both
- * ends are aligned (band rows always are), and four bytes per loop otherwise. */
-static void copy_bytes(int8_t *dst, const int8_t *src, int32_t n)
-{
-    if ((((uintptr_t)dst | (uintptr_t)src) & 3) == 0)
-        for (; n >= 4; n -= 4, dst += 4, src += 4)
-            *(tinyc_word *)(void *)dst = *(const tinyc_word *)(const void *)src;
-    for (; n >= 4; n -= 4, dst += 4, src += 4) {
-        const int8_t a = src[0], b = src[1], c = src[2], d = src[3];
-        dst[0] = a, dst[1] = b, dst[2] = c, dst[3] = d;
-    }
-    for (; n > 0; n--)
-        *dst++ = *src++;
-}
-
-/* n bytes of value from a word-aligned dst on. */
-static void set_words(int8_t *dst, int32_t value, int32_t n)
-{
-    const uint32_t word = (uint8_t)value * 0x01010101u;
-    for (; n >= 4; n -= 4, dst += 4)
-        *(tinyc_word *)(void *)dst = word;
-    for (; n > 0; n--)
-        *dst++ = (int8_t)value;
-}
-
 /* Copies the input rows of output rows [r0, r0 + fill_rows) of one group into the band: row b of the
  * band is input row r0 * sh - pad_t + b, from column lead on (the taps add lead - pad_l, so that
  * windows start where the padding does). Its padding columns keep the x_zp the layer set once; a row
@@ -320,9 +295,9 @@ static void fill_band(const tinyc_qconv_plan *p, const int8_t *xg, int32_t r0)
     for (c = 0; c < p->cg; c++)
         for (r = 0; r < p->band_rows; r++, b += p->band_w) {
             if (first + r >= 0 && first + r < p->h)
-                copy_bytes(b + p->lead, xg + c * plane + (first + r) * p->w, p->w);
+                tinyc_copy_bytes(b + p->lead, xg + c * plane + (first + r) * p->w, p->w);
             else if (p->fill_rows < p->oh)
-                set_words(b, p->x_zp, p->band_w);
+                tinyc_set_bytes(b, p->x_zp, p->band_w);
         }
 }
 
@@ -334,7 +309,7 @@ void tinyc_qconv_plan_s8(const tinyc_qconv_plan *p, const int8_t *x, int8_t *y)
         const int8_t *xg = x + g * p->cg * p->h * p->w, *wg = p->weights + g * p->mg * p->ntaps;
         int8_t *yg = y + g * p->mg * plane;
         if (p->band && g == 0)
-            set_words(p->band, p->x_zp, p->cg * p->band_rows * p->band_w);
+            tinyc_set_bytes(p->band, p->x_zp, p->cg * p->band_rows * p->band_w);
         for (r0 = 0; r0 < p->oh; r0 += p->fill_rows) {
             const int32_t rows = tinyc_min(p->fill_rows, p->oh - r0);
             const int8_t *src = p->band ? p->band : xg + r0 * p->sh * p->w;

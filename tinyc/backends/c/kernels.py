@@ -207,10 +207,18 @@ def transpose(e, node):
     if len(shape) <= 1 and strides in ([], [1]):
         return [f"memcpy({e.ptr(node.outputs[0])}, {arg(e, node, 0)}, {y.nbytes});"]
     need(len(shape) <= MAX_DIMS, f"transpose moves {len(shape)} separate dims; the kernel takes {MAX_DIMS}")
+    item = np.dtype(y.dtype).itemsize
+    if item == 1 and len(shape) == 4 and strides == space_to_depth_strides(*shape):
+        bh, bw, h, w = shape
+        return [f"tinyc_space_to_depth_b1({arg(e, node, 0)}, {e.ptr(node.outputs[0])}, {h}, {bh}, {w}, {bw});"]
     s = e.array(node.name + "_shape", "int32_t", shape)
     st = e.array(node.name + "_stride", "int32_t", strides)
-    item = np.dtype(y.dtype).itemsize
     return [f"tinyc_transpose({arg(e, node, 0)}, {e.ptr(node.outputs[0])}, {item}, {len(shape)}, {s}, {st});"]
+
+
+def space_to_depth_strides(bh, bw, h, w) -> list[int]:
+    """The input strides of output [bh, bw, h, w] read from input [h, bh, w, bw]."""
+    return [w * bw, 1, bh * w * bw, bw]
 
 
 def concat(e, node):
@@ -244,11 +252,26 @@ def pad(e, node):
     need(a["mode"] == "constant" or x.size > 0, f"{a['mode']} padding of an empty tensor")
     fill = a["value"] if a.get("value") is not None else 0
     value = e.array(node.name + "_value", CTYPES[y.dtype], np.asarray(fill).astype(y.dtype).reshape(1))
-    ins = e.array(node.name + "_in_shape", "int32_t", x.shape)
-    outs = e.array(node.name + "_out_shape", "int32_t", y.shape)
-    begin = e.array(node.name + "_pad_begin", "int32_t", a["pads"][:len(x.shape)])
+    in_shape, begin, end = list(x.shape), list(a["pads"][:len(x.shape)]), list(a["pads"][len(x.shape):])
+    if a["mode"] == "constant":
+        in_shape, begin, end = merge_unpadded(in_shape, begin, end)
+    ins = e.array(node.name + "_in_shape", "int32_t", in_shape)
+    outs = e.array(node.name + "_out_shape", "int32_t", [n + b + f for n, b, f in zip(in_shape, begin, end)])
+    begins = e.array(node.name + "_pad_begin", "int32_t", begin)
     return [f"tinyc_pad({arg(e, node, 0)}, {e.ptr(node.outputs[0])}, {np.dtype(y.dtype).itemsize}, "
-            f"{len(x.shape)}, {ins}, {outs}, {begin}, {PAD_MODES[a['mode']]}, {value});"]
+            f"{len(in_shape)}, {ins}, {outs}, {begins}, {PAD_MODES[a['mode']]}, {value});"]
+
+
+def merge_unpadded(shape, begin, end):
+    """A constant pad's dims with each unpadded dim fused into the dim before it (the two walk
+    contiguously on both sides; the outer dim's pads scale by the inner size): fewer, longer rows."""
+    dims = [[shape[0], begin[0], end[0]]]
+    for n, b, f in zip(shape[1:], begin[1:], end[1:]):
+        if b == f == 0:
+            dims[-1] = [dims[-1][0] * n, dims[-1][1] * n, dims[-1][2] * n]
+        else:
+            dims.append([n, b, f])
+    return [d[0] for d in dims], [d[1] for d in dims], [d[2] for d in dims]
 
 
 # ---------------------------------------------------------------- quantization boundary
