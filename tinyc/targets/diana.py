@@ -34,10 +34,10 @@ HOST = Core(
                                     "qemu, zoo int8 networks, one cycle per instruction"),
         "cycles_per_element": Param(203, "measured: the same fit's cost per output element (requantization, "
                                          "window set-up and loop overhead)"),
-        **_fitted("conv", mac=2.87, output=18.0),
-        **_fitted("depthwise", mac=5.24, output=0.58, input=1.58, channel=400.23),
+        **_fitted("conv", mac=2.87, output=17.97),
+        **_fitted("depthwise", mac=5.24, output=0.58, input=1.78, channel=388.97),
         **_fitted("dense", mac=3.16, output=38.76, input=11.81),
-        **_fitted("pool", input=2.76, output=1.74),
+        **_fitted("pool", input=2.74, output=1.9),
         **_fitted("add", output=29.14),
         **_fitted("softmax", output=57.03, layer=105.93),
         **_fitted("pad", output=3.89),
