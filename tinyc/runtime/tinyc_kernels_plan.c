@@ -160,7 +160,11 @@ TINYC_INLINE static int32_t requant_one(const channel_rq *c, int32_t mode, int32
         x = (int32_t)((uint32_t)(u >> 32) << (32 - c->e) | (uint32_t)u >> c->e);
     }
     x += c->zp;
-    return x < c->lo ? c->lo : x > c->hi ? c->hi : x;
+    if (x < c->lo) /* two tests that skip a move each, where -Os makes the ?: chain three moves */
+        x = c->lo;
+    if (x > c->hi)
+        x = c->hi;
+    return x;
 }
 
 /* The pow2 mode rounds twice, (a + 1) >> 1 then (x + 2**(e-1) - (x < 0)) >> e; as x < 0 exactly when
