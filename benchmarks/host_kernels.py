@@ -31,14 +31,14 @@ import tinyc  # noqa: E402
 from tinyc import rv32  # noqa: E402
 from tinyc.backends.c.emit import runtime_sources  # noqa: E402
 from tinyc.bench.models import MLPERF_DIR, available_models  # noqa: E402
-from tinyc.targets import cost  # noqa: E402
+from tinyc.targets import host_cost  # noqa: E402
 from tinyc.toolchain import run_tool  # noqa: E402
 
 PEER = Path(__file__).resolve().parents[2] / "shared" / "peers" / "cmsis-nn"
 LABEL = "counted on qemu (instructions retired, icount shift=0)"
 OPS = ("qconv", "qmatmul", "qavgpool")
 PEER_FLAGS = tuple(f for f in rv32.CFLAGS if f != "-Werror")
-# what each kernel kind's cost grows with (tinyc.targets.cost.host_work's features)
+# what each kernel kind's cost grows with (tinyc.targets.host_cost.host_work's features)
 FIT_FEATURES = {"conv": ("mac", "output"), "depthwise": ("mac", "output", "input", "channel"),
                 "dense": ("mac", "output", "input"), "pool": ("input", "output"), "add": ("output",),
                 "softmax": ("output", "layer"), "view": ("layer",), "pad": ("output",), "transpose": ("output",)}
@@ -136,9 +136,9 @@ def host_layers(cm, model_id: str, counts: dict[int, int]) -> list[dict]:
     for index, layer in enumerate(cm.report["layers"]):
         if index in counts:
             node = cm.graph.node(layer["name"])
-            kind, work = cost.host_work(cm.graph, node)
+            kind, work = host_cost.host_work(cm.graph, node)
             rows.append({"model": model_id, "layer": layer["name"], "kind": kind, "work": work,
-                         "counted": counts[index], "modeled": cost.host_cycles(cm.graph, node, cm.target.host)})
+                         "counted": counts[index], "modeled": host_cost.host_cycles(cm.graph, node, cm.target.host)})
     return rows
 
 

@@ -20,7 +20,7 @@ from tinyc.passes.canonicalize import canonicalize
 from tinyc.passes.dispatch import dispatch
 from tinyc.passes.memory import plan_memory
 from tinyc.passes.tiling import tiling
-from tinyc.targets import cost
+from tinyc.targets import cost, host_cost
 from tinyc.targets.base import Memory
 from tinyc.targets.diana import DIANA, DIGITAL
 
@@ -234,7 +234,7 @@ def test_host_layers_profiled_with_the_host_estimate():
     cm = build(place(zoo_graph("kws"), {}))
     report = cm.profile(feeds(cm.graph))["report"]
     per_layer = [layer["cycles"] for layer in report["layers"]]
-    assert per_layer == [cost.host_cycles(cm.graph, n, DIANA.host) for n in cm.graph.nodes()]
+    assert per_layer == [host_cost.host_cycles(cm.graph, n, DIANA.host) for n in cm.graph.nodes()]
     assert report["total_cycles"] == sum(per_layer) == report["cycles_per_core"]["host"]
     assert report["cycles_per_core"]["digital"] == report["cycles_per_core"]["dma"] == 0
 
@@ -337,4 +337,4 @@ def test_no_accelerator_no_driver_code():
     g = plan_memory(g.connect())
     c = emit_c(g, "model", DIANA)["model.c"]
     assert "accel_" not in c and "tinyc_qdense_plan_s8(" in c
-    assert f"tinyc_hal_host_work(UINT64_C({cost.host_cycles(g, 'fc', DIANA.host)}));" in c
+    assert f"tinyc_hal_host_work(UINT64_C({host_cost.host_cycles(g, 'fc', DIANA.host)}));" in c

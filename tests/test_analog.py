@@ -18,7 +18,7 @@ from tinyc.compiler import CompiledModel
 from tinyc.errors import ToolchainError
 from tinyc.frontend.onnx import from_onnx
 from tinyc.ir import interpret, ops
-from tinyc.ir.adc import adc_rule
+from tinyc.passes.lower_adc import adc_rule
 from tinyc.ir.graph import Graph, Placement, Value
 from tinyc.passes.canonicalize import canonicalize
 from tinyc.passes.dispatch import dispatch

@@ -8,6 +8,7 @@ import pytest
 
 from tinyc import toolchain
 from tinyc.backends.c import emit_c
+from tinyc.backends.c.emit import EMITTERS
 from tinyc.errors import ToolchainError, UnsupportedError
 from tinyc.ir import interpret, ops, verify
 from tinyc.ir import quant_math as qm
@@ -22,6 +23,14 @@ def rand(shape, dtype="float32"):
         return RNG.standard_normal(shape).astype(np.float32)
     info = np.iinfo(dtype)
     return RNG.integers(info.min, info.max, size=shape, endpoint=True).astype(dtype)
+
+
+def test_every_op_has_an_emitter():
+    """The C backend's table is keyed by the IR's ops: every op the frontend or a pass can produce has a
+    host kernel (an accelerated node runs the accelerator's driver instead, but any node may stay on the
+    host), and the table names no op the IR does not define."""
+    assert sorted(set(ops.OPS) - set(EMITTERS)) == []
+    assert sorted(set(EMITTERS) - set(ops.OPS)) == []
 
 
 def new_graph(**inputs) -> Graph:

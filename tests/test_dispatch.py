@@ -20,7 +20,7 @@ from tinyc.frontend.onnx import from_onnx
 from tinyc.ir.graph import Placement
 from tinyc.ir.verify import verify
 from tinyc.passes.canonicalize import canonicalize
-from tinyc.passes.dispatch import dispatch
+from tinyc.passes.dispatch import LOWERINGS, dispatch
 from tinyc.report import build_report
 from tinyc.targets.base import Core, Memory, Param, Pattern, Target
 from tinyc.targets.jobs import Cycles, JobKind, Requantizer
@@ -342,3 +342,11 @@ def test_report_says_where_each_layer_runs_and_why():
     assert "reason" not in layers["qmatmul"]
     assert layers["qsoftmax"]["core"] == "host"
     assert layers["qsoftmax"]["reason"] == "digital: no pattern for op qsoftmax; analog: no pattern for op qsoftmax"
+
+
+def test_every_pattern_lowering_is_one_dispatch_has():
+    """The targets name their chains' rewrites as data (Pattern.lowering); dispatch must know each name."""
+    named = {p.lowering for t in map(targets.get, targets.names()) for core in t.cores for p in core.patterns
+             if p.lowering is not None}
+    assert "adc" in named  # DIANA's analog patterns
+    assert named <= set(LOWERINGS)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .ir.graph import Graph
-from .targets.cost import macs
+from .targets.host_cost import macs
 
 
 def _buffer(g: Graph, name: str) -> dict:

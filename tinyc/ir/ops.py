@@ -7,14 +7,14 @@ dimensions; `pads` lists the begins of every spatial dimension, then the ends (O
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 
 from . import geometry as geo
 from . import quant_math as qm
-from .graph import Graph, Value
+from .graph import Graph, Node, Value
 
 Shape = tuple[int, ...]
 
@@ -25,16 +25,41 @@ class OpDef:
     infer: Callable[[list[Value], dict], list[tuple[Shape, str]]]
     compute: Callable[[list[np.ndarray], dict], list[np.ndarray]]
     attrs: tuple[str, ...] = ()
+    # the facts of an integer op an accelerator job computes (its main op, whose geometry the job
+    # takes): the roles of its int8 operands (a bias, when there is one, comes third and stays int32),
+    # each zero-point attribute's role and each (multiplier, shift) attribute pair with what it scales
+    operands: tuple[str, ...] = ()
+    zero_points: dict[str, str] = field(default_factory=dict)
+    requantizers: dict[tuple[str, str], str] = field(default_factory=dict)
+    # what the op contracts, for its multiply-accumulates and a job's geometry: "window" (a conv: one
+    # weight filter per output channel), "dense" (x[..., K] @ w[K, N]) or "" (no MACs)
+    contraction: str = ""
+    # a pure function of one float input, element by element: between DequantizeLinear and
+    # QuantizeLinear it runs as a 256-entry table (fold_qdq)
+    elementwise: bool = False
+    # on int8 data it computes in its input's quantization (fold_qdq keeps the int8 op)
+    same_quant: bool = False
+
+
+    def macs(self, g: Graph, n: Node) -> int:
+        """Multiply-accumulates of node `n` (of this op)."""
+        out = g.values[n.outputs[0]]
+        if self.contraction == "window":
+            return out.size * int(np.prod(g.values[n.inputs[1]].shape[1:]))
+        if self.contraction == "dense":
+            return out.size * g.values[n.inputs[0]].shape[-1]
+        return 0
 
 
 OPS: dict[str, OpDef] = {}
 
 
-def op(name: str, attrs: tuple[str, ...] = ()):
+def op(name: str, attrs: tuple[str, ...] = (), **facts):
+    """Registers an op; `facts` are OpDef's further fields (operands, zero_points, ...)."""
     def register(definition):
         """Takes (infer, compute), or a function returning them so both can share local helpers."""
         fns = definition() if callable(definition) else definition
-        OPS[name] = OpDef(name, fns[0], fns[1], attrs)
+        OPS[name] = OpDef(name, fns[0], fns[1], attrs, **facts)
         return fns
     return register
 
@@ -100,7 +125,7 @@ POOL_ATTRS = ("kernel", "strides", "pads", "dilations", "ceil_mode")
 
 
 # ---------------------------------------------------------------- float compute
-@op("conv", CONV_ATTRS)
+@op("conv", CONV_ATTRS, contraction="window")
 def _conv():
     def infer(i, a):
         return [(window_shape(i[0], i[1].shape[0], i[1].shape[2:], a), "float32")]
@@ -113,7 +138,7 @@ def _conv():
     return infer, compute
 
 
-@op("matmul")
+@op("matmul", contraction="dense")
 def _matmul():
     def infer(i, a):
         sa, sb = i[0].shape, i[1].shape
@@ -154,9 +179,10 @@ def _unary(fn, dtype=None):
     return infer, compute
 
 
-op("relu")(_unary(lambda x, a: np.maximum(x, np.zeros((), x.dtype))))
-op("clip", ("min", "max"))(_unary(lambda x, a: np.minimum(np.maximum(x, np.float32(a["min"])), np.float32(a["max"]))))
-op("sigmoid")(_unary(lambda x, a: 1.0 / (1.0 + np.exp(-x.astype(np.float32)))))
+op("relu", elementwise=True)(_unary(lambda x, a: np.maximum(x, np.zeros((), x.dtype))))
+op("clip", ("min", "max"), elementwise=True)(
+    _unary(lambda x, a: np.minimum(np.maximum(x, np.float32(a["min"])), np.float32(a["max"]))))
+op("sigmoid", elementwise=True)(_unary(lambda x, a: 1.0 / (1.0 + np.exp(-x.astype(np.float32)))))
 
 
 @op("softmax", ("axis",))
@@ -168,7 +194,7 @@ def _softmax():
     return _unary(None)[0], compute
 
 
-@op("avgpool", POOL_ATTRS + ("count_include_pad",))
+@op("avgpool", POOL_ATTRS + ("count_include_pad",), same_quant=True)
 def _avgpool():
     def infer(i, a):
         return [(window_shape(i[0], i[0].shape[1], a["kernel"], a), i[0].dtype)]
@@ -194,7 +220,7 @@ def _window_sums(x: np.ndarray, a: dict) -> tuple[np.ndarray, np.ndarray, np.nda
     return total, inside, padded
 
 
-@op("maxpool", POOL_ATTRS)
+@op("maxpool", POOL_ATTRS, same_quant=True)
 def _maxpool():
     def compute(i, a):
         x = i[0]
@@ -226,7 +252,7 @@ def _transpose():
     return infer, compute
 
 
-@op("concat", ("axis",))
+@op("concat", ("axis",), same_quant=True)
 def _concat():
     def infer(i, a):
         shape = list(i[0].shape)
@@ -238,7 +264,7 @@ def _concat():
     return infer, compute
 
 
-@op("pad", ("pads", "mode", "value"))
+@op("pad", ("pads", "mode", "value"), same_quant=True)
 def _pad():
     def infer(i, a):
         n = len(i[0].shape)
@@ -299,7 +325,12 @@ def _flip_sign():
 
 
 # ---------------------------------------------------------------- integer ops (int8 in)
-@op("qconv", CONV_ATTRS + ("x_zp", "w_zp") + REQUANT_ATTRS)
+WEIGHTED_OPERANDS = ("input", "weights")
+WEIGHTED_ZERO_POINTS = {"x_zp": "input", "w_zp": "weights", "out_zp": "output"}
+
+
+@op("qconv", CONV_ATTRS + ("x_zp", "w_zp") + REQUANT_ATTRS, contraction="window", operands=WEIGHTED_OPERANDS,
+    zero_points=WEIGHTED_ZERO_POINTS, requantizers={("multiplier", "shift"): "output channel"})
 def _qconv():
     def infer(i, a):
         dtype = "int32" if a.get("multiplier") is None else "int8"
@@ -315,7 +346,8 @@ def _qconv():
     return infer, compute
 
 
-@op("qmatmul", ("x_zp", "w_zp") + REQUANT_ATTRS)
+@op("qmatmul", ("x_zp", "w_zp") + REQUANT_ATTRS, contraction="dense", operands=WEIGHTED_OPERANDS,
+    zero_points=WEIGHTED_ZERO_POINTS, requantizers={("multiplier", "shift"): "output column"})
 def _qmatmul():
     """x[..., K] @ w[K, N] (+ bias[N]) with per-column requantization."""
     def infer(i, a):
@@ -333,7 +365,11 @@ def _qmatmul():
 
 
 @op("qadd", ("a_zp", "b_zp", "out_zp", "left_shift", "a_multiplier", "a_shift", "b_multiplier", "b_shift",
-             "out_multiplier", "out_shift", "out_min", "out_max", "rounding"))
+             "out_multiplier", "out_shift", "out_min", "out_max", "rounding"),
+    operands=("first input", "second input"),
+    zero_points={"a_zp": "first input", "b_zp": "second input", "out_zp": "output"},
+    requantizers={("a_multiplier", "a_shift"): "first input", ("b_multiplier", "b_shift"): "second input",
+                  ("out_multiplier", "out_shift"): "output"})
 def _qadd():
     def infer(i, a):
         return [(_broadcast(i[0], i[1]), "int8")]

@@ -2,7 +2,7 @@
 like every IR op (attributes, shape rule, numpy semantics in float32).
 
 Every unary op here is a pure function of one float input and its attributes, so a quantized model can
-run it between DequantizeLinear and QuantizeLinear as a 256-entry table (canonicalize's ELEMENTWISE).
+run it between DequantizeLinear and QuantizeLinear as a 256-entry table (OpDef.elementwise).
 """
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def _float_unary(fn):
 
 
 for _name, (_attrs, _fn) in UNARY.items():
-    op(_name, _attrs)(_float_unary(_fn))
+    op(_name, _attrs, elementwise=True)(_float_unary(_fn))
 
 
 def _prelu(x, slope):
@@ -95,8 +95,8 @@ def _reduce(fn, same_dtype: bool):
 REDUCE_ATTRS = ("axes", "keepdims")
 op("reduce_sum", REDUCE_ATTRS)(_reduce(np.sum, False))
 op("reduce_mean", REDUCE_ATTRS)(_reduce(np.mean, False))
-op("reduce_max", REDUCE_ATTRS)(_reduce(np.max, True))
-op("reduce_min", REDUCE_ATTRS)(_reduce(np.min, True))
+op("reduce_max", REDUCE_ATTRS, same_quant=True)(_reduce(np.max, True))
+op("reduce_min", REDUCE_ATTRS, same_quant=True)(_reduce(np.min, True))
 
 
 @op("argmax", ("axis", "keepdims", "select_last_index", "smallest"))

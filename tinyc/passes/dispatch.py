@@ -19,7 +19,11 @@ from ..ir.graph import Graph, Node, Placement
 from ..ir.verify import verify
 from ..targets import cost
 from ..targets.base import Core, Pattern, Target
+from .lower_adc import lower_adc
 from .tiling import check_fits, tile_layer
+
+# the rewrites a target's pattern names (Pattern.lowering): (graph, the chain's node names, the core)
+LOWERINGS = {"adc": lower_adc}
 
 
 @dataclass(frozen=True)
@@ -185,5 +189,5 @@ def dispatch(g: Graph, target: Target, config: str, tiler: str = "cp-sat") -> Gr
         g.set_node(n.name, placement=placement)
     for m in {id(m): m for m in taken.values()}.values():
         if m.pattern.lowering is not None:
-            m.pattern.lowering(g, m.names)
+            LOWERINGS[m.pattern.lowering](g, m.names, m.core)
     return verify(g, after="dispatch")

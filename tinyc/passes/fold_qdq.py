@@ -17,12 +17,9 @@ from ..ir import ops as irops
 from ..ir import quant_math as qm
 from ..ir.graph import Graph, Quant
 from ..ir.ops import OPS
-from ..ir.ops_math import UNARY
 
-ELEMENTWISE = ("relu", "clip", "sigmoid") + tuple(UNARY)
-# ops computed on int8 data in their input's quantization (the ones that only move data are moved before
-# the dequantize instead, by dequantize_after_movement)
-SAME_QUANT = ("pad", "maxpool", "avgpool", "concat", "reduce_max", "reduce_min")
+# the ops that only move data are moved before the dequantize, by dequantize_after_movement; the ones
+# computing on int8 data in their input's quantization are each OpDef's same_quant
 MOVES = ("reshape", "transpose", "slice", "expand", "tile", "gather")
 EXP_ONE = 1 << 20  # fixed-point 1.0 of the softmax exp table
 
@@ -62,7 +59,7 @@ class _Rewriter:
     def tail(self, q):
         """Walk up from q through elementwise float ops: (the value they start from, their nodes top-down)."""
         chain, value = [], q.inputs[0]
-        while (n := self.producer.get(value)) is not None and n.op in ELEMENTWISE:
+        while (n := self.producer.get(value)) is not None and OPS[n.op].elementwise:
             chain.insert(0, n)
             value = n.inputs[0]
         return value, chain
@@ -316,7 +313,7 @@ def fold_qdq(g: Graph) -> Graph:
             result = _fold_weighted(r, core, chain, out_scale, out_zp)
             if result is None and core.op == "add":
                 result = _fold_add(r, core, chain, out_scale, out_zp)
-        elif core is not None and core.op in SAME_QUANT:
+        elif core is not None and OPS[core.op].same_quant:
             special = {"avgpool": lambda: _fold_average(r, core, chain, out_scale, out_zp),
                        "concat": lambda: _fold_concat(r, q, core, chain)}
             result = special[core.op]() if core.op in special else None

@@ -43,13 +43,14 @@ class Constraint:
 @dataclass(frozen=True)
 class Pattern:
     """A chain of IR ops (producer first) an accelerator runs as one job of kind `name`. `lowering`, when
-    set, is how dispatch rewrites the chain (graph, node names) into the ops the job computes exactly
-    (the analog core's ADC makes its job an aconv, not the qconv it matched). `job`: the job kind the
-    core runs the chain as (tinyc.targets.jobs), None for a pattern no job kind prices."""
+    set, names the rewrite dispatch applies to the chain to make it the ops the job computes exactly
+    (tinyc.passes.dispatch.LOWERINGS; "adc": the analog core's ADC makes its job an aconv, not the
+    qconv it matched). `job`: the job kind the core runs the chain as (tinyc.targets.jobs), None for a
+    pattern no job kind prices."""
     name: str
     ops: tuple[str, ...]
     constraints: tuple[Constraint, ...] = ()
-    lowering: Callable | None = None
+    lowering: str | None = None
     job: JobKind | None = None
 
 

@@ -9,22 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..ir.ops import OPS
 from ..ir.ranges import value_range
 from .base import Constraint
 
 POWER_OF_TWO_MULTIPLIER = 1 << 30  # real = multiplier * 2**(shift - 31) is then 2**(shift - 1): a plain shift
-
-# the integer ops' operands (a bias, when there is one, comes third and stays int32)
-OPERANDS = {"qconv": ("input", "weights"), "qmatmul": ("input", "weights"), "qadd": ("first input", "second input")}
-ZERO_POINTS = {"qconv": {"x_zp": "input", "w_zp": "weights", "out_zp": "output"},
-               "qmatmul": {"x_zp": "input", "w_zp": "weights", "out_zp": "output"},
-               "qadd": {"a_zp": "first input", "b_zp": "second input", "out_zp": "output"}}
-# (multiplier, shift) attribute pairs, and what each scales
-REQUANTIZERS = {"qconv": {("multiplier", "shift"): "output channel"},
-                "qmatmul": {("multiplier", "shift"): "output column"},
-                "qadd": {("a_multiplier", "a_shift"): "first input", ("b_multiplier", "b_shift"): "second input",
-                         ("out_multiplier", "out_shift"): "output"}}
-
 
 def _words(values) -> str:
     """(1, 3, 5, 7) -> "1, 3, 5 or 7"."""
@@ -39,7 +28,7 @@ def _by(values) -> str:
 def int8_operands() -> Constraint:
     def holds(g, nodes):
         main = nodes[0]
-        named = list(zip(OPERANDS[main.op], main.inputs)) + [("output", nodes[-1].outputs[0])]
+        named = list(zip(OPS[main.op].operands, main.inputs)) + [("output", nodes[-1].outputs[0])]
         wrong = [f"{role} is {g.values[v].dtype}" for role, v in named if g.values[v].dtype != "int8"]
         return ", ".join(wrong) or True
     return Constraint("int8 operands and output", holds, numeric=True)
@@ -48,7 +37,7 @@ def int8_operands() -> Constraint:
 def power_of_two_scales() -> Constraint:
     """Every multiplier 2**30 and a single rounding: what a core that requantizes by a shift computes."""
     def holds(g, nodes):
-        a, requantizers = nodes[0].attrs, REQUANTIZERS[nodes[0].op]
+        a, requantizers = nodes[0].attrs, OPS[nodes[0].op].requantizers
         for (mult_key, shift_key), what in requantizers.items():
             if a.get(mult_key) is None:
                 return "no requantization"
@@ -78,7 +67,7 @@ def one_shift(lowest: int, highest: int) -> Constraint:
 def zero_points_zero() -> Constraint:
     def holds(g, nodes):
         wrong = []
-        for key, role in ZERO_POINTS[nodes[0].op].items():
+        for key, role in OPS[nodes[0].op].zero_points.items():
             nonzero = [int(v) for v in np.ravel(nodes[0].attrs[key]) if v != 0]
             if nonzero:
                 wrong.append(f"{role} {nonzero[0]}")

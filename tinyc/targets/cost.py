@@ -14,14 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..ir.graph import Graph, Node
+from ..ir.ops import OPS
 from .jobs import JobKind
 # the tiling's records and the boxes it walks are part of the cost model's interface
 from .tiles import (Box, Dim, Residency, Tile, boxes, col_profile, dim_profile, row_profile, spans,  # noqa: F401
                     tile_of, window)
-
-GEOMETRY_OPS = ("qconv", "qmatmul", "qadd", "aconv", "amatmul")  # the IR ops whose geometry a job takes
-DENSE_OPS = ("qmatmul", "amatmul")
-CONV_OPS, MATMUL_OPS = ("conv", "qconv", "aconv"), ("matmul",) + DENSE_OPS  # the ops with MACs
 
 
 @dataclass(frozen=True)
@@ -144,14 +141,15 @@ def layer_geometry(g: Graph, node: str | Node, job: JobKind) -> Layer:
     x = g.values[main.inputs[0]]
     out = g.values[anchor.outputs[0]]
     has_bias = len(main.inputs) > 2 and bool(main.inputs[2])
-    if main.op in DENSE_OPS:
+    contraction = OPS[main.op].contraction
+    if contraction == "dense":
         if int(np.prod(x.shape[:-1])) != 1:
             raise ValueError(f"{main.name}: a dense job takes one row, not {list(x.shape)}")
         w = g.values[main.inputs[1]]
         return Layer(anchor.name, job, x.shape[-1], 1, 1, w.shape[1], 1, 1, has_bias=has_bias)
     c_in, h_in, w_in = _chw(x.shape)
     c_out, h_out, w_out = _chw(out.shape)
-    if main.op == "qadd":
+    if not contraction:  # an element-wise job (add): no weights
         return Layer(anchor.name, job, c_in, h_in, w_in, c_out, h_out, w_out, has_bias=False)
     a = main.attrs
     kh, kw = g.values[main.inputs[1]].shape[2:]
@@ -160,11 +158,12 @@ def layer_geometry(g: Graph, node: str | Node, job: JobKind) -> Layer:
 
 
 def _job_node(g: Graph, anchor: Node) -> Node:
-    """The node of the chain whose op has the job's geometry (the chain's other nodes are element-wise)."""
-    if anchor.op in GEOMETRY_OPS:
+    """The node of the chain whose op has the job's geometry, its one op with operands (OpDef.operands;
+    the chain's other nodes are element-wise)."""
+    if OPS[anchor.op].operands:
         return anchor
     chain = [n for n in g.nodes() if n.placement is not None and n.placement.anchor == anchor.name]
-    return next(n for n in chain if n.op in GEOMETRY_OPS)
+    return next(n for n in chain if OPS[n.op].operands)
 
 
 def _chw(shape) -> tuple[int, int, int]:
@@ -296,59 +295,3 @@ def evaluate(layer: Layer, tile: Tile, m: Machine) -> Cost:
     moved = sum(box_dma_bytes(layer, b, tile) for b in jobs) + sum(tile.resident.prefetch)
     return Cost(cycles, sum(compute), sum(dma_in) + sum(dma_out) + prefetch, moved,
                 len(jobs), layer.macs, layer.macs / (m.peak_macs_per_cycle * cycles))
-
-
-# ---------------------------------------------------------------- host
-def macs(g: Graph, node: str | Node) -> int:
-    """Multiply-accumulates of a conv or dense node, float, integer or analog; 0 for any other op."""
-    n = node if isinstance(node, Node) else g.node(node)
-    out = g.values[n.outputs[0]]
-    if n.op in CONV_OPS:
-        return out.size * int(np.prod(g.values[n.inputs[1]].shape[1:]))
-    if n.op in MATMUL_OPS:
-        return out.size * g.values[n.inputs[0]].shape[-1]
-    return 0
-
-
-HOST_FEATURES = ("mac", "output", "input", "channel", "layer")
-
-
-def host_work(g: Graph, n: Node) -> tuple[str, dict[str, int]]:
-    """The kind of a host layer's kernel and what it scales with: MACs, output and input elements,
-    output channels, and one per layer. Kinds: conv, depthwise (one input channel per group), dense,
-    pool, add and softmax for the int8 kernels (their float twins are float_...), pad and transpose (any
-    dtype but float32), view for a reshape that moves nothing, other for the rest."""
-    out, x = g.values[n.outputs[0]], g.values[n.inputs[0]] if n.inputs and n.inputs[0] else None
-    if n.op in CONV_OPS:
-        w = g.values[n.inputs[1]].shape
-        kind = "depthwise" if n.attrs.get("group", 1) > 1 and w[1] == 1 else "conv"
-    elif n.op in MATMUL_OPS:
-        kind = "dense"
-    elif "kernel" in n.attrs:
-        kind = "pool"
-    elif n.op == "reshape" and x is not None and x.offset is not None and x.offset == out.offset:
-        kind = "view"  # the output shares the input's bytes: nothing moves
-    else:
-        kind = {"qadd": "add", "add": "add", "qsoftmax": "softmax", "softmax": "softmax", "pad": "pad",
-                "transpose": "transpose"}.get(n.op, "other")
-    if out.dtype == "float32" and kind not in ("other", "view"):
-        kind = "float_" + kind
-    channels = out.shape[1] if len(out.shape) > 1 else 1
-    return kind, {"mac": macs(g, n), "output": out.size, "input": x.size if x is not None else 0,
-                  "channel": channels, "layer": 1}
-
-
-def host_cycles(g: Graph, node: str | Node, host_core) -> int:
-    """An estimate for a layer on the host: per kernel kind (host_work), the sum of its features times
-    the core's `<kind>_cycles_per_<feature>` params; a kind the core has no params for takes cycles per
-    MAC (pools: per window element) plus cycles per output element."""
-    n = node if isinstance(node, Node) else g.node(node)
-    p = host_core.params
-    kind, work = host_work(g, n)
-    own = {f: p[f"{kind}_cycles_per_{f}"].value for f in HOST_FEATURES if f"{kind}_cycles_per_{f}" in p}
-    if own:
-        return math.ceil(sum(work[f] * c for f, c in own.items()))
-    macs_or_taps = work["mac"]
-    if not macs_or_taps and "kernel" in n.attrs:  # pooling: one accumulate per window element
-        macs_or_taps = work["output"] * int(np.prod(n.attrs["kernel"]))
-    return math.ceil(macs_or_taps * p["cycles_per_mac"].value + work["output"] * p["cycles_per_element"].value)

@@ -4,7 +4,6 @@ et al., DAC 2023; numbers and sources in ../shared/DESIGN.md and docs/accelerato
 """
 from __future__ import annotations
 
-from ..ir import adc
 from . import constraints as c
 from .base import Core, Memory, Param, Pattern, Target
 from .jobs import Cycles, JobKind, Requantizer
@@ -22,7 +21,7 @@ def _fitted(kind: str, **per_feature: float) -> dict[str, Param]:
     return {f"{kind}_cycles_per_{feature}": Param(value, FIT) for feature, value in per_feature.items()}
 
 
-# per kernel kind (tinyc.targets.cost.host_work): what each MAC, output element, input element, output
+# per kernel kind (tinyc.targets.host_cost.host_work): what each MAC, output element, input element, output
 # channel and layer costs; profile(on="qemu") gives any layer's exact count
 HOST = Core(
     "host", "cpu", "RISC-V RV32IMC host (PULPissimo class)",
@@ -88,10 +87,6 @@ CYCLES_PER_EVALUATION = 8
 DORY_ANALOG = "DORY Diana_TVM analog conv template (memcpy_analog, l1_y = 16*512*4)"
 
 
-def _to_analog(g, names):
-    adc.lower(g, names[0], ADC_BITS)
-
-
 # a post-ADC multiply takes the left shifts (s < 0) a shift-only requantizer cannot
 ADC = Requantizer("adc", shifts=(-8, 31), source="JSSC 2023 (DIANA): 6-bit ADC, then a digital multiply-add and shift")
 ARRAY = Cycles(ARRAY_COLUMNS, reduction="one", per_step=CYCLES_PER_EVALUATION, write_cycles_per_row=4,
@@ -118,9 +113,9 @@ ANALOG = Core(
     patterns=(Pattern("analog_conv2d", ("qconv",),
                       (c.groups_one(),) + _ANALOG_NUMERICS
                       + (c.image_batch_one(), c.rows_at_most(ARRAY_ROWS), c.strides((1, 2)), c.dilation_one(),
-                         c.pads_within_half_kernel(), c.pads_at_most(3)), lowering=_to_analog, job=ANALOG_CONV2D),
+                         c.pads_within_half_kernel(), c.pads_at_most(3)), lowering="adc", job=ANALOG_CONV2D),
               Pattern("analog_dense", ("qmatmul",),
-                      _ANALOG_NUMERICS + (c.vector_input(), c.rows_at_most(ARRAY_ROWS)), lowering=_to_analog,
+                      _ANALOG_NUMERICS + (c.vector_input(), c.rows_at_most(ARRAY_ROWS)), lowering="adc",
                       job=ANALOG_DENSE)),
     params={
         # the cost model's PE array: every column of a load evaluates at once, one output pixel at a time

@@ -13,6 +13,7 @@ from pathlib import Path
 from ...errors import UnsupportedError, VerifyError
 from ...ir.graph import Graph
 from ...passes.memory import kept_in_l1
+from .accel import Chip, emit_layer, on_accelerator
 from .cdata import CTYPES, c_literals, c_rows, c_string
 from .kernels import EMITTERS
 from . import kernels_requant  # noqa: F401  (registers the qmul and qavgpool_requant emitters in EMITTERS)
@@ -135,7 +136,6 @@ def dumped_values(g: Graph) -> list[str]:
 
 
 def _model_c(g: Graph, prefix: str, target) -> str:
-    from ..accel import Chip, emit_layer, on_accelerator  # here: the driver emission builds on this package
     e = Emitter(g)
     chip = Chip(e, target)
     dumped = set(dumped_values(g))
@@ -348,7 +348,7 @@ clean:
 
 def emit_c(g: Graph, prefix: str = "model", target=None) -> dict[str, str]:
     """The C project of a memory-planned graph, file name -> text. Nodes placed on one of the target's
-    accelerators run as HAL tile loops (tinyc/backends/accel); every other node on the host kernels.
+    accelerators run as HAL tile loops (tinyc/backends/c/accel); every other node on the host kernels.
     Every layer is marked for the HAL, which counts modeled cycles (tinyc_hal_emu.c on the host)."""
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", prefix):
         raise UnsupportedError(f"prefix {prefix!r} is not a C identifier")

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...errors import VerifyError
-from ...targets import cost
-from ...ir.adc import ADC_ATTRS
-from ..c.kernels import QADD_FIELDS, ROUNDINGS, int32s, need
+from ....errors import VerifyError
+from ....targets import cost
+from ....ir.adc import ADC_ATTRS
+from ..kernels import QADD_FIELDS, ROUNDINGS, int32s, need
 
 NO_ADC = [0] * len(ADC_ATTRS)  # tinyc_adc's fields are the ADC ops' attributes, in order
 

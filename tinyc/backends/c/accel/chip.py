@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ...targets import cost
-from ...targets.jobs import COMPUTES, REDUCTIONS, REQUANTIZERS, JobKind
-from ..c.cdata import c_string
+from ....targets import cost, host_cost
+from ....targets.jobs import COMPUTES, REDUCTIONS, REQUANTIZERS, JobKind
+from ..cdata import c_string
 
 HOST_PARAMS = ("cycles_per_mac", "cycles_per_element")
 
@@ -51,7 +51,7 @@ class Chip:
         backend's `host` target) models no host time."""
         if self.target is None or not all(p in self.target.host.params for p in HOST_PARAMS):
             return 0
-        return cost.host_cycles(g, node, self.target.host)
+        return host_cost.host_cycles(g, node, self.target.host)
 
     def _declare(self, e) -> str:
         memories, cores = "NULL", "NULL"
