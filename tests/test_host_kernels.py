@@ -230,33 +230,14 @@ def test_planned_int32_bound(extra, tmp_path):
     check(g, y, tmp_path, {"x": np.full((1, 2, 4, 4), -128, np.int8)})
 
 
-@pytest.mark.parametrize("extra", [0, 1])
-def test_planned_double_bound(extra, tmp_path):
-    """The double mode's high mul takes 2 * (sum + bias) in int32: a bias that brings twice the bound to
-    INT32_MAX - 1 plans (and its largest sum's doubling is exact), one more unit does not."""
-    g = new_graph(x=((1, 2, 4, 4), "int8"))
-    w = g.add_const("w", np.full((2, 2, 3, 3), -128, np.int8)).name
-    b = g.add_const("b", np.full(2, INT32_MAX // 2 - 128 * 128 * 18 + extra, np.int32)).name
-    y = qconv(g, "x", w, b, 0, [0], 1, window_attrs(2, 1, 0), dict(
-        multiplier=[(1 << 30) + 1, INT32_MAX], shift=[-30, -31], out_zp=0, out_min=-128, out_max=127, rounding="double"))
-    assert planned(g, "y") == (not extra)
-    check(g, y, tmp_path, {"x": np.full((1, 2, 4, 4), -128, np.int8)})
-
-
-@pytest.mark.parametrize("xs,x_zp", [((1, 5, 7, 3), -7), ((2, 3, 1, 1), 0), ((1, 4, 17), 100),
-                                     ((1, 7, 3, 3), 5), ((2, 5, 2, 2), 0), ((1, 3, 16), -128)])
+@pytest.mark.parametrize("xs,x_zp", [((1, 5, 7, 3), -7), ((2, 3, 1, 1), 0), ((1, 4, 17), 100)])
 def test_global_avgpool(xs, x_zp, tmp_path):
-    """A window over its whole plane sums in 32 bits, eight values per step (17 and 21 leave tails); planes
-    of 4, 9 and 16 values take the unrolled sum and the sign-free rounding, whose even planes' ties
-    (sums of +-2 and +-6 over 4 values, +-8 over 16) must still round away from zero, under ASan/UBSan."""
+    """A window over its whole plane sums in 32 bits, eight values per step (17 and 21 leave tails)."""
     g = new_graph(x=(xs, "int8"))
     y = ops.add(g, "qavgpool", ["x"], "y", kernel=xs[2:], **window_attrs(len(xs) - 2), ceil_mode=False,
                 count_include_pad=False, x_zp=x_zp, out_min=-120, out_max=110)
-    n = int(np.prod(xs[2:]))
-    ties = np.zeros(xs, np.int8).reshape(-1, n)
-    ties[:, 0] = [(-1) ** p * (n // 2) * (1 + 2 * (p % 3)) for p in range(ties.shape[0])]
-    for x in (rand(xs, "int8"), np.full(xs, -128, np.int8), np.full(xs, 127, np.int8), ties.reshape(xs)):
-        check(g, y, tmp_path, {"x": x}, sanitize=n in (4, 9, 16))
+    for x in (rand(xs, "int8"), np.full(xs, -128, np.int8), np.full(xs, 127, np.int8)):
+        check(g, y, tmp_path, {"x": x})
 
 
 def test_planned_kernels_under_sanitizers(tmp_path):

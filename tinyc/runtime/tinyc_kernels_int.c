@@ -164,74 +164,12 @@ static int32_t global_pool(const tinyc_window *g)
     return whole;
 }
 
-/* The sum of a short plane's n values; with n a constant, -Os folds the switch to n loads and adds. */
-static TINYC_INLINE int32_t short_sum(const int8_t *x, int32_t n)
-{
-    int32_t s = 0;
-    switch (n) {
-    case 16: s += x[15]; /* fallthrough */
-    case 15: s += x[14]; /* fallthrough */
-    case 14: s += x[13]; /* fallthrough */
-    case 13: s += x[12]; /* fallthrough */
-    case 12: s += x[11]; /* fallthrough */
-    case 11: s += x[10]; /* fallthrough */
-    case 10: s += x[9]; /* fallthrough */
-    case 9: s += x[8]; /* fallthrough */
-    case 8: s += x[7]; /* fallthrough */
-    case 7: s += x[6]; /* fallthrough */
-    case 6: s += x[5]; /* fallthrough */
-    case 5: s += x[4]; /* fallthrough */
-    case 4: s += x[3]; /* fallthrough */
-    case 3: s += x[2]; /* fallthrough */
-    case 2: s += x[1]; /* fallthrough */
-    default: s += x[0];
-    }
-    return s;
-}
-
-/* Short planes (n <= 16) with n a constant: the sum unrolled, and the rounded average without a sign
- * test. The sum lifted by 256 * n is never negative, so its division floors; half away from zero is
- * then + n/2, less one for a negative sum of an even n (its ties round down). */
-static TINYC_INLINE void short_planes(const int8_t *x, int8_t *y, int32_t planes, int32_t n, int32_t out_min,
-                                      int32_t out_max)
-{
-    const int32_t lift = 256 * n + n / 2;
-    const int8_t *end = x + planes * n;
-    do {
-        const int32_t total = short_sum(x, n);
-        int32_t average = (total + lift - (n % 2 == 0 ? (int32_t)((uint32_t)total >> 31) : 0)) / n - 256;
-        if (average < out_min)
-            average = out_min;
-        if (average > out_max)
-            average = out_max;
-        *y++ = (int8_t)average;
-        x += n;
-    } while (x != end);
-}
-
-/* One copy of the unrolled loop per square plane a global pool meets in small networks (2x2, 3x3, 4x4);
- * 1 if it took the layer. */
-static TINYC_NOINLINE int32_t short_pool(const int8_t *x, int8_t *y, int32_t planes, int32_t n, int32_t out_min,
-                                         int32_t out_max)
-{
-    if (planes == 0)
-        return 1;
-    switch (n) {
-    case 4: short_planes(x, y, planes, 4, out_min, out_max); return 1;
-    case 9: short_planes(x, y, planes, 9, out_min, out_max); return 1;
-    case 16: short_planes(x, y, planes, 16, out_min, out_max); return 1;
-    default: return 0;
-    }
-}
-
 void tinyc_qavgpool_s8(const tinyc_window *g, const int8_t *x, int8_t *y, int32_t count_include_pad, int32_t x_zp,
                        int32_t out_min, int32_t out_max)
 {
     int32_t plane, od, oh, ow, kd, kh, kw;
     if (global_pool(g)) {
         const int32_t n = g->in[0] * g->in[1] * g->in[2];
-        if (short_pool(x, y, g->n * g->c, n, out_min, out_max))
-            return;
         for (plane = 0; plane < g->n * g->c; plane++, x += n) {
             const int32_t total = plane_sum(x, n);
             *y++ = (int8_t)tinyc_clamp((total > 0 ? total + n / 2 : total - n / 2) / n, out_min, out_max);

@@ -63,8 +63,8 @@ def _rq32(e, name: str, a, folded, acc, channels: int):
         if shift.max() > 30:
             return None
         top = acc + 1 + (1 << shift)
-    elif mode == "double":  # the high mul doubles the sum first
-        top = np.maximum(2 * acc, ((acc * np.abs(mult)) >> 31) + 1 + np.where(shift > 0, 1 << np.maximum(shift - 1, 0), 0))
+    elif mode == "double":
+        top = ((acc * np.abs(mult)) >> 31) + 1 + np.where(shift > 0, 1 << np.maximum(shift - 1, 0), 0)
     elif mode == "single_low":  # the result itself must fit
         top = np.maximum(acc, (acc * np.abs(mult) + (1 << (shift - 1))) >> shift)
     else:
