@@ -8,6 +8,13 @@
 
 #include <stdint.h>
 
+/* For a small step of a hot loop (or a kernel specialized by its call's constants) that -Os would otherwise call. */
+#if defined(__GNUC__)
+#define TINYC_INLINE __inline__ __attribute__((always_inline))
+#else
+#define TINYC_INLINE
+#endif
+
 #define TINYC_MAX_DIMS 6
 /* Output rows are processed in chunks of this many elements, accumulated on the stack. */
 #define TINYC_CHUNK 64
@@ -303,5 +310,6 @@ void tinyc_pad(const void *x, void *y, int32_t elem_size, int32_t ndim, const in
 
 #include "tinyc_kernels_requant.h" /* qmul, qavgpool_requant */
 #include "tinyc_kernels_ops.h" /* the math and data movement kernels beyond these */
+#include "tinyc_pool.h" /* the global average pool, inlined where it is called */
 
 #endif

@@ -140,42 +140,10 @@ static int64_t rounded_average(int64_t total, int64_t count)
     return (total > 0 ? total + count / 2 : total - count / 2) / count;
 }
 
-/* The sum of n int8 values, eight per iteration: about two instructions (a load and an add) each. */
-static int32_t plane_sum(const int8_t *x, int32_t n)
-{
-    const int8_t *end = x + (n & ~7);
-    int32_t a = 0, b = 0;
-    for (; x != end; x += 8) {
-        a += x[0] + x[1] + x[2] + x[3];
-        b += x[4] + x[5] + x[6] + x[7];
-    }
-    for (end += n & 7; x != end; x++)
-        a += *x;
-    return a + b;
-}
-
-/* A window that is its whole plane, the global average pool of every MLPerf Tiny conv network: one
- * output per plane, the rounded average in 32 bits (|sum| <= 128 * n, n < 2**24). */
-static int32_t global_pool(const tinyc_window *g)
-{
-    int32_t d, whole = g->in[0] * g->in[1] * g->in[2] < (1 << 24);
-    for (d = 0; d < 3; d++)
-        whole &= g->kernel[d] == g->in[d] && g->out[d] == 1 && g->pad[d] == 0 && g->pad_end[d] == 0;
-    return whole;
-}
-
 void tinyc_qavgpool_s8(const tinyc_window *g, const int8_t *x, int8_t *y, int32_t count_include_pad, int32_t x_zp,
                        int32_t out_min, int32_t out_max)
 {
     int32_t plane, od, oh, ow, kd, kh, kw;
-    if (global_pool(g)) {
-        const int32_t n = g->in[0] * g->in[1] * g->in[2];
-        for (plane = 0; plane < g->n * g->c; plane++, x += n) {
-            const int32_t total = plane_sum(x, n);
-            *y++ = (int8_t)tinyc_clamp((total > 0 ? total + n / 2 : total - n / 2) / n, out_min, out_max);
-        }
-        return;
-    }
     for (plane = 0; plane < g->n * g->c; plane++) {
         const int8_t *xp = x + plane * g->in[0] * g->in[1] * g->in[2];
         for (od = 0; od < g->out[0]; od++)

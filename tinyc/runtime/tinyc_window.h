@@ -26,13 +26,6 @@ typedef uint16_t tinyc_half;
 void tinyc_copy_bytes(void *dst, const void *src, int32_t n);
 void tinyc_set_bytes(void *dst, int32_t value, int32_t n);
 
-/* For a small step of a hot loop that -Os would otherwise call. */
-#if defined(__GNUC__)
-#define TINYC_INLINE __inline__ __attribute__((always_inline))
-#else
-#define TINYC_INLINE
-#endif
-
 static inline int32_t tinyc_min(int32_t a, int32_t b)
 {
     return a < b ? a : b;

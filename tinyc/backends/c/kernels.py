@@ -302,12 +302,30 @@ def qadd(e, node):
     return [f"tinyc_qadd_s8({desc}, &{params}, {arg(e, node, 0)}, {arg(e, node, 1)}, {e.ptr(node.outputs[0])});"]
 
 
+GLOBAL_POOL_MAX = 2 ** 22  # tinyc_global_avgpool_s8's lifted sums fit int32 up to planes of this size
+
+
+def global_plane(e, node) -> int | None:
+    """The plane size of a pool whose window is its whole plane (no padding, one output per plane), or
+    None for any other window."""
+    x, a = e.g.values[node.inputs[0]], node.attrs
+    plane = size(x.shape[2:])
+    whole = (tuple(a["kernel"]) == tuple(x.shape[2:]) and not any(a["pads"]) and set(a["dilations"]) <= {1}
+             and size(out(e, node).shape[2:]) == 1)
+    return plane if whole and 1 <= plane <= GLOBAL_POOL_MAX else None
+
+
 def qavgpool(e, node):
     dtypes(e, node, ("int8",))
     a = node.attrs
     c = out(e, node).shape[1]
-    g = window(e, node, a["kernel"], c, c)
     zp, lo, hi = int32s([a["x_zp"], a["out_min"], a["out_max"]], "x_zp/out_min/out_max")
+    plane = global_plane(e, node)
+    if plane is not None:
+        planes = e.g.values[node.inputs[0]].shape[0] * c
+        return [f"tinyc_global_avgpool_s8({arg(e, node, 0)}, {e.ptr(node.outputs[0])}, {planes}, {plane}, "
+                f"{max(lo, -128)}, {min(hi, 127)});"]
+    g = window(e, node, a["kernel"], c, c)
     return [f"tinyc_qavgpool_s8({g}, {arg(e, node, 0)}, {e.ptr(node.outputs[0])}, "
             f"{int(bool(a['count_include_pad']))}, {zp}, {lo}, {hi});"]
 
