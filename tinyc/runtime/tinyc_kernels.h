@@ -251,14 +251,17 @@ void tinyc_avgpool_f32(const tinyc_window *g, const float *x, float *y, int32_t 
 void tinyc_maxpool_f32(const tinyc_window *g, const float *x, float *y);
 
 /* ---- quantization boundary and integer ops (tinyc_kernels_int.c) */
+/* [outer][channels][inner]; step 1: a table per channel, 0: one for all. steps: 256 words per channel
+ * (tinyc/backends/c/kernels_quant.py), the code found among them by x's bits alone. */
 void tinyc_quantize_s8(const float *x, int8_t *y, int32_t outer, int32_t channels, int32_t inner,
-                       const float *scale, const int32_t *zero_point, int32_t step);
+                       const uint32_t *steps, int32_t step);
 void tinyc_quantize_u8(const float *x, uint8_t *y, int32_t outer, int32_t channels, int32_t inner,
-                       const float *scale, const int32_t *zero_point, int32_t step);
+                       const uint32_t *steps, int32_t step);
+/* table: 256 floats per channel, the codes' values from the dtype's minimum up. */
 void tinyc_dequantize_s8(const int8_t *x, float *y, int32_t outer, int32_t channels, int32_t inner,
-                         const float *scale, const int32_t *zero_point, int32_t step);
+                         const float *table, int32_t step);
 void tinyc_dequantize_u8(const uint8_t *x, float *y, int32_t outer, int32_t channels, int32_t inner,
-                         const float *scale, const int32_t *zero_point, int32_t step);
+                         const float *table, int32_t step);
 void tinyc_dequantize_s32(const int32_t *x, float *y, int32_t outer, int32_t channels, int32_t inner,
                           const float *scale, const int32_t *zero_point, int32_t step);
 void tinyc_flip_sign(const void *x, void *y, int32_t size);
