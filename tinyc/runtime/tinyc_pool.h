@@ -14,11 +14,11 @@
 
 #if defined(__GNUC__) && !defined(__clang__)
 #define TINYC_UNROLL_SHORT _Pragma("GCC unroll 16")
-#define TINYC_UNROLL_WORDS _Pragma("GCC unroll 4")
+#define TINYC_UNROLL_FOUR _Pragma("GCC unroll 4")
 typedef uint32_t __attribute__((may_alias)) tinyc_pool_word;
 #else
 #define TINYC_UNROLL_SHORT
-#define TINYC_UNROLL_WORDS
+#define TINYC_UNROLL_FOUR
 typedef uint32_t tinyc_pool_word;
 #endif
 
@@ -38,33 +38,75 @@ static TINYC_INLINE int8_t tinyc_plane_average(int32_t t, int32_t n, int32_t lo,
     return (int8_t)average;
 }
 
-/* The sum of `words` aligned words of int8, 0 < words <= TINYC_WORD_RUN: each byte biased to unsigned
- * (its top bit flipped: value + 128), the even bytes summed in the two 16-bit lanes of a (S0, S2), w >> 8
- * summed whole in b (S1 + S2 * 2**8 + S3 * 2**16 < 2**32), so S2 = a >> 16 takes b apart. Six
- * instructions a word (a load, the flip, a mask, a shift, two adds) where a byte at a time takes eight. */
-static TINYC_INLINE int32_t tinyc_word_run_sum(const tinyc_pool_word *p, int32_t words)
+#define TINYC_FLIP 0x80808080u /* each byte's top bit: int8 + 128, unsigned */
+#define TINYC_EVEN 0x00FF00FFu
+
+/* Adds `words` aligned words of int8 into the lanes: each byte biased to unsigned (its top bit
+ * flipped: value + 128), the even bytes summed in the two 16-bit lanes of *a (S0, S2), w >> 8 summed
+ * whole in *b (S1 + S2 * 2**8 + S3 * 2**16), so S2 = a >> 16 takes b apart (tinyc_lanes_total). Six
+ * instructions a word (a load, the flip, a mask, a shift, two adds) where a byte at a time takes eight.
+ * Lanes summing at most 256 bytes each (up to 256 words, or a plane of up to 1024 bytes split across
+ * words) keep every S_i <= 255 * 256, so b < 2**32. */
+static TINYC_INLINE void tinyc_word_lanes(const tinyc_pool_word *p, int32_t words, uint32_t *a, uint32_t *b)
 {
-    const uint32_t flip = 0x80808080u, even = 0x00FF00FFu;
     const tinyc_pool_word *end = p + words;
-    uint32_t a = 0, b = 0, w, s2, r;
+    uint32_t w;
     switch (words & 3) { /* the odd words first, then four at a time */
-    case 3: w = *p++ ^ flip, a += w & even, b += w >> 8; /* fallthrough */
-    case 2: w = *p++ ^ flip, a += w & even, b += w >> 8; /* fallthrough */
-    case 1: w = *p++ ^ flip, a += w & even, b += w >> 8; /* fallthrough */
+    case 3: w = *p++ ^ TINYC_FLIP, *a += w & TINYC_EVEN, *b += w >> 8; /* fallthrough */
+    case 2: w = *p++ ^ TINYC_FLIP, *a += w & TINYC_EVEN, *b += w >> 8; /* fallthrough */
+    case 1: w = *p++ ^ TINYC_FLIP, *a += w & TINYC_EVEN, *b += w >> 8; /* fallthrough */
     default: break;
     }
     if (p != end) {
-        TINYC_UNROLL_WORDS
+        TINYC_UNROLL_FOUR
         do {
-            const uint32_t w0 = p[0] ^ flip, w1 = p[1] ^ flip, w2 = p[2] ^ flip, w3 = p[3] ^ flip;
-            a += (w0 & even) + (w1 & even) + (w2 & even) + (w3 & even);
-            b += (w0 >> 8) + (w1 >> 8) + (w2 >> 8) + (w3 >> 8);
+            const uint32_t w0 = p[0] ^ TINYC_FLIP, w1 = p[1] ^ TINYC_FLIP, w2 = p[2] ^ TINYC_FLIP,
+                           w3 = p[3] ^ TINYC_FLIP;
+            *a += (w0 & TINYC_EVEN) + (w1 & TINYC_EVEN) + (w2 & TINYC_EVEN) + (w3 & TINYC_EVEN);
+            *b += (w0 >> 8) + (w1 >> 8) + (w2 >> 8) + (w3 >> 8);
             p += 4;
         } while (p != end);
     }
-    s2 = a >> 16;
-    r = b - (s2 << 8); /* S1 + S3 * 2**16 */
-    return (int32_t)((a & 0xFFFFu) + s2 + (r & 0xFFFFu) + (r >> 16)) - 512 * words;
+}
+
+/* S0 + S1 + S2 + S3 of the lanes. */
+static TINYC_INLINE int32_t tinyc_lanes_total(uint32_t a, uint32_t b)
+{
+    const uint32_t s2 = a >> 16, r = b - (s2 << 8); /* r = S1 + S3 * 2**16 */
+    return (int32_t)((a & 0xFFFFu) + s2 + (r & 0xFFFFu) + (r >> 16));
+}
+
+/* The sum of `words` aligned words of int8, 0 < words <= TINYC_WORD_RUN. */
+static TINYC_INLINE int32_t tinyc_word_run_sum(const tinyc_pool_word *p, int32_t words)
+{
+    uint32_t a = 0, b = 0;
+    tinyc_word_lanes(p, words, &a, &b);
+    return tinyc_lanes_total(a, b) - 512 * words;
+}
+
+/* Four planes of n = 4 k + r (0 < r, n < 4 * TINYC_WORD_RUN) from an aligned x: n whole words, plane j's
+ * bytes [j n, j n + n). The word a plane ends in is split by a mask, its low bytes into that plane's
+ * lanes and its high ones into the next plane's, so no byte is loaded alone. With n constant every
+ * index and mask is. */
+static TINYC_INLINE void tinyc_four_planes(const int8_t *x, int8_t *y, int32_t n, int32_t lo, int32_t hi)
+{
+    const tinyc_pool_word *w = (const tinyc_pool_word *)(const void *)x;
+    uint32_t a = 0, b = 0, u = 0, low = 0;
+    int32_t j;
+    TINYC_UNROLL_FOUR
+    for (j = 0; j < 4; j++) {
+        const int32_t first = (j * n + 3) / 4, last = (j * n + n) / 4, cut = (j * n + n) % 4;
+        tinyc_word_lanes(w + first, last - first, &a, &b);
+        if (cut != 0) {
+            u = w[last] ^ TINYC_FLIP;
+            low = u & ((1u << 8 * cut) - 1u);
+            a += low & TINYC_EVEN, b += low >> 8;
+        }
+        y[j] = tinyc_plane_average(tinyc_lanes_total(a, b) - 128 * n, n, lo, hi);
+        a = b = 0;
+        if (cut != 0)
+            u ^= low, a = u & TINYC_EVEN, b = u >> 8;
+    }
 }
 
 /* The sum of the k < 4 int8 from x. */
@@ -118,10 +160,11 @@ static TINYC_INLINE void tinyc_global_avgpool_s8(const int8_t *x, int8_t *y, int
             x += n;
         } while (x != end);
     } else {
-        do {
+        if (n < 4 * TINYC_WORD_RUN && ((uintptr_t)x & 3) == 0)
+            for (; planes >= 4; planes -= 4, x += 4 * n, y += 4)
+                tinyc_four_planes(x, y, n, lo, hi);
+        for (; x != end; x += n)
             *y++ = tinyc_plane_average(tinyc_long_plane_sum(x, n), n, lo, hi);
-            x += n;
-        } while (x != end);
     }
 }
 
