@@ -150,7 +150,8 @@ def host_layers(cm, model_id: str, counts: dict[int, int]) -> list[dict]:
 
 def boundary_model() -> onnx.ModelProto:
     """x -> QuantizeLinear -> DequantizeLinear over BOUNDARY_SHAPE: tinyc's quantize and dequantize."""
-    consts = [helper.make_tensor("s", TensorProto.FLOAT, [], [2 ** -7]), helper.make_tensor("z", TensorProto.INT8, [], [-1])]
+    consts = [helper.make_tensor("s", TensorProto.FLOAT, [], [2 ** -7]),
+              helper.make_tensor("z", TensorProto.INT8, [], [-1])]
     nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]),
              helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"])]
     io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, list(BOUNDARY_SHAPE)) for n in ("x", "y")]

@@ -104,8 +104,8 @@ def boundary_inputs(scale: float, zp: int, dtype: str, samples: int) -> np.ndarr
     info = np.iinfo(dtype)
     span = np.float32(abs(scale)) * np.float32(info.max - info.min + 8)
     rng = np.random.default_rng(abs(zp) + samples)
-    xs = [key_floats(near), SPECIALS, NANS, rng.integers(0, 2 ** 32, samples, dtype=np.uint64).astype(np.uint32).view(np.float32),
-          (rng.uniform(-1.0, 1.0, samples) * span).astype(np.float32)]
+    patterns = rng.integers(0, 2 ** 32, samples, dtype=np.uint64).astype(np.uint32).view(np.float32)
+    xs = [key_floats(near), SPECIALS, NANS, patterns, (rng.uniform(-1.0, 1.0, samples) * span).astype(np.float32)]
     x = np.concatenate(xs)
     return np.concatenate([x, -x])
 

@@ -41,7 +41,8 @@ def step_keys(scale: float, zero_point: int, dtype: str) -> np.ndarray:
     with np.errstate(all="ignore"):  # x / scale overflows to inf for the largest floats, as it should
         while (lo < hi).any():
             mid = (lo + hi) // 2
-            reached = OPS["quantize"].compute([key_floats(np.minimum(mid, KEYS - 1))], attrs)[0].astype(np.int64) >= target
+            codes = OPS["quantize"].compute([key_floats(np.minimum(mid, KEYS - 1))], attrs)[0]
+            reached = codes.astype(np.int64) >= target
             active = lo < hi
             hi = np.where(active & reached, mid, hi)
             lo = np.where(active & ~reached, mid + 1, lo)
