@@ -111,10 +111,10 @@ def test_one_channel_too_large_stays_on_the_host_with_the_reason():
 # ---------------------------------------------------------------- kernels and pools of the zoo
 def test_kws_first_conv_on_the_digital_core_bit_exact_sanitized():
     cm, _ = host_and(tinyc.zoo.build("kws", "int8"), "digital", sanitize=True)
-    first = layer(cm, "conv1_q")  # 10x4 stride 2 over 49x10: a 5x3 conv over the 2x2 space-to-depth input
-    assert (first["core"], first["pattern"]) == ("digital", "conv2d")
-    assert first["shapes"]["inputs"][:2] == [[1, 4, 29, 6], [64, 4, 5, 3]]
-    assert first["shapes"]["outputs"] == [[1, 64, 25, 5]]
+    first = layer(cm, "conv1_q")  # 10x4 stride 2 over 49x10, transposed (tests/test_transpose_planes.py):
+    assert (first["core"], first["pattern"]) == ("digital", "conv2d")  # 3x5 over the 2x2 space-to-depth input
+    assert first["shapes"]["inputs"][:2] == [[1, 4, 6, 29], [64, 4, 3, 5]]
+    assert first["shapes"]["outputs"] == [[1, 64, 5, 25]]
     pool = layer(cm, "avgpool1_q")  # 25x5 = 125 values: no shift divides by it
     assert pool["core"] == "host"
     assert "lower_global_pool: a window of 125 values: a shift divides by a power of two only" in pool["reason"]
