@@ -46,7 +46,7 @@ PEER_FLAGS = tuple(f for f in rv32.CFLAGS if f != "-Werror")
 FIT_FEATURES = {"conv": ("mac", "output"), "depthwise": ("mac", "output", "input", "channel"),
                 "dense": ("mac", "output", "input"), "pool": ("input", "output"), "add": ("output",),
                 "softmax": ("output", "layer"), "view": ("layer",), "pad": ("output",), "transpose": ("output",),
-                "quantize": ("output",), "dequantize": ("output",)}
+                "space_to_depth": ("output",), "quantize": ("output",), "dequantize": ("output",)}
 DIANA = ("diana", "digital")  # the zoo's host layers are counted on this config too
 BOUNDARY_SHAPE = (1, 3, 96, 96)  # MobileNet's input, where a float model's quantize runs
 PEER_DIRS = ("ConvolutionFunctions", "FullyConnectedFunctions", "PoolingFunctions", "NNSupportFunctions")
