@@ -8,11 +8,21 @@
 
 #include <stdint.h>
 
-/* For a small step of a hot loop (or a kernel specialized by its call's constants) that -Os would otherwise call. */
+/* For a small step of a hot loop that -Os would otherwise call, or a kernel specialized by the
+ * constants of its call. */
 #if defined(__GNUC__)
 #define TINYC_INLINE __inline__ __attribute__((always_inline))
 #else
 #define TINYC_INLINE
+#endif
+
+/* A word that may alias any bytes (the band copies and the global pool read int8 arrays by words). */
+#if defined(__GNUC__)
+typedef uint32_t __attribute__((may_alias)) tinyc_word;
+typedef uint16_t __attribute__((may_alias)) tinyc_half;
+#else
+typedef uint32_t tinyc_word;
+typedef uint16_t tinyc_half;
 #endif
 
 #define TINYC_MAX_DIMS 6

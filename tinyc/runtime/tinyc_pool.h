@@ -1,6 +1,7 @@
 /* The global average pool (a window that is its whole plane, the last pool of every MLPerf Tiny conv
  * network), inlined where the model calls it: the call's constants (plane size, clip bounds) unroll a
- * plane's sum and fold the rounding's division and the clip. Bit-exact with tinyc.ir.interpret's
+ * plane's sum, fix its word loop's trip count, make the rounding's division one by a constant and drop
+ * a clip to [-128, 127]. Bit-exact with tinyc.ir.interpret's
  * qavgpool, whose planes here have no padding (x_zp and count_include_pad do not enter). */
 #ifndef TINYC_POOL_H
 #define TINYC_POOL_H
@@ -15,18 +16,16 @@
 #if defined(__GNUC__) && !defined(__clang__)
 #define TINYC_UNROLL_SHORT _Pragma("GCC unroll 16")
 #define TINYC_UNROLL_FOUR _Pragma("GCC unroll 4")
-typedef uint32_t __attribute__((may_alias)) tinyc_pool_word;
 #else
 #define TINYC_UNROLL_SHORT
 #define TINYC_UNROLL_FOUR
-typedef uint32_t tinyc_pool_word;
 #endif
 
 /* TFLite's rounded average of a plane's total t over its n values (half away from zero, then C's
  * truncating division), clipped. t + 256 n + n / 2 is positive (t >= -128 n), so its unsigned quotient
  * floors: that is t's average rounded half up, less one at a negative tie of an even n (its ties round
- * down), lifted by 256, which the low byte kept does not see. With n, lo and hi constants the division
- * is folded and the clip to [-128, 127] (where every average of int8 lies) drops out. */
+ * down), lifted by 256, which the low byte kept does not see. With lo and hi constants a clip to
+ * [-128, 127] (where every average of int8 lies) drops out. */
 static TINYC_INLINE int8_t tinyc_plane_average(int32_t t, int32_t n, int32_t lo, int32_t hi)
 {
     const uint32_t lifted = (uint32_t)(t + 256 * n + n / 2) - (n % 2 == 0 ? (uint32_t)t >> 31 : 0u);
@@ -47,9 +46,9 @@ static TINYC_INLINE int8_t tinyc_plane_average(int32_t t, int32_t n, int32_t lo,
  * instructions a word (a load, the flip, a mask, a shift, two adds) where a byte at a time takes eight.
  * Lanes summing at most 256 bytes each (up to 256 words, or a plane of up to 1024 bytes split across
  * words) keep every S_i <= 255 * 256, so b < 2**32. */
-static TINYC_INLINE void tinyc_word_lanes(const tinyc_pool_word *p, int32_t words, uint32_t *a, uint32_t *b)
+static TINYC_INLINE void tinyc_word_lanes(const tinyc_word *p, int32_t words, uint32_t *a, uint32_t *b)
 {
-    const tinyc_pool_word *end = p + words;
+    const tinyc_word *end = p + words;
     uint32_t w;
     switch (words & 3) { /* the odd words first, then four at a time */
     case 3: w = *p++ ^ TINYC_FLIP, *a += w & TINYC_EVEN, *b += w >> 8; /* fallthrough */
@@ -77,7 +76,7 @@ static TINYC_INLINE int32_t tinyc_lanes_total(uint32_t a, uint32_t b)
 }
 
 /* The sum of `words` aligned words of int8, 0 < words <= TINYC_WORD_RUN. */
-static TINYC_INLINE int32_t tinyc_word_run_sum(const tinyc_pool_word *p, int32_t words)
+static TINYC_INLINE int32_t tinyc_word_run_sum(const tinyc_word *p, int32_t words)
 {
     uint32_t a = 0, b = 0;
     tinyc_word_lanes(p, words, &a, &b);
@@ -90,7 +89,7 @@ static TINYC_INLINE int32_t tinyc_word_run_sum(const tinyc_pool_word *p, int32_t
  * index and mask is. */
 static TINYC_INLINE void tinyc_four_planes(const int8_t *x, int8_t *y, int32_t n, int32_t lo, int32_t hi)
 {
-    const tinyc_pool_word *w = (const tinyc_pool_word *)(const void *)x;
+    const tinyc_word *w = (const tinyc_word *)(const void *)x;
     uint32_t a = 0, b = 0, u = 0, low = 0;
     int32_t j;
     TINYC_UNROLL_FOUR
@@ -130,8 +129,8 @@ static TINYC_INLINE int32_t tinyc_long_plane_sum(const int8_t *x, int32_t n)
     int32_t t = tinyc_bytes_sum(x, head), words = rest >> 2;
     x += head;
     for (; words > TINYC_WORD_RUN; words -= TINYC_WORD_RUN, x += 4 * TINYC_WORD_RUN)
-        t += tinyc_word_run_sum((const tinyc_pool_word *)(const void *)x, TINYC_WORD_RUN);
-    t += tinyc_word_run_sum((const tinyc_pool_word *)(const void *)x, words);
+        t += tinyc_word_run_sum((const tinyc_word *)(const void *)x, TINYC_WORD_RUN);
+    t += tinyc_word_run_sum((const tinyc_word *)(const void *)x, words);
     return t + tinyc_bytes_sum(x + 4 * words, rest & 3);
 }
 
@@ -156,7 +155,7 @@ static TINYC_INLINE void tinyc_global_avgpool_s8(const int8_t *x, int8_t *y, int
         } while (x != end);
     } else if (n % 4 == 0 && n <= 4 * TINYC_WORD_RUN && ((uintptr_t)x & 3) == 0) {
         do {
-            *y++ = tinyc_plane_average(tinyc_word_run_sum((const tinyc_pool_word *)(const void *)x, n / 4), n, lo, hi);
+            *y++ = tinyc_plane_average(tinyc_word_run_sum((const tinyc_word *)(const void *)x, n / 4), n, lo, hi);
             x += n;
         } while (x != end);
     } else {

@@ -12,15 +12,6 @@
 #define TINYC_NOINLINE
 #endif
 
-/* A word that may alias any bytes (the band copies move words between int8 arrays). */
-#if defined(__GNUC__)
-typedef uint32_t __attribute__((may_alias)) tinyc_word;
-typedef uint16_t __attribute__((may_alias)) tinyc_half;
-#else
-typedef uint32_t tinyc_word;
-typedef uint16_t tinyc_half;
-#endif
-
 /* memcpy and memset of n bytes for the short runs kernels move (tinyc_kernels_data.c): picolibc's,
  * built for size, move a byte per loop after a call; these move words where both ends are aligned. */
 void tinyc_copy_bytes(void *dst, const void *src, int32_t n);
