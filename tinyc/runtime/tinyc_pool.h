@@ -141,18 +141,25 @@ static TINYC_INLINE void tinyc_global_avgpool_s8(const int8_t *x, int8_t *y, int
                                                  int32_t hi)
 {
     const int8_t *end = x + planes * n;
-    int32_t i, t;
+    int32_t i, t, u;
     if (planes == 0)
         return;
     if (n <= TINYC_SHORT_PLANE) {
-        do {
+        for (; planes >= 2; planes -= 2, x += 2 * n, y += 2) { /* two planes a loop: half the loop's steps */
+            t = 0, u = 0;
+            TINYC_UNROLL_SHORT
+            for (i = 0; i < n; i++)
+                t += x[i], u += x[n + i];
+            y[0] = tinyc_plane_average(t, n, lo, hi);
+            y[1] = tinyc_plane_average(u, n, lo, hi);
+        }
+        if (planes != 0) {
             t = 0;
             TINYC_UNROLL_SHORT
             for (i = 0; i < n; i++)
                 t += x[i];
-            *y++ = tinyc_plane_average(t, n, lo, hi);
-            x += n;
-        } while (x != end);
+            *y = tinyc_plane_average(t, n, lo, hi);
+        }
     } else if (n % 4 == 0 && n <= 4 * TINYC_WORD_RUN && ((uintptr_t)x & 3) == 0) {
         do {
             *y++ = tinyc_plane_average(tinyc_word_run_sum((const tinyc_word *)(const void *)x, n / 4), n, lo, hi);
