@@ -37,7 +37,7 @@ HOST = Core(
         **_fitted("conv", mac=2.87, output=20.26),
         **_fitted("depthwise", mac=5.46, output=0.61, input=1.78, channel=408.67),
         **_fitted("dense", mac=3.16, output=38.76, input=11.81),
-        **_fitted("pool", input=1.67, output=8.06),
+        **_fitted("pool", input=1.69, output=6.41),
         **_fitted("quantize", output=45.0),
         **_fitted("dequantize", output=6.0),
         **_fitted("add", output=31.46),
