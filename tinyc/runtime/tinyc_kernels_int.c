@@ -8,7 +8,9 @@
 /* x's code among its channel's 256 words (tinyc/backends/c/kernels_quant.py): word 0 the sign bit to
  * flip into x, words 1..255 the keys at which the code steps up, less one. The key of x's bits is their
  * unsigned order as floats (negative ones' value bits inverted, then rotated so every NaN comes first);
- * the code is how many step keys lie below it, found in 8 halvings without a branch. */
+ * the code is how many step keys lie below it, found in 8 halvings: a load, a branch and at most an add
+ * each (fewer instructions, and on an in-order core no more cycles, than the branchless compare, shift
+ * and add). */
 static TINYC_INLINE int32_t quantize_index(float x, const uint32_t *steps, uint32_t flip)
 {
     const uint32_t *p = steps;
@@ -16,14 +18,22 @@ static TINYC_INLINE int32_t quantize_index(float x, const uint32_t *steps, uint3
     memcpy(&bits, &x, sizeof bits);
     bits ^= flip;
     key = (bits ^ ((0u - (bits >> 31)) >> 1)) - 0x7F800001u;
-    p += (key > p[128]) << 7;
-    p += (key > p[64]) << 6;
-    p += (key > p[32]) << 5;
-    p += (key > p[16]) << 4;
-    p += (key > p[8]) << 3;
-    p += (key > p[4]) << 2;
-    p += (key > p[2]) << 1;
-    p += key > p[1];
+    if (key > p[128])
+        p += 128;
+    if (key > p[64])
+        p += 64;
+    if (key > p[32])
+        p += 32;
+    if (key > p[16])
+        p += 16;
+    if (key > p[8])
+        p += 8;
+    if (key > p[4])
+        p += 4;
+    if (key > p[2])
+        p += 2;
+    if (key > p[1])
+        p += 1;
     return (int32_t)(p - steps);
 }
 

@@ -38,7 +38,7 @@ HOST = Core(
         **_fitted("depthwise", mac=5.46, output=0.61, input=1.78, channel=408.67),
         **_fitted("dense", mac=3.16, output=38.76, input=11.81),
         **_fitted("pool", input=1.69, output=6.41),
-        **_fitted("quantize", output=45.0),
+        **_fitted("quantize", output=34.01),
         **_fitted("dequantize", output=6.0),
         **_fitted("add", output=31.46),
         **_fitted("softmax", output=57.03, layer=105.93),

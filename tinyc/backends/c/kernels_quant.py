@@ -3,7 +3,7 @@
 float32 -> int8/uint8: the interpreter's quantize is a monotone step function of x with 256 steps, so
 it is tabled exactly here by the 255 float32 where its code steps up, found by searching the interpreter
 itself (tinyc.ir.interpret's definition) over every float32, in the order of a monotone int32 key of
-the float's bits; the kernel then finds x's code by an 8-step branchless binary search of x's key, with
+the float's bits; the kernel then finds x's code by an 8-step binary search of x's key, with
 no float arithmetic at all (a soft-float division per element on RV32IMC otherwise).
 int8/uint8 -> float32: a table of the 256 results, again from the interpreter's definition.
 """
