@@ -138,21 +138,27 @@ static channel_rq channel_of(const tinyc_rq32 *q, int32_t ch)
     return c;
 }
 
-/* The int8 value in an int32: the store narrows it (a cast here would sign-extend it first). */
-TINYC_INLINE static int32_t requant_one(const channel_rq *c, int32_t acc)
+/* The int8 value in an int32: the store narrows it (a cast here would sign-extend it first). With mode
+ * a constant, the other modes' branches fold away. */
+TINYC_INLINE static int32_t requant_one(const channel_rq *c, int32_t mode, int32_t acc)
 {
     const int32_t a = acc + c->bias;
     int32_t x;
-    if (c->mode == TINYC_RQ_SHIFT) {
+    if (mode == TINYC_RQ_SHIFT) {
         x = tinyc_asr32(a + c->half, c->e);
-    } else if (c->mode == TINYC_RQ_POW2) {
+    } else if (mode == TINYC_RQ_POW2) {
         const int32_t neg = a < c->a_negative;
         x = tinyc_asr32(a + 1 + 2 * c->half - neg - neg, c->e + 1);
-    } else if (c->mode == TINYC_RQ_DOUBLE) {
-        const uint64_t u = (uint64_t)((int64_t)a * c->m) + (1u << 30);
-        x = (int32_t)((uint32_t)(u >> 32) << 1 | (uint32_t)u >> 31);
+    } else if (mode == TINYC_RQ_DOUBLE || mode == TINYC_RQ_DOUBLE_NARROW) {
+        if (mode == TINYC_RQ_DOUBLE) {
+            const uint64_t u = (uint64_t)((int64_t)a * c->m) + (1u << 30);
+            x = (int32_t)((uint32_t)(u >> 32) << 1 | (uint32_t)u >> 31);
+        } else { /* |a + a| < 2**31, the plan proves */
+            const uint64_t u = (uint64_t)((int64_t)(a + a) * c->m);
+            x = (int32_t)(uint32_t)(u >> 32) + (int32_t)((uint32_t)u >> 31);
+        }
         x = tinyc_asr32(x + c->half - (x < c->x_negative), c->e);
-    } else if (c->mode == TINYC_RQ_SINGLE) {
+    } else if (mode == TINYC_RQ_SINGLE) {
         const uint64_t round = c->e ? (uint64_t)(uint32_t)c->half << 32 : (uint64_t)1 << 31;
         x = tinyc_asr32((int32_t)(uint32_t)(((uint64_t)((int64_t)a * c->m) + round) >> 32), c->e);
     } else { /* TINYC_RQ_SINGLE_LOW: the low word of the product's shift, which fits int32 */
@@ -160,22 +166,42 @@ TINYC_INLINE static int32_t requant_one(const channel_rq *c, int32_t acc)
         x = (int32_t)((uint32_t)(u >> 32) << (32 - c->e) | (uint32_t)u >> c->e);
     }
     x += c->zp;
-    return x < c->lo ? c->lo : x > c->hi ? c->hi : x;
+    if (x < c->lo) /* two tests that skip a move each, where -Os makes the ?: chain three moves */
+        x = c->lo;
+    if (x > c->hi)
+        x = c->hi;
+    return x;
 }
 
 /* The pow2 mode rounds twice, (a + 1) >> 1 then (x + 2**(e-1) - (x < 0)) >> e; as x < 0 exactly when
  * a < -1 and the first sum is even, both are one shift: (a + 1 + 2**e - 2 * (a < -1)) >> (e + 1)
  * (with e = 0, (a + 1) >> 1: the threshold INT32_MIN makes the sign term vanish). The double mode's
  * high mul is floor((a * m + 2**30) / 2**31), TFLite's truncating division of the nudged product for
- * every m but INT32_MIN; its divide, (x + 2**(e-1) - (x < 0)) >> e, has the same threshold for e = 0. */
+ * every m but INT32_MIN; where the plan proves |2a| < 2**31 (TINYC_RQ_DOUBLE_NARROW) that is the high
+ * word of (2a) * m plus the carry of adding 2**31 to its low word, which is that word's top bit. Its
+ * divide, (x + 2**(e-1) - (x < 0)) >> e, has the same threshold for e = 0. */
+TINYC_INLINE static void run_mode(const channel_rq *c, int32_t mode, const int32_t *acc, int32_t n, int8_t *y,
+                                  int32_t ystep)
+{
+    const int32_t *end = acc + n;
+    do { /* n >= 1 */
+        *y = (int8_t)requant_one(c, mode, *acc++);
+        y += ystep;
+    } while (acc != end);
+}
+
+/* One loop per mode, its branches resolved (-Os would test the mode at every output). */
 void tinyc_rq32_run(const tinyc_rq32 *q, int32_t ch, const int32_t *acc, int32_t n, int8_t *y, int32_t ystep)
 {
     const channel_rq c = channel_of(q, ch);
-    const int32_t *end = acc + n;
-    do { /* n >= 1 */
-        *y = (int8_t)requant_one(&c, *acc++);
-        y += ystep;
-    } while (acc != end);
+    switch (c.mode) {
+    case TINYC_RQ_SHIFT: run_mode(&c, TINYC_RQ_SHIFT, acc, n, y, ystep); break;
+    case TINYC_RQ_POW2: run_mode(&c, TINYC_RQ_POW2, acc, n, y, ystep); break;
+    case TINYC_RQ_DOUBLE: run_mode(&c, TINYC_RQ_DOUBLE, acc, n, y, ystep); break;
+    case TINYC_RQ_DOUBLE_NARROW: run_mode(&c, TINYC_RQ_DOUBLE_NARROW, acc, n, y, ystep); break;
+    case TINYC_RQ_SINGLE: run_mode(&c, TINYC_RQ_SINGLE, acc, n, y, ystep); break;
+    default: run_mode(&c, TINYC_RQ_SINGLE_LOW, acc, n, y, ystep);
+    }
 }
 
 /* acc[j] of channels ch + j, j < n: a dense layer's outputs. */
@@ -185,7 +211,7 @@ static void requant_columns(const tinyc_rq32 *q, int32_t ch, const int32_t *acc,
     int32_t j;
     for (j = 0; j < n; j++) {
         channel_set(&c, q, ch + j);
-        y[j] = (int8_t)requant_one(&c, acc[j]);
+        y[j] = (int8_t)requant_one(&c, c.mode, acc[j]);
     }
 }
 

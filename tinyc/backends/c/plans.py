@@ -16,8 +16,9 @@ INT32_MAX = 2 ** 31 - 1
 POW2_MULTIPLIER = 1 << 30  # quantize_multiplier of a power of two
 CHUNK = 64  # TINYC_CHUNK: the depthwise 3x3 sums up to four chunks of a row at once
 BAND_BYTES = 4096  # scratch for a padded conv's input rows: enough for several rows of every MLPerf Tiny layer
-MODES = {"shift": "TINYC_RQ_SHIFT", "pow2": "TINYC_RQ_POW2", "double": "TINYC_RQ_DOUBLE", "single": "TINYC_RQ_SINGLE",
-         "single_low": "TINYC_RQ_SINGLE_LOW"}
+MODES = {"shift": "TINYC_RQ_SHIFT", "pow2": "TINYC_RQ_POW2", "double": "TINYC_RQ_DOUBLE",
+         "double_narrow": "TINYC_RQ_DOUBLE_NARROW", "single": "TINYC_RQ_SINGLE", "single_low": "TINYC_RQ_SINGLE_LOW"}
+NARROW = INT32_MAX // 2  # the double_narrow mode's high mul takes 2 * (sum + bias) in int32
 
 
 def _mode(attrs, channels: int):
@@ -49,6 +50,25 @@ def _requant(e, node, sums, abs_sums, bias, x_zp: int, channels: int):
     return _rq32(e, node.name, node.attrs, folded, acc, channels)
 
 
+def _narrowed(a, folded, acc, mult, shift):
+    """The folded biases with which every channel's sums stay within NARROW, or None. A channel beyond
+    it whose output is one constant over all its sums (a bias alone: its weights are zeros or next to
+    it) takes the stand-in bias nearest its own inside the bound that gives the same constant; the
+    requantization is monotonic in the sum, so its two ends decide."""
+    spread = acc - np.abs(folded)  # the sums' reach around the folded bias
+
+    def ends(bias):
+        return [qm.requantize(bias + d, mult, -shift, int(a["out_zp"]), int(a["out_min"]), int(a["out_max"]))
+                for d in (-spread, spread)]
+    stand_in = np.clip(folded, -(NARROW - spread), NARROW - spread)
+    low, high = ends(folded)
+    new_low, new_high = ends(stand_in)
+    wide = acc > NARROW
+    if (spread[wide] > NARROW).any() or not ((low == high) & (new_low == low) & (new_high == low))[wide].all():
+        return None
+    return np.where(wide, stand_in, folded)
+
+
 def _rq32(e, name: str, a, folded, acc, channels: int):
     """The tinyc_rq32 fields requantizing sums bounded by acc (per channel, bias included) after adding
     the folded bias, or None when the arithmetic of tinyc_rq32_run may leave int32."""
@@ -56,6 +76,10 @@ def _rq32(e, name: str, a, folded, acc, channels: int):
     if found is None:
         return None
     mode, mult, shift = found
+    if mode == "double":
+        narrowed = _narrowed(a, folded, acc, mult, shift)
+        if narrowed is not None:
+            mode, acc, folded = "double_narrow", acc - np.abs(folded) + np.abs(narrowed), narrowed
     # the largest value each mode's rounding adds to on the way (tinyc_rq32_run)
     if mode == "shift":
         top = acc + np.where(shift > 0, 1 << np.maximum(shift - 1, 0), 0)
@@ -63,7 +87,7 @@ def _rq32(e, name: str, a, folded, acc, channels: int):
         if shift.max() > 30:
             return None
         top = acc + 1 + (1 << shift)
-    elif mode == "double":
+    elif mode in ("double", "double_narrow"):
         top = ((acc * np.abs(mult)) >> 31) + 1 + np.where(shift > 0, 1 << np.maximum(shift - 1, 0), 0)
     elif mode == "single_low":  # the result itself must fit
         top = np.maximum(acc, (acc * np.abs(mult) + (1 << (shift - 1))) >> shift)
