@@ -12,6 +12,8 @@
 #include "tinyc_kernels.h"
 #include "tinyc_window.h"
 
+#include <stddef.h>
+
 /* The sums of a block go to acc[i * TINYC_CHUNK + j] (channel i, column j of the chunk). */
 #define ROW TINYC_CHUNK
 
@@ -127,7 +129,7 @@ TINYC_INLINE static void channel_set(channel_rq *c, const tinyc_rq32 *q, int32_t
     c->x_negative = c->e ? 0 : INT32_MIN;
 }
 
-static channel_rq channel_of(const tinyc_rq32 *q, int32_t ch)
+TINYC_INLINE static channel_rq channel_of(const tinyc_rq32 *q, int32_t ch)
 {
     channel_rq c;
     c.mode = q->mode;
@@ -144,8 +146,8 @@ TINYC_INLINE static int32_t requant_one(const channel_rq *c, int32_t mode, int32
 {
     const int32_t a = acc + c->bias;
     int32_t x;
-    if (mode == TINYC_RQ_SHIFT) {
-        x = tinyc_asr32(a + c->half, c->e);
+    if (mode == TINYC_RQ_SHIFT) { /* the plan folds 2**(e-1) and zp * 2**e into the bias */
+        x = tinyc_asr32(a, c->e);
     } else if (mode == TINYC_RQ_POW2) {
         const int32_t neg = a < c->a_negative;
         x = tinyc_asr32(a + 1 + 2 * c->half - neg - neg, c->e + 1);
@@ -165,7 +167,8 @@ TINYC_INLINE static int32_t requant_one(const channel_rq *c, int32_t mode, int32
         const uint64_t u = (uint64_t)((int64_t)a * c->m) + (uint32_t)c->half;
         x = (int32_t)((uint32_t)(u >> 32) << (32 - c->e) | (uint32_t)u >> c->e);
     }
-    x += c->zp;
+    if (mode != TINYC_RQ_SHIFT)
+        x += c->zp;
     if (x < c->lo) /* two tests that skip a move each, where -Os makes the ?: chain three moves */
         x = c->lo;
     if (x > c->hi)
@@ -212,6 +215,107 @@ static void requant_columns(const tinyc_rq32 *q, int32_t ch, const int32_t *acc,
     for (j = 0; j < n; j++) {
         channel_set(&c, q, ch + j);
         y[j] = (int8_t)requant_one(&c, c.mode, acc[j]);
+    }
+}
+
+/* One tap of a pointwise block: four inputs of one channel times its four output channels' weights. */
+#define TINYC_POINTWISE_TAP(OP, S)                                                                    \
+    do {                                                                                              \
+        const int32_t x0 = x[0], x1 = x[S], x2 = x[2 * (S)], x3 = x[3 * (S)];                         \
+        int32_t u = w[0];                                                                             \
+        a0 OP u * x0, a1 OP u * x1, a2 OP u * x2, a3 OP u * x3;                                       \
+        u = w[1];                                                                                     \
+        b0 OP u * x0, b1 OP u * x1, b2 OP u * x2, b3 OP u * x3;                                       \
+        u = w[2];                                                                                     \
+        c0 OP u * x0, c1 OP u * x1, c2 OP u * x2, c3 OP u * x3;                                       \
+        u = w[3];                                                                                     \
+        d0 OP u * x0, d1 OP u * x1, d2 OP u * x2, d3 OP u * x3;                                       \
+        x += plane, w += 4;                                                                           \
+    } while (0)
+
+/* Where a pointwise block's outputs go: channel ch + i at y[i * yplane + j] (behind one pointer, so
+ * that the tap loop keeps RV32's registers for its sums). */
+typedef struct {
+    const tinyc_rq32 *q;
+    int32_t ch, yplane;
+    int8_t *y;
+} pointwise_out;
+
+/* Four outputs' requantization of channel o->ch + I (at the row's next four columns), from the layer's
+ * constants in q (a copy: the int8 stores may alias what o points to). */
+#define TINYC_POINTWISE_RQ(MODE, I, A0, A1, A2, A3)                                                   \
+    do {                                                                                              \
+        channel_rq c;                                                                                 \
+        int8_t *y = out + (I) * yplane;                                                               \
+        c.zp = q.out_zp, c.lo = q.out_min, c.hi = q.out_max;                                          \
+        channel_set(&c, &q, ch + (I));                                                                \
+        y[0] = (int8_t)requant_one(&c, MODE, A0), y[1] = (int8_t)requant_one(&c, MODE, A1);           \
+        y[2] = (int8_t)requant_one(&c, MODE, A2), y[3] = (int8_t)requant_one(&c, MODE, A3);           \
+    } while (0)
+
+/* A 1x1 conv's block of four columns (inputs S apart) of four channels: its taps are the input
+ * channels, `plane` apart, so the loop steps a pointer instead of reading a tap list; the first tap
+ * sets the sums, and the sixteen are requantized from registers (mode MODE). */
+#define TINYC_POINTWISE_4X4(NAME, S, MODE)                                                            \
+    TINYC_NOINLINE static void NAME(const int8_t *x, int32_t plane, int32_t ntaps, const int8_t *w,    \
+                                    const pointwise_out *o)                                           \
+    {                                                                                                 \
+        const int8_t *end = x + ntaps * plane;                                                        \
+        int32_t a0, a1, a2, a3, b0, b1, b2, b3, c0, c1, c2, c3, d0, d1, d2, d3;                       \
+        TINYC_POINTWISE_TAP(=, S);                                                                    \
+        if (x != end)                                                                                 \
+            do                                                                                        \
+                TINYC_POINTWISE_TAP(+=, S);                                                           \
+            while (x != end);                                                                         \
+        {                                                                                             \
+        const tinyc_rq32 q = *o->q;                                                                   \
+        const int32_t ch = o->ch, yplane = o->yplane;                                                 \
+        int8_t *out = o->y;                                                                           \
+        TINYC_POINTWISE_RQ(MODE, 0, a0, a1, a2, a3);                                                  \
+        TINYC_POINTWISE_RQ(MODE, 1, b0, b1, b2, b3);                                                  \
+        TINYC_POINTWISE_RQ(MODE, 2, c0, c1, c2, c3);                                                  \
+        TINYC_POINTWISE_RQ(MODE, 3, d0, d1, d2, d3);                                                  \
+        }                                                                                             \
+    }
+
+TINYC_POINTWISE_4X4(pointwise_s1_shift, 1, TINYC_RQ_SHIFT)
+TINYC_POINTWISE_4X4(pointwise_s2_shift, 2, TINYC_RQ_SHIFT)
+TINYC_POINTWISE_4X4(pointwise_s1_narrow, 1, TINYC_RQ_DOUBLE_NARROW)
+TINYC_POINTWISE_4X4(pointwise_s2_narrow, 2, TINYC_RQ_DOUBLE_NARROW)
+
+/* The pointwise block for the layer's column stride and mode, or NULL (conv_rows then takes it). */
+typedef void (*pointwise_block)(const int8_t *, int32_t, int32_t, const int8_t *, const pointwise_out *);
+
+static pointwise_block pointwise_of(const tinyc_qconv_plan *p)
+{
+    if (p->ntaps != p->cg || p->band || p->sw > 2) /* 1x1 kernels without padding only */
+        return NULL;
+    if (p->rq.mode == TINYC_RQ_SHIFT)
+        return p->sw == 1 ? pointwise_s1_shift : pointwise_s2_shift;
+    if (p->rq.mode == TINYC_RQ_DOUBLE_NARROW)
+        return p->sw == 1 ? pointwise_s1_narrow : pointwise_s2_narrow;
+    return NULL;
+}
+
+/* Output rows [0, rows) of four channels from m on, as conv_rows, of a 1x1 conv: blocks of four
+ * columns requantized in registers, a row's last columns one at a time. */
+static void pointwise_rows(const tinyc_qconv_plan *p, pointwise_block block, const int8_t *src, int32_t pitch,
+                           int32_t rows, const int8_t *w, int32_t m, int8_t *y)
+{
+    const int32_t ow = p->ow, plane = p->oh * p->ow, tail = ow / 4 * 4;
+    int32_t acc[4 * ROW], r, c, i;
+    pointwise_out o;
+    o.q = &p->rq, o.ch = m, o.yplane = plane;
+    for (r = 0; r < rows; r++, src += pitch, y += ow) {
+        for (c = 0; c < tail; c += 4) {
+            o.y = y + c;
+            block(src + c * p->sw, p->h * p->w, p->ntaps, w, &o);
+        }
+        for (; c < ow; c++) {
+            block_1x4(src + c * p->sw, p->taps, p->ntaps, w, acc);
+            for (i = 0; i < 4; i++)
+                tinyc_rq32_run(&p->rq, m + i, acc + i * ROW, 1, y + i * plane + c, 1);
+        }
     }
 }
 
@@ -316,6 +420,7 @@ static void fill_band(const tinyc_qconv_plan *p, const int8_t *xg, int32_t r0)
 void tinyc_qconv_plan_s8(const tinyc_qconv_plan *p, const int8_t *x, int8_t *y)
 {
     const int32_t plane = p->oh * p->ow, blocks = p->mg / 4 * 4;
+    const pointwise_block pointwise = pointwise_of(p);
     int32_t g, r0, m;
     for (g = 0; g < p->groups; g++) {
         const int8_t *xg = x + g * p->cg * p->h * p->w, *wg = p->weights + g * p->mg * p->ntaps;
@@ -335,7 +440,12 @@ void tinyc_qconv_plan_s8(const tinyc_qconv_plan *p, const int8_t *x, int8_t *y)
             }
             for (m = 0; m < p->mg; m += m < blocks ? 4 : 1) {
                 const int32_t count = m < blocks ? 4 : 1;
-                conv_rows(p, src, pitch, rows, wg + m * p->ntaps, g * p->mg + m, count, yg + m * plane + r0 * p->ow);
+                if (count == 4 && pointwise)
+                    pointwise_rows(p, pointwise, src, pitch, rows, wg + m * p->ntaps, g * p->mg + m,
+                                   yg + m * plane + r0 * p->ow);
+                else
+                    conv_rows(p, src, pitch, rows, wg + m * p->ntaps, g * p->mg + m, count,
+                              yg + m * plane + r0 * p->ow);
             }
         }
     }
