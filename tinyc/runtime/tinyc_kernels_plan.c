@@ -253,48 +253,67 @@ typedef struct {
         y[2] = (int8_t)requant_one(&c, MODE, A2), y[3] = (int8_t)requant_one(&c, MODE, A3);           \
     } while (0)
 
-/* A 1x1 conv's block of four columns (inputs S apart) of four channels: its taps are the input
- * channels, `plane` apart, so the loop steps a pointer instead of reading a tap list; the first tap
- * sets the sums, and the sixteen are requantized from registers (mode MODE). */
+/* The sums of a 1x1 conv's block of four columns (inputs S apart) of four channels: its taps are the
+ * input channels, `plane` apart, so the loop steps a pointer instead of reading a tap list, and the
+ * first tap sets the sums. */
+#define TINYC_POINTWISE_SUMS(S)                                                                       \
+    const int8_t *end = x + ntaps * plane;                                                            \
+    int32_t a0, a1, a2, a3, b0, b1, b2, b3, c0, c1, c2, c3, d0, d1, d2, d3;                           \
+    TINYC_POINTWISE_TAP(=, S);                                                                        \
+    if (x != end)                                                                                     \
+        do                                                                                            \
+            TINYC_POINTWISE_TAP(+=, S);                                                               \
+        while (x != end)
+
+/* The block's sixteen sums requantized from registers (mode MODE): the shift mode's few constants leave
+ * the tap loop its registers (the double modes' would not: their blocks store the sums, as block_4x4). */
 #define TINYC_POINTWISE_4X4(NAME, S, MODE)                                                            \
     TINYC_NOINLINE static void NAME(const int8_t *x, int32_t plane, int32_t ntaps, const int8_t *w,    \
                                     const pointwise_out *o)                                           \
     {                                                                                                 \
-        const int8_t *end = x + ntaps * plane;                                                        \
-        int32_t a0, a1, a2, a3, b0, b1, b2, b3, c0, c1, c2, c3, d0, d1, d2, d3;                       \
-        TINYC_POINTWISE_TAP(=, S);                                                                    \
-        if (x != end)                                                                                 \
-            do                                                                                        \
-                TINYC_POINTWISE_TAP(+=, S);                                                           \
-            while (x != end);                                                                         \
+        TINYC_POINTWISE_SUMS(S);                                                                      \
         {                                                                                             \
-        const tinyc_rq32 q = *o->q;                                                                   \
-        const int32_t ch = o->ch, yplane = o->yplane;                                                 \
-        int8_t *out = o->y;                                                                           \
-        TINYC_POINTWISE_RQ(MODE, 0, a0, a1, a2, a3);                                                  \
-        TINYC_POINTWISE_RQ(MODE, 1, b0, b1, b2, b3);                                                  \
-        TINYC_POINTWISE_RQ(MODE, 2, c0, c1, c2, c3);                                                  \
-        TINYC_POINTWISE_RQ(MODE, 3, d0, d1, d2, d3);                                                  \
+            const tinyc_rq32 q = *o->q;                                                               \
+            const int32_t ch = o->ch, yplane = o->yplane;                                             \
+            int8_t *out = o->y;                                                                       \
+            TINYC_POINTWISE_RQ(MODE, 0, a0, a1, a2, a3);                                              \
+            TINYC_POINTWISE_RQ(MODE, 1, b0, b1, b2, b3);                                              \
+            TINYC_POINTWISE_RQ(MODE, 2, c0, c1, c2, c3);                                              \
+            TINYC_POINTWISE_RQ(MODE, 3, d0, d1, d2, d3);                                              \
         }                                                                                             \
+    }
+
+/* The block's sums into acc[i * TINYC_CHUNK + j], as block_4x4's. */
+#define TINYC_POINTWISE_STORE(NAME, S)                                                                \
+    TINYC_NOINLINE static void NAME(const int8_t *x, int32_t plane, int32_t ntaps, const int8_t *w,    \
+                                    int32_t *acc)                                                     \
+    {                                                                                                 \
+        TINYC_POINTWISE_SUMS(S);                                                                      \
+        acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;                                           \
+        acc[ROW] = b0, acc[ROW + 1] = b1, acc[ROW + 2] = b2, acc[ROW + 3] = b3;                       \
+        acc[2 * ROW] = c0, acc[2 * ROW + 1] = c1, acc[2 * ROW + 2] = c2, acc[2 * ROW + 3] = c3;       \
+        acc[3 * ROW] = d0, acc[3 * ROW + 1] = d1, acc[3 * ROW + 2] = d2, acc[3 * ROW + 3] = d3;       \
     }
 
 TINYC_POINTWISE_4X4(pointwise_s1_shift, 1, TINYC_RQ_SHIFT)
 TINYC_POINTWISE_4X4(pointwise_s2_shift, 2, TINYC_RQ_SHIFT)
-TINYC_POINTWISE_4X4(pointwise_s1_narrow, 1, TINYC_RQ_DOUBLE_NARROW)
-TINYC_POINTWISE_4X4(pointwise_s2_narrow, 2, TINYC_RQ_DOUBLE_NARROW)
+TINYC_POINTWISE_STORE(pointwise_sums_s1, 1)
+TINYC_POINTWISE_STORE(pointwise_sums_s2, 2)
+
+/* A 1x1 conv without padding of column stride 1 or 2: its input plane (the taps' step), else 0. */
+static int32_t pointwise_plane(const tinyc_qconv_plan *p)
+{
+    return p->ntaps == p->cg && !p->band && p->sw <= 2 ? p->h * p->w : 0;
+}
 
 /* The pointwise block for the layer's column stride and mode, or NULL (conv_rows then takes it). */
 typedef void (*pointwise_block)(const int8_t *, int32_t, int32_t, const int8_t *, const pointwise_out *);
 
 static pointwise_block pointwise_of(const tinyc_qconv_plan *p)
 {
-    if (p->ntaps != p->cg || p->band || p->sw > 2) /* 1x1 kernels without padding only */
+    if (!pointwise_plane(p) || p->rq.mode != TINYC_RQ_SHIFT)
         return NULL;
-    if (p->rq.mode == TINYC_RQ_SHIFT)
-        return p->sw == 1 ? pointwise_s1_shift : pointwise_s2_shift;
-    if (p->rq.mode == TINYC_RQ_DOUBLE_NARROW)
-        return p->sw == 1 ? pointwise_s1_narrow : pointwise_s2_narrow;
-    return NULL;
+    return p->sw == 1 ? pointwise_s1_shift : pointwise_s2_shift;
 }
 
 /* Output rows [0, rows) of four channels from m on, as conv_rows, of a 1x1 conv: blocks of four
@@ -302,14 +321,14 @@ static pointwise_block pointwise_of(const tinyc_qconv_plan *p)
 static void pointwise_rows(const tinyc_qconv_plan *p, pointwise_block block, const int8_t *src, int32_t pitch,
                            int32_t rows, const int8_t *w, int32_t m, int8_t *y)
 {
-    const int32_t ow = p->ow, plane = p->oh * p->ow, tail = ow / 4 * 4;
+    const int32_t ow = p->ow, plane = p->oh * p->ow, tail = ow / 4 * 4, step = pointwise_plane(p);
     int32_t acc[4 * ROW], r, c, i;
     pointwise_out o;
     o.q = &p->rq, o.ch = m, o.yplane = plane;
     for (r = 0; r < rows; r++, src += pitch, y += ow) {
         for (c = 0; c < tail; c += 4) {
             o.y = y + c;
-            block(src + c * p->sw, p->h * p->w, p->ntaps, w, &o);
+            block(src + c * p->sw, step, p->ntaps, w, &o);
         }
         for (; c < ow; c++) {
             block_1x4(src + c * p->sw, p->taps, p->ntaps, w, acc);
@@ -346,10 +365,12 @@ static void block_4x1(int32_t s, const int8_t *row, const int32_t *taps, int32_t
 static void row_sums(const tinyc_qconv_plan *p, const int8_t *row, const int8_t *w, int32_t count, int32_t len,
                      int32_t *acc)
 {
-    const int32_t s = p->sw;
+    const int32_t s = p->sw, plane = pointwise_plane(p);
     int32_t c;
     for (c = 0; c + 4 <= len; c += 4) {
-        if (count == 4)
+        if (count == 4 && plane)
+            (s == 1 ? pointwise_sums_s1 : pointwise_sums_s2)(row + c * s, plane, p->ntaps, w, acc + c);
+        else if (count == 4)
             block_4x4(s, row + c * s, p->taps, p->ntaps, w, acc + c);
         else
             block_4x1(s, row + c * s, p->taps, p->ntaps, w, acc + c);
