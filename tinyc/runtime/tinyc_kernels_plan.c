@@ -10,6 +10,7 @@
  * dense layer's block is sixteen columns of one input (no reuse of weights is possible at batch 1).
  */
 #include "tinyc_kernels.h"
+#include "tinyc_plan_rq.h"
 #include "tinyc_window.h"
 
 #include <stddef.h>
@@ -113,100 +114,6 @@ static int32_t dot_taps(const int8_t *p, const int32_t *taps, int32_t ntaps, con
     return a;
 }
 
-/* One channel's requantization constants (tinyc_rq32_run says why the sign thresholds). */
-typedef struct {
-    int32_t mode, e, bias, m, half, a_negative, x_negative, zp, lo, hi;
-} channel_rq;
-
-/* The channel's own constants into c (the layer's stay). */
-TINYC_INLINE static void channel_set(channel_rq *c, const tinyc_rq32 *q, int32_t ch)
-{
-    c->e = q->shift[ch];
-    c->bias = q->bias[ch];
-    c->m = q->multiplier[ch];
-    c->half = c->e ? 1 << (c->e - 1) : 0;
-    c->a_negative = c->e ? -1 : INT32_MIN;
-    c->x_negative = c->e ? 0 : INT32_MIN;
-}
-
-TINYC_INLINE static channel_rq channel_of(const tinyc_rq32 *q, int32_t ch)
-{
-    channel_rq c;
-    c.mode = q->mode;
-    c.zp = q->out_zp;
-    c.lo = q->out_min;
-    c.hi = q->out_max;
-    channel_set(&c, q, ch);
-    return c;
-}
-
-/* The int8 value in an int32: the store narrows it (a cast here would sign-extend it first). With mode
- * a constant, the other modes' branches fold away. */
-TINYC_INLINE static int32_t requant_one(const channel_rq *c, int32_t mode, int32_t acc)
-{
-    const int32_t a = acc + c->bias;
-    int32_t x;
-    if (mode == TINYC_RQ_SHIFT) { /* the plan folds 2**(e-1) and zp * 2**e into the bias */
-        x = tinyc_asr32(a, c->e);
-    } else if (mode == TINYC_RQ_POW2) {
-        const int32_t neg = a < c->a_negative;
-        x = tinyc_asr32(a + 1 + 2 * c->half - neg - neg, c->e + 1);
-    } else if (mode == TINYC_RQ_DOUBLE || mode == TINYC_RQ_DOUBLE_NARROW) {
-        if (mode == TINYC_RQ_DOUBLE) {
-            const uint64_t u = (uint64_t)((int64_t)a * c->m) + (1u << 30);
-            x = (int32_t)((uint32_t)(u >> 32) << 1 | (uint32_t)u >> 31);
-        } else { /* |a + a| < 2**31, the plan proves */
-            const uint64_t u = (uint64_t)((int64_t)(a + a) * c->m);
-            x = (int32_t)(uint32_t)(u >> 32) + (int32_t)((uint32_t)u >> 31);
-        }
-        x = tinyc_asr32(x + c->half - (x < c->x_negative), c->e);
-    } else if (mode == TINYC_RQ_SINGLE) {
-        const uint64_t round = c->e ? (uint64_t)(uint32_t)c->half << 32 : (uint64_t)1 << 31;
-        x = tinyc_asr32((int32_t)(uint32_t)(((uint64_t)((int64_t)a * c->m) + round) >> 32), c->e);
-    } else { /* TINYC_RQ_SINGLE_LOW: the low word of the product's shift, which fits int32 */
-        const uint64_t u = (uint64_t)((int64_t)a * c->m) + (uint32_t)c->half;
-        x = (int32_t)((uint32_t)(u >> 32) << (32 - c->e) | (uint32_t)u >> c->e);
-    }
-    if (mode != TINYC_RQ_SHIFT)
-        x += c->zp;
-    if (x < c->lo) /* two tests that skip a move each, where -Os makes the ?: chain three moves */
-        x = c->lo;
-    if (x > c->hi)
-        x = c->hi;
-    return x;
-}
-
-/* The pow2 mode rounds twice, (a + 1) >> 1 then (x + 2**(e-1) - (x < 0)) >> e; as x < 0 exactly when
- * a < -1 and the first sum is even, both are one shift: (a + 1 + 2**e - 2 * (a < -1)) >> (e + 1)
- * (with e = 0, (a + 1) >> 1: the threshold INT32_MIN makes the sign term vanish). The double mode's
- * high mul is floor((a * m + 2**30) / 2**31), TFLite's truncating division of the nudged product for
- * every m but INT32_MIN; where the plan proves |2a| < 2**31 (TINYC_RQ_DOUBLE_NARROW) that is the high
- * word of (2a) * m plus the carry of adding 2**31 to its low word, which is that word's top bit. Its
- * divide, (x + 2**(e-1) - (x < 0)) >> e, has the same threshold for e = 0. */
-TINYC_INLINE static void run_mode(const channel_rq *c, int32_t mode, const int32_t *acc, int32_t n, int8_t *y,
-                                  int32_t ystep)
-{
-    const int32_t *end = acc + n;
-    do { /* n >= 1 */
-        *y = (int8_t)requant_one(c, mode, *acc++);
-        y += ystep;
-    } while (acc != end);
-}
-
-/* One loop per mode, its branches resolved (-Os would test the mode at every output). */
-void tinyc_rq32_run(const tinyc_rq32 *q, int32_t ch, const int32_t *acc, int32_t n, int8_t *y, int32_t ystep)
-{
-    const channel_rq c = channel_of(q, ch);
-    switch (c.mode) {
-    case TINYC_RQ_SHIFT: run_mode(&c, TINYC_RQ_SHIFT, acc, n, y, ystep); break;
-    case TINYC_RQ_POW2: run_mode(&c, TINYC_RQ_POW2, acc, n, y, ystep); break;
-    case TINYC_RQ_DOUBLE: run_mode(&c, TINYC_RQ_DOUBLE, acc, n, y, ystep); break;
-    case TINYC_RQ_DOUBLE_NARROW: run_mode(&c, TINYC_RQ_DOUBLE_NARROW, acc, n, y, ystep); break;
-    case TINYC_RQ_SINGLE: run_mode(&c, TINYC_RQ_SINGLE, acc, n, y, ystep); break;
-    default: run_mode(&c, TINYC_RQ_SINGLE_LOW, acc, n, y, ystep);
-    }
-}
-
 /* acc[j] of channels ch + j, j < n: a dense layer's outputs. */
 static void requant_columns(const tinyc_rq32 *q, int32_t ch, const int32_t *acc, int32_t n, int8_t *y)
 {
@@ -233,12 +140,15 @@ static void requant_columns(const tinyc_rq32 *q, int32_t ch, const int32_t *acc,
         x += plane, w += 4;                                                                           \
     } while (0)
 
-/* Where a pointwise block's outputs go: channel ch + i at y[i * yplane + j] (behind one pointer, so
- * that the tap loop keeps RV32's registers for its sums). */
+/* A row of pointwise blocks: `blocks` blocks of four columns from row on (inputs of one channel S
+ * apart, of the next `plane` on, span = ntaps * plane), the weights w of four channels from ch on, their
+ * outputs at y[i * yplane + j]. In memory behind one pointer, so that the tap loop keeps RV32's
+ * registers for its sums. */
 typedef struct {
     const tinyc_rq32 *q;
-    int32_t ch, yplane;
+    const int8_t *row, *w;
     int8_t *y;
+    int32_t plane, span, blocks, ch, yplane;
 } pointwise_out;
 
 /* Four outputs' requantization of channel o->ch + I (at the row's next four columns), from the layer's
@@ -256,8 +166,8 @@ typedef struct {
 /* The sums of a 1x1 conv's block of four columns (inputs S apart) of four channels: its taps are the
  * input channels, `plane` apart, so the loop steps a pointer instead of reading a tap list, and the
  * first tap sets the sums. */
-#define TINYC_POINTWISE_SUMS(S)                                                                       \
-    const int8_t *end = x + ntaps * plane;                                                            \
+#define TINYC_POINTWISE_SUMS(S, END)                                                                  \
+    const int8_t *end = (END);                                                                        \
     int32_t a0, a1, a2, a3, b0, b1, b2, b3, c0, c1, c2, c3, d0, d1, d2, d3;                           \
     TINYC_POINTWISE_TAP(=, S);                                                                        \
     if (x != end)                                                                                     \
@@ -265,22 +175,27 @@ typedef struct {
             TINYC_POINTWISE_TAP(+=, S);                                                               \
         while (x != end)
 
-/* The block's sixteen sums requantized from registers (mode MODE): the shift mode's few constants leave
- * the tap loop its registers (the double modes' would not: their blocks store the sums, as block_4x4). */
+/* A row of blocks (pointwise_out), each's sixteen sums requantized from registers (mode MODE): the
+ * shift mode's few constants leave the tap loop its registers (the double modes' would not: their
+ * blocks store the sums, as block_4x4). One call a row saves each block's call and register saves. */
 #define TINYC_POINTWISE_4X4(NAME, S, MODE)                                                            \
-    TINYC_NOINLINE static void NAME(const int8_t *x, int32_t plane, int32_t ntaps, const int8_t *w,    \
-                                    const pointwise_out *o)                                           \
+    TINYC_NOINLINE static void NAME(pointwise_out *o)                                                 \
     {                                                                                                 \
-        TINYC_POINTWISE_SUMS(S);                                                                      \
-        {                                                                                             \
-            const tinyc_rq32 q = *o->q;                                                               \
-            const int32_t ch = o->ch, yplane = o->yplane;                                             \
-            int8_t *out = o->y;                                                                       \
-            TINYC_POINTWISE_RQ(MODE, 0, a0, a1, a2, a3);                                              \
-            TINYC_POINTWISE_RQ(MODE, 1, b0, b1, b2, b3);                                              \
-            TINYC_POINTWISE_RQ(MODE, 2, c0, c1, c2, c3);                                              \
-            TINYC_POINTWISE_RQ(MODE, 3, d0, d1, d2, d3);                                              \
-        }                                                                                             \
+        do {                                                                                          \
+            const int8_t *x = o->row, *w = o->w;                                                      \
+            const int32_t plane = o->plane;                                                           \
+            TINYC_POINTWISE_SUMS(S, x + o->span);                                                     \
+            {                                                                                         \
+                const tinyc_rq32 q = *o->q;                                                           \
+                const int32_t ch = o->ch, yplane = o->yplane;                                         \
+                int8_t *out = o->y;                                                                   \
+                TINYC_POINTWISE_RQ(MODE, 0, a0, a1, a2, a3);                                          \
+                TINYC_POINTWISE_RQ(MODE, 1, b0, b1, b2, b3);                                          \
+                TINYC_POINTWISE_RQ(MODE, 2, c0, c1, c2, c3);                                          \
+                TINYC_POINTWISE_RQ(MODE, 3, d0, d1, d2, d3);                                          \
+            }                                                                                         \
+            o->row += 4 * (S), o->y += 4;                                                             \
+        } while (--o->blocks);                                                                        \
     }
 
 /* The block's sums into acc[i * TINYC_CHUNK + j], as block_4x4's. */
@@ -288,7 +203,7 @@ typedef struct {
     TINYC_NOINLINE static void NAME(const int8_t *x, int32_t plane, int32_t ntaps, const int8_t *w,    \
                                     int32_t *acc)                                                     \
     {                                                                                                 \
-        TINYC_POINTWISE_SUMS(S);                                                                      \
+        TINYC_POINTWISE_SUMS(S, x + ntaps * plane);                                                   \
         acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;                                           \
         acc[ROW] = b0, acc[ROW + 1] = b1, acc[ROW + 2] = b2, acc[ROW + 3] = b3;                       \
         acc[2 * ROW] = c0, acc[2 * ROW + 1] = c1, acc[2 * ROW + 2] = c2, acc[2 * ROW + 3] = c3;       \
@@ -307,7 +222,7 @@ static int32_t pointwise_plane(const tinyc_qconv_plan *p)
 }
 
 /* The pointwise block for the layer's column stride and mode, or NULL (conv_rows then takes it). */
-typedef void (*pointwise_block)(const int8_t *, int32_t, int32_t, const int8_t *, const pointwise_out *);
+typedef void (*pointwise_block)(pointwise_out *);
 
 static pointwise_block pointwise_of(const tinyc_qconv_plan *p)
 {
@@ -324,13 +239,12 @@ static void pointwise_rows(const tinyc_qconv_plan *p, pointwise_block block, con
     const int32_t ow = p->ow, plane = p->oh * p->ow, tail = ow / 4 * 4, step = pointwise_plane(p);
     int32_t acc[4 * ROW], r, c, i;
     pointwise_out o;
-    o.q = &p->rq, o.ch = m, o.yplane = plane;
+    o.q = &p->rq, o.w = w, o.plane = step, o.span = p->ntaps * step, o.ch = m, o.yplane = plane;
     for (r = 0; r < rows; r++, src += pitch, y += ow) {
-        for (c = 0; c < tail; c += 4) {
-            o.y = y + c;
-            block(src + c * p->sw, step, p->ntaps, w, &o);
-        }
-        for (; c < ow; c++) {
+        o.row = src, o.y = y, o.blocks = tail / 4;
+        if (tail)
+            block(&o);
+        for (c = tail; c < ow; c++) {
             block_1x4(src + c * p->sw, p->taps, p->ntaps, w, acc);
             for (i = 0; i < 4; i++)
                 tinyc_rq32_run(&p->rq, m + i, acc + i * ROW, 1, y + i * plane + c, 1);
