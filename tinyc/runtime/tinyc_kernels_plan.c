@@ -141,24 +141,24 @@ static void requant_columns(const tinyc_rq32 *q, int32_t ch, const int32_t *acc,
     } while (0)
 
 /* A row of pointwise blocks: `blocks` blocks of four columns from row on (inputs of one channel S
- * apart, of the next `plane` on, span = ntaps * plane), the weights w of four channels from ch on, their
- * outputs at y[i * yplane + j]. In memory behind one pointer, so that the tap loop keeps RV32's
- * registers for its sums. */
+ * apart, of the next `plane` on, span = ntaps * plane), the weights w of four channels, their outputs
+ * at y[i * yplane + j], q their requantization (its arrays from the first of them on: constant
+ * offsets). In memory behind one pointer, so that the tap loop keeps RV32's registers for its sums. */
 typedef struct {
     const tinyc_rq32 *q;
     const int8_t *row, *w;
     int8_t *y;
-    int32_t plane, span, blocks, ch, yplane;
-} pointwise_out;
+    int32_t plane, span, blocks, yplane;
+} pointwise_row;
 
-/* Four outputs' requantization of channel o->ch + I (at the row's next four columns), from the layer's
- * constants in q (a copy: the int8 stores may alias what o points to). */
+/* Four outputs' requantization of the block's channel I (at the row's next four columns), from a copy
+ * q of the layer's constants (the int8 stores may alias what o points to). */
 #define TINYC_POINTWISE_RQ(MODE, I, A0, A1, A2, A3)                                                   \
     do {                                                                                              \
         channel_rq c;                                                                                 \
         int8_t *y = out + (I) * yplane;                                                               \
         c.zp = q.out_zp, c.lo = q.out_min, c.hi = q.out_max;                                          \
-        channel_set(&c, &q, ch + (I));                                                                \
+        channel_set(&c, &q, I);                                                                       \
         y[0] = (int8_t)requant_one(&c, MODE, A0), y[1] = (int8_t)requant_one(&c, MODE, A1);           \
         y[2] = (int8_t)requant_one(&c, MODE, A2), y[3] = (int8_t)requant_one(&c, MODE, A3);           \
     } while (0)
@@ -175,11 +175,11 @@ typedef struct {
             TINYC_POINTWISE_TAP(+=, S);                                                               \
         while (x != end)
 
-/* A row of blocks (pointwise_out), each's sixteen sums requantized from registers (mode MODE): the
+/* A row of blocks (pointwise_row), each's sixteen sums requantized from registers (mode MODE): the
  * shift mode's few constants leave the tap loop its registers (the double modes' would not: their
  * blocks store the sums, as block_4x4). One call a row saves each block's call and register saves. */
 #define TINYC_POINTWISE_4X4(NAME, S, MODE)                                                            \
-    TINYC_NOINLINE static void NAME(pointwise_out *o)                                                 \
+    TINYC_NOINLINE static void NAME(pointwise_row *o)                                                 \
     {                                                                                                 \
         do {                                                                                          \
             const int8_t *x = o->row, *w = o->w;                                                      \
@@ -187,7 +187,7 @@ typedef struct {
             TINYC_POINTWISE_SUMS(S, x + o->span);                                                     \
             {                                                                                         \
                 const tinyc_rq32 q = *o->q;                                                           \
-                const int32_t ch = o->ch, yplane = o->yplane;                                         \
+                const int32_t yplane = o->yplane;                                                     \
                 int8_t *out = o->y;                                                                   \
                 TINYC_POINTWISE_RQ(MODE, 0, a0, a1, a2, a3);                                          \
                 TINYC_POINTWISE_RQ(MODE, 1, b0, b1, b2, b3);                                          \
@@ -222,7 +222,7 @@ static int32_t pointwise_plane(const tinyc_qconv_plan *p)
 }
 
 /* The pointwise block for the layer's column stride and mode, or NULL (conv_rows then takes it). */
-typedef void (*pointwise_block)(pointwise_out *);
+typedef void (*pointwise_block)(pointwise_row *);
 
 static pointwise_block pointwise_of(const tinyc_qconv_plan *p)
 {
@@ -238,8 +238,10 @@ static void pointwise_rows(const tinyc_qconv_plan *p, pointwise_block block, con
 {
     const int32_t ow = p->ow, plane = p->oh * p->ow, tail = ow / 4 * 4, step = pointwise_plane(p);
     int32_t acc[4 * ROW], r, c, i;
-    pointwise_out o;
-    o.q = &p->rq, o.w = w, o.plane = step, o.span = p->ntaps * step, o.ch = m, o.yplane = plane;
+    tinyc_rq32 rq = p->rq;
+    pointwise_row o;
+    rq.bias += m, rq.multiplier += m, rq.shift += m;
+    o.q = &rq, o.w = w, o.plane = step, o.span = p->ntaps * step, o.yplane = plane;
     for (r = 0; r < rows; r++, src += pitch, y += ow) {
         o.row = src, o.y = y, o.blocks = tail / 4;
         if (tail)
