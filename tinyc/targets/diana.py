@@ -33,7 +33,7 @@ HOST = Core(
                                     "qemu, zoo int8 networks, one cycle per instruction"),
         "cycles_per_element": Param(203, "measured: the same fit's cost per output element (requantization, "
                                          "window set-up and loop overhead)"),
-        **_fitted("conv", mac=2.81, output=8.35),
+        **_fitted("conv", mac=2.83, output=5.95),
         **_fitted("depthwise", mac=4.95, output=0.55, input=1.76, channel=393.14),
         **_fitted("dense", mac=3.16, output=36.02, input=11.78),
         **_fitted("pool", input=2.45, output=30.1),
