@@ -114,14 +114,28 @@ static int32_t dot_taps(const int8_t *p, const int32_t *taps, int32_t ntaps, con
     return a;
 }
 
-/* acc[j] of channels ch + j, j < n: a dense layer's outputs. */
-static void requant_columns(const tinyc_rq32 *q, int32_t ch, const int32_t *acc, int32_t n, int8_t *y)
+/* acc[j] of channels ch + j, j < n: a dense layer's outputs, in mode `mode`. */
+TINYC_INLINE static void columns_mode(const tinyc_rq32 *q, int32_t mode, int32_t ch, const int32_t *acc, int32_t n,
+                                      int8_t *y)
 {
     channel_rq c = channel_of(q, ch);
     int32_t j;
     for (j = 0; j < n; j++) {
         channel_set(&c, q, ch + j);
-        y[j] = (int8_t)requant_one(&c, c.mode, acc[j]);
+        y[j] = (int8_t)requant_one(&c, mode, acc[j]);
+    }
+}
+
+/* One loop per mode, as tinyc_rq32_run's. */
+static void requant_columns(const tinyc_rq32 *q, int32_t ch, const int32_t *acc, int32_t n, int8_t *y)
+{
+    switch (q->mode) {
+    case TINYC_RQ_SHIFT: columns_mode(q, TINYC_RQ_SHIFT, ch, acc, n, y); break;
+    case TINYC_RQ_POW2: columns_mode(q, TINYC_RQ_POW2, ch, acc, n, y); break;
+    case TINYC_RQ_DOUBLE: columns_mode(q, TINYC_RQ_DOUBLE, ch, acc, n, y); break;
+    case TINYC_RQ_DOUBLE_NARROW: columns_mode(q, TINYC_RQ_DOUBLE_NARROW, ch, acc, n, y); break;
+    case TINYC_RQ_SINGLE: columns_mode(q, TINYC_RQ_SINGLE, ch, acc, n, y); break;
+    default: columns_mode(q, TINYC_RQ_SINGLE_LOW, ch, acc, n, y);
     }
 }
 

@@ -50,27 +50,28 @@ TINYC_INLINE static int32_t requant_one(const channel_rq *c, int32_t mode, int32
     int32_t x;
     if (mode == TINYC_RQ_SHIFT) { /* the plan folds 2**(e-1) and zp * 2**e into the bias */
         x = tinyc_asr32(a, c->e);
-    } else if (mode == TINYC_RQ_POW2) {
-        const int32_t neg = a < c->a_negative;
-        x = tinyc_asr32(a + 1 + 2 * c->half - neg - neg, c->e + 1);
-    } else if (mode == TINYC_RQ_DOUBLE || mode == TINYC_RQ_DOUBLE_NARROW) {
-        if (mode == TINYC_RQ_DOUBLE) {
-            const uint64_t u = (uint64_t)((int64_t)a * c->m) + (1u << 30);
-            x = (int32_t)((uint32_t)(u >> 32) << 1 | (uint32_t)u >> 31);
-        } else { /* |a + a| < 2**31, the plan proves */
-            const uint64_t u = (uint64_t)((int64_t)(a + a) * c->m);
-            x = (int32_t)(uint32_t)(u >> 32) + (int32_t)((uint32_t)u >> 31);
+    } else {
+        if (mode == TINYC_RQ_POW2) {
+            const int32_t neg = a < c->a_negative;
+            x = tinyc_asr32(a + 1 + 2 * c->half - neg - neg, c->e + 1);
+        } else if (mode == TINYC_RQ_DOUBLE || mode == TINYC_RQ_DOUBLE_NARROW) {
+            if (mode == TINYC_RQ_DOUBLE) {
+                const uint64_t u = (uint64_t)((int64_t)a * c->m) + (1u << 30);
+                x = (int32_t)((uint32_t)(u >> 32) << 1 | (uint32_t)u >> 31);
+            } else { /* |a + a| < 2**31, the plan proves */
+                const uint64_t u = (uint64_t)((int64_t)(a + a) * c->m);
+                x = (int32_t)(uint32_t)(u >> 32) + (int32_t)((uint32_t)u >> 31);
+            }
+            x = tinyc_asr32(x + c->half - (x < c->x_negative), c->e);
+        } else if (mode == TINYC_RQ_SINGLE) {
+            const uint64_t round = c->e ? (uint64_t)(uint32_t)c->half << 32 : (uint64_t)1 << 31;
+            x = tinyc_asr32((int32_t)(uint32_t)(((uint64_t)((int64_t)a * c->m) + round) >> 32), c->e);
+        } else { /* TINYC_RQ_SINGLE_LOW: the low word of the product's shift, which fits int32 */
+            const uint64_t u = (uint64_t)((int64_t)a * c->m) + (uint32_t)c->half;
+            x = (int32_t)((uint32_t)(u >> 32) << (32 - c->e) | (uint32_t)u >> c->e);
         }
-        x = tinyc_asr32(x + c->half - (x < c->x_negative), c->e);
-    } else if (mode == TINYC_RQ_SINGLE) {
-        const uint64_t round = c->e ? (uint64_t)(uint32_t)c->half << 32 : (uint64_t)1 << 31;
-        x = tinyc_asr32((int32_t)(uint32_t)(((uint64_t)((int64_t)a * c->m) + round) >> 32), c->e);
-    } else { /* TINYC_RQ_SINGLE_LOW: the low word of the product's shift, which fits int32 */
-        const uint64_t u = (uint64_t)((int64_t)a * c->m) + (uint32_t)c->half;
-        x = (int32_t)((uint32_t)(u >> 32) << (32 - c->e) | (uint32_t)u >> c->e);
-    }
-    if (mode != TINYC_RQ_SHIFT)
         x += c->zp;
+    }
     if (x < c->lo) /* two tests that skip a move each, where -Os makes the ?: chain three moves */
         x = c->lo;
     if (x > c->hi)
