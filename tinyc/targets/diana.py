@@ -35,7 +35,7 @@ HOST = Core(
                                          "window set-up and loop overhead)"),
         **_fitted("conv", mac=2.83, output=5.95),
         **_fitted("depthwise", mac=4.95, output=0.55, input=1.76, channel=393.14),
-        **_fitted("dense", mac=3.16, output=36.02, input=11.78),
+        **_fitted("dense", mac=3.16, output=26.4, input=11.78),
         **_fitted("pool", input=2.45, output=30.1),
         **_fitted("add", output=26.48),
         **_fitted("softmax", output=57.03, layer=105.93),
