@@ -23,8 +23,11 @@ from onnx import TensorProto, helper
 
 import tinyc
 from test_c_backend import check, new_graph, rand, run_c, window_attrs
+from tinyc.backends.c import emit_c
 from tinyc.backends.c.kernels_quant import float_keys, key_floats, step_keys
 from tinyc.ir import interpret, ops
+from tinyc.ir import quant_math as qm
+from tinyc.passes.memory import plan_memory
 
 RNG = np.random.default_rng(11)
 # the interpreter's division and product flag the inputs' signalling NaNs and overflows to infinity
@@ -37,6 +40,11 @@ def global_pool(xs, x_zp=0, lo=-128, hi=127, name="x"):
     y = ops.add(g, "qavgpool", [name], "y", kernel=xs[2:], **window_attrs(len(xs) - 2), ceil_mode=False,
                 count_include_pad=True, x_zp=x_zp, out_min=lo, out_max=hi)
     return g, y
+
+
+def emitted(g, y) -> str:
+    g.outputs = [y]
+    return emit_c(plan_memory(g.connect()))["model.c"]
 
 
 def ties(xs) -> np.ndarray:
@@ -63,6 +71,7 @@ PLANES = [(1, 6, 1, 1), (1, 3, 1, 2), (2, 5, 3, 1), (1, 7, 3, 3), (1, 5, 4, 4), 
 @pytest.mark.parametrize("xs", PLANES)
 def test_global_pool_planes(xs, tmp_path):
     g, y = global_pool(xs, x_zp=int(RNG.integers(-128, 128)))
+    assert "tinyc_global_avgpool_s8(" in emitted(g, y)
     for x in (rand(xs, "int8"), np.full(xs, -128, np.int8), np.full(xs, 127, np.int8), ties(xs)):
         check(g, y, tmp_path, {"x": x})
 
@@ -73,6 +82,20 @@ def test_global_pool_clip_bounds(lo, hi, tmp_path):
     for xs in ((1, 8, 3, 3), (1, 4, 25, 5)):
         g, y = global_pool(xs, lo=lo, hi=hi)
         check(g, y, tmp_path)
+
+
+@pytest.mark.parametrize("xs", [(1, 7, 3, 3), (1, 6, 25, 5), (2, 3, 8, 8), (1, 3, 1037)])
+def test_global_pool_requantized(xs, tmp_path):
+    """An average quantized unlike its input (qavgpool_requant): the plane's sum less n x_zp, requantized
+    once by the count's multiplier."""
+    n = int(np.prod(xs[2:]))
+    g = new_graph(x=(xs, "int8"))
+    rq = qm.requant_attrs(np.array([1.7 / n]), -9, (-128, 127), "qavgpool_requant")
+    y = ops.add(g, "qavgpool_requant", ["x"], "y", kernel=xs[2:], **window_attrs(len(xs) - 2), ceil_mode=False,
+                count_include_pad=False, x_zp=-5, count_min=n, **rq)
+    assert "tinyc_global_avgpool_requant_s8(" in emitted(g, y)
+    for x in (rand(xs, "int8"), np.full(xs, -128, np.int8), np.full(xs, 127, np.int8)):
+        check(g, y, tmp_path, {"x": x}, sanitize=xs == (1, 6, 25, 5))
 
 
 def test_global_pool_under_sanitizers(tmp_path):

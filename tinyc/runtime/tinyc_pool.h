@@ -134,6 +134,17 @@ static TINYC_INLINE int32_t tinyc_long_plane_sum(const int8_t *x, int32_t n)
     return t + tinyc_bytes_sum(x + 4 * words, rest & 3);
 }
 
+/* The sum of n > 0 int8 from x (a plane of any size, n not a constant: tinyc_global_avgpool_requant_s8). */
+static TINYC_INLINE int32_t tinyc_plane_sum(const int8_t *x, int32_t n)
+{
+    int32_t t = 0, i;
+    if (n > TINYC_SHORT_PLANE)
+        return tinyc_long_plane_sum(x, n);
+    for (i = 0; i < n; i++)
+        t += x[i];
+    return t;
+}
+
 /* y[p] = the rounded average of the n values of plane p (x[p * n ... p * n + n - 1]), clipped to
  * [lo, hi]; n <= 2**22 (the emitter checks), so t + 256 n + n / 2 fits int32. Planes of a multiple of
  * four from an aligned x are all aligned: their word count is then the constant n / 4. */
