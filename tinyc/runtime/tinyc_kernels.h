@@ -184,8 +184,9 @@ typedef struct {
     int32_t mode, out_zp, out_min, out_max;
 } tinyc_rq32;
 
-/* The inner loop a planned conv runs: blocks over any list of taps, or a depthwise 3x3 of contiguous
- * columns and stride 1 or 2 (its nine weights in registers, up to 4 * TINYC_CHUNK outputs a row). */
+/* The inner loop a planned conv runs: blocks over any list of taps, or a depthwise 3x3 of dilation 1,
+ * column stride 1 or 2 and pads of at most one (its nine weights in registers, up to 4 * TINYC_CHUNK
+ * outputs a row), read straight from x. */
 enum { TINYC_INNER_TAPS, TINYC_INNER_DEPTHWISE_3X3 };
 
 /* A 2-D (or 1-D: one row) int8 conv of batch 1, requantized to int8; a pointwise conv comes as one
@@ -203,6 +204,8 @@ typedef struct {
     int8_t *band;
     int32_t band_w, band_rows, fill_rows, pad_t, lead, x_zp;
     int32_t inner;
+    int32_t clip_l, clip_r; /* a depthwise 3x3: 1 where the first (last) output's window has a column left
+                               (right) of the plane */
 } tinyc_qconv_plan;
 
 /* y[r][j] = x[r] @ w[:, j] over rows of k inputs, requantized per column; w packed as blocks of sixteen

@@ -59,24 +59,35 @@
         acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;                                           \
     }
 
-/* A depthwise 3x3 whose width taps are contiguous (dilation 1), its window rows r1 and r2 after the
- * first: acc[r * ow + j] for the ow outputs j of rows r < n, rows `pitch` apart, the nine weights held
- * in registers throughout. */
+/* Rows [r0, r0 + n) of one channel of a depthwise 3x3 (dilation 1, at most one padded row or column on
+ * each side) into acc[(r - r0) * ow + j], read straight from the channel's plane x, its nine weights in
+ * registers throughout. A window row outside the plane reads zrow (x_zp throughout) instead; an output's
+ * window column outside it (the first output's left one where clip_l, the last's right one where clip_r)
+ * is left out of the MACs and x_zp times its three weights added instead. */
 #define TINYC_DEPTHWISE_3X3(NAME, S)                                                                  \
-    TINYC_NOINLINE static void NAME(const int8_t *row, int32_t pitch, int32_t r1, int32_t r2,         \
-                                    const int8_t *w, int32_t ow, int32_t n, int32_t *acc)             \
+    TINYC_NOINLINE static void NAME(const tinyc_qconv_plan *p, const int8_t *x, const int8_t *zrow,   \
+                                    const int8_t *w, int32_t r0, int32_t n, int32_t *acc)             \
     {                                                                                                 \
         const int32_t w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3], w4 = w[4], w5 = w[5];               \
         const int32_t w6 = w[6], w7 = w[7], w8 = w[8];                                                \
-        int32_t *last = acc + n * ow;                                                                 \
-        for (; acc != last; row += pitch) {                                                           \
-            const int8_t *p = row, *q = row + r1, *t = row + r2;                                      \
-            int32_t *end = acc + ow;                                                                  \
-            do {                                                                                      \
-                *acc++ = w0 * p[0] + w1 * p[1] + w2 * p[2] + w3 * q[0] + w4 * q[1] + w5 * q[2]        \
-                         + w6 * t[0] + w7 * t[1] + w8 * t[2];                                         \
-                p += S, q += S, t += S;                                                               \
-            } while (acc != end);                                                                     \
+        const int32_t left = p->x_zp * (w0 + w3 + w6), right = p->x_zp * (w2 + w5 + w8);             \
+        const uint32_t h = (uint32_t)p->h;                                                            \
+        const int32_t width = p->w, inner = p->ow - p->clip_l - p->clip_r;                            \
+        int32_t top = r0 * p->sh - p->pad_t, *last = acc + n * p->ow;                                 \
+        for (; acc != last; top += p->sh) {                                                           \
+            const int8_t *a = (uint32_t)top < h ? x + top * width : zrow;                             \
+            const int8_t *b = (uint32_t)(top + 1) < h ? x + (top + 1) * width : zrow;                 \
+            const int8_t *c = (uint32_t)(top + 2) < h ? x + (top + 2) * width : zrow;                 \
+            int32_t *end;                                                                             \
+            if (p->clip_l) {                                                                          \
+                *acc++ = w1 * a[0] + w2 * a[1] + w4 * b[0] + w5 * b[1] + w7 * c[0] + w8 * c[1] + left; \
+                a += (S) - 1, b += (S) - 1, c += (S) - 1;                                             \
+            }                                                                                         \
+            for (end = acc + inner; acc != end; a += S, b += S, c += S)                               \
+                *acc++ = w0 * a[0] + w1 * a[1] + w2 * a[2] + w3 * b[0] + w4 * b[1] + w5 * b[2]        \
+                         + w6 * c[0] + w7 * c[1] + w8 * c[2];                                         \
+            if (p->clip_r)                                                                            \
+                *acc++ = w0 * a[0] + w1 * a[1] + w3 * b[0] + w4 * b[1] + w6 * c[0] + w7 * c[1] + right; \
         }                                                                                             \
     }
 
@@ -252,21 +263,25 @@ static void conv_rows(const tinyc_qconv_plan *p, const int8_t *src, int32_t pitc
     }
 }
 
-/* Output rows [0, rows) of a depthwise 3x3 channel ch (rows r1 and r2 of its window after the first),
- * requantized as many rows at a time as 4 * TINYC_CHUNK sums hold. */
-static void depthwise_rows(const tinyc_qconv_plan *p, const int8_t *src, int32_t pitch, int32_t rows, int32_t r1,
-                           int32_t r2, const int8_t *w, int32_t ch, int8_t *y)
+/* A depthwise 3x3 (TINYC_INNER_DEPTHWISE_3X3) in one call, channel after channel with no copy of its
+ * input: as many output rows at a time as 4 * TINYC_CHUNK sums hold, requantized together. The band is
+ * the row of x_zp that windows read above and below the plane. */
+static void depthwise_3x3(const tinyc_qconv_plan *p, const int8_t *x, int8_t *y)
 {
-    const int32_t ow = p->ow, per = tinyc_min(rows, 4 * ROW / ow);
-    int32_t acc[4 * ROW], r0;
-    for (r0 = 0; r0 < rows; r0 += per) {
-        const int32_t n = tinyc_min(per, rows - r0);
-        if (p->sw == 1)
-            depthwise_3x3_s1(src + r0 * pitch, pitch, r1, r2, w, ow, n, acc);
-        else
-            depthwise_3x3_s2(src + r0 * pitch, pitch, r1, r2, w, ow, n, acc);
-        tinyc_rq32_run(&p->rq, ch, acc, n * ow, y + r0 * ow, 1);
-    }
+    const int32_t plane = p->h * p->w, ow = p->ow, per = tinyc_min(p->oh, 4 * ROW / ow);
+    const int8_t *w = p->weights;
+    int32_t acc[4 * ROW], ch, r0;
+    tinyc_set_bytes(p->band, p->x_zp, p->w);
+    for (ch = 0; ch < p->groups; ch++, x += plane, w += 9)
+        for (r0 = 0; r0 < p->oh; r0 += per) {
+            const int32_t n = tinyc_min(per, p->oh - r0);
+            if (p->sw == 1)
+                depthwise_3x3_s1(p, x, p->band, w, r0, n, acc);
+            else
+                depthwise_3x3_s2(p, x, p->band, w, r0, n, acc);
+            tinyc_rq32_run(&p->rq, ch, acc, n * ow, y, 1);
+            y += n * ow;
+        }
 }
 
 /* Copies the input rows of output rows [r0, r0 + fill_rows) of one group into the band: row b of the
@@ -291,6 +306,10 @@ void tinyc_qconv_plan_s8(const tinyc_qconv_plan *p, const int8_t *x, int8_t *y)
 {
     const int32_t plane = p->oh * p->ow, blocks = p->mg / 4 * 4;
     int32_t g, r0, m;
+    if (p->inner == TINYC_INNER_DEPTHWISE_3X3) {
+        depthwise_3x3(p, x, y);
+        return;
+    }
     for (g = 0; g < p->groups; g++) {
         const int8_t *xg = x + g * p->cg * p->h * p->w, *wg = p->weights + g * p->mg * p->ntaps;
         int8_t *yg = y + g * p->mg * plane;
@@ -302,11 +321,6 @@ void tinyc_qconv_plan_s8(const tinyc_qconv_plan *p, const int8_t *x, int8_t *y)
             const int32_t pitch = p->sh * (p->band ? p->band_w : p->w);
             if (p->band)
                 fill_band(p, xg, r0);
-            if (p->inner == TINYC_INNER_DEPTHWISE_3X3) { /* its window rows from the first tap's */
-                depthwise_rows(p, src + p->taps[0], pitch, rows, p->taps[3] - p->taps[0], p->taps[6] - p->taps[0], wg,
-                               g, yg + r0 * p->ow);
-                continue;
-            }
             for (m = 0; m < p->mg; m += m < blocks ? 4 : 1) {
                 const int32_t count = m < blocks ? 4 : 1;
                 conv_rows(p, src, pitch, rows, wg + m * p->ntaps, g * p->mg + m, count, yg + m * plane + r0 * p->ow);

@@ -126,38 +126,43 @@ def qconv(e, node, x_arg: str, y_arg: str):
     if rq is None or not oh or not ow:
         return None
     c, kr, kc = np.meshgrid(np.arange(cg), np.arange(kh), np.arange(kw), indexing="ij")
-    band, band_w, band_rows, fill, lead = "NULL", 0, 0, oh, 0
-    if kh == kw == sh == sw == 1 and not any(pads):  # pointwise: the plane is one long row
-        h, wd, oh, ow = 1, h * wd, 1, oh * ow
-        taps = c * h * wd
-    elif not any(pads):
-        taps = (c * h + kr * dh) * wd + kc * dw
-    else:  # input column i at band column lead + i, lead a multiple of 4 so that rows copy by words
-        lead = -(-pl // 4) * 4
-        band_w = -(-max(lead + wd, lead - pl + (ow - 1) * sw + (kw - 1) * dw + 1) // 4) * 4
-        reach = (kh - 1) * dh + 1
-
-        def rows_of(n):
-            return (n - 1) * sh + reach
-        fill = max([n for n in range(1, oh + 1) if cg * rows_of(n) * band_w <= BAND_BYTES], default=1)
-        band_rows = rows_of(fill)
-        taps = (c * band_rows + kr * dh) * band_w + kc * dw + lead - pl
-        words = e.ident(node.name + "_band")
-        e.decls.append(f"static int32_t {words}[{cg * band_rows * band_w // 4}]; /* word-aligned */\n")
-        band = f"(int8_t *){words}"
-    if cg == mg == 1 and kh == kw == 3 and dw == 1 and sw in (1, 2) and ow <= 4 * CHUNK:
+    band, band_w, band_rows, fill, lead, taps = None, 0, 0, oh, 0, None
+    clip_l, clip_r = pl, int((ow - 1) * sw - pl + kw > wd)  # the first and last windows' columns off the plane
+    if (cg == mg == 1 and kh == kw == 3 and dh == dw == 1 and sw in (1, 2) and ow <= 4 * CHUNK and max(pads) <= 1
+            and clip_l + clip_r <= ow):  # (not both in one window)
         inner = "TINYC_INNER_DEPTHWISE_3X3"
+        band_w, band_rows = -(-wd // 4) * 4, 1  # the row of x_zp its windows read above and below the plane
     else:
         inner = "TINYC_INNER_TAPS"
+        clip_l = clip_r = 0
+        if kh == kw == sh == sw == 1 and not any(pads):  # pointwise: the plane is one long row
+            h, wd, oh, ow = 1, h * wd, 1, oh * ow
+            taps = c * h * wd
+        elif not any(pads):
+            taps = (c * h + kr * dh) * wd + kc * dw
+        else:  # input column i at band column lead + i, lead a multiple of 4 so that rows copy by words
+            lead = -(-pl // 4) * 4
+            band_w = -(-max(lead + wd, lead - pl + (ow - 1) * sw + (kw - 1) * dw + 1) // 4) * 4
+            reach = (kh - 1) * dh + 1
+
+            def rows_of(n):
+                return (n - 1) * sh + reach
+            fill = max([n for n in range(1, oh + 1) if cg * rows_of(n) * band_w <= BAND_BYTES], default=1)
+            band_rows = rows_of(fill)
+            taps = (c * band_rows + kr * dh) * band_w + kc * dw + lead - pl
+    if band_w:
+        band = e.ident(node.name + "_band")
+        e.decls.append(f"static int32_t {band}[{cg * band_rows * band_w // 4}]; /* word-aligned */\n")
     packed = []
     for g in range(groups):
         ws = flat[g * mg:(g + 1) * mg]
         blocks = mg // 4 * 4
         packed += [ws[j:j + 4].T.reshape(-1) for j in range(0, blocks, 4)] + [ws[j] for j in range(blocks, mg)]
     fields = [groups, cg, mg, h, wd, oh, ow, sh, sw, cg * kh * kw,
-              e.array(node.name + "_taps", "int32_t", taps.reshape(-1)),
+              "NULL" if taps is None else e.array(node.name + "_taps", "int32_t", taps.reshape(-1)),
               e.array(node.name + "_packed", "int8_t", np.concatenate(packed)), rq,
-              band, band_w, band_rows, fill, pt, lead, int(a["x_zp"]), inner]
+              f"(int8_t *){band}" if band else "NULL", band_w, band_rows, fill, pt, lead, int(a["x_zp"]), inner,
+              clip_l, clip_r]
     plan = e.struct(node.name + "_plan", "tinyc_qconv_plan", fields)
     return [f"tinyc_qconv_plan_s8(&{plan}, {x_arg}, {y_arg});"]
 
