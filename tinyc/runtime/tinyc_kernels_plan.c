@@ -59,11 +59,17 @@
         acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;                                           \
     }
 
+/* The window of an output at column offset J of rows a, b and c times the nine weights. */
+#define TINYC_WINDOW_3X3(J)                                                                           \
+    (w0 * a[J] + w1 * a[(J) + 1] + w2 * a[(J) + 2] + w3 * b[J] + w4 * b[(J) + 1] + w5 * b[(J) + 2]     \
+     + w6 * c[J] + w7 * c[(J) + 1] + w8 * c[(J) + 2])
+
 /* Rows [r0, r0 + n) of one channel of a depthwise 3x3 (dilation 1, at most one padded row or column on
  * each side) into acc[(r - r0) * ow + j], read straight from the channel's plane x, its nine weights in
- * registers throughout. A window row outside the plane reads zrow (x_zp throughout) instead; an output's
- * window column outside it (the first output's left one where clip_l, the last's right one where clip_r)
- * is left out of the MACs and x_zp times its three weights added instead. */
+ * registers throughout; two outputs at a time share their loads (S = 1: two of each window row's
+ * three; S = 2: one). A window row outside the plane reads zrow (x_zp throughout) instead; an output's
+ * window column outside it (the first output's left one where clip_l, the last's right one where
+ * clip_r) is left out of the MACs and x_zp times its three weights added instead. */
 #define TINYC_DEPTHWISE_3X3(NAME, S)                                                                  \
     TINYC_NOINLINE static void NAME(const tinyc_qconv_plan *p, const int8_t *x, const int8_t *zrow,   \
                                     const int8_t *w, int32_t r0, int32_t n, int32_t *acc)             \
@@ -83,9 +89,15 @@
                 *acc++ = w1 * a[0] + w2 * a[1] + w4 * b[0] + w5 * b[1] + w7 * c[0] + w8 * c[1] + left; \
                 a += (S) - 1, b += (S) - 1, c += (S) - 1;                                             \
             }                                                                                         \
-            for (end = acc + inner; acc != end; a += S, b += S, c += S)                               \
-                *acc++ = w0 * a[0] + w1 * a[1] + w2 * a[2] + w3 * b[0] + w4 * b[1] + w5 * b[2]        \
-                         + w6 * c[0] + w7 * c[1] + w8 * c[2];                                         \
+            for (end = acc + (inner & ~1); acc != end; acc += 2) {                                    \
+                const int32_t u = TINYC_WINDOW_3X3(0), v = TINYC_WINDOW_3X3(S);                       \
+                acc[0] = u, acc[1] = v;                                                               \
+                a += 2 * (S), b += 2 * (S), c += 2 * (S);                                             \
+            }                                                                                         \
+            if (inner & 1) {                                                                          \
+                *acc++ = TINYC_WINDOW_3X3(0);                                                         \
+                a += S, b += S, c += S;                                                               \
+            }                                                                                         \
             if (p->clip_r)                                                                            \
                 *acc++ = w0 * a[0] + w1 * a[1] + w3 * b[0] + w4 * b[1] + w6 * c[0] + w7 * c[1] + right; \
         }                                                                                             \
