@@ -187,7 +187,7 @@ typedef struct {
 /* The inner loop a planned conv runs: blocks over any list of taps, or a depthwise 3x3 of dilation 1,
  * column stride 1 or 2 and pads of at most one (its nine weights in registers, up to 4 * TINYC_CHUNK
  * outputs a row), read straight from x. */
-enum { TINYC_INNER_TAPS, TINYC_INNER_DEPTHWISE_3X3 };
+enum { TINYC_INNER_TAPS, TINYC_INNER_DEPTHWISE_3X3, TINYC_INNER_DEPTHWISE_SMALL };
 
 /* A 2-D (or 1-D: one row) int8 conv of batch 1, requantized to int8; a pointwise conv comes as one
  * long row. Each output sums sum_t x[origin + taps[t]] * w[t] over its group's ntaps taps, the origin

@@ -296,6 +296,67 @@ static void depthwise_3x3(const tinyc_qconv_plan *p, const int8_t *x, int8_t *y)
         }
 }
 
+/* The taps of one or two window rows P on the plane times their weights. */
+#define TINYC_TRIPLE(P, U, V, W) ((U) * (P)[0] + (V) * (P)[1] + (W) * (P)[2])
+#define TINYC_PAIR(P, U, V) ((U) * (P)[0] + (V) * (P)[1])
+
+/* A depthwise 3x3 of a small plane (TINYC_INNER_DEPTHWISE_SMALL), channel after channel in one call:
+ * output j's window comes as taps[j] = 16 * (the offset of its first tap on the plane) + kind, kind =
+ * 3 * rows + columns where rows (columns) is 0 when all three lie on the plane, 1 when the first is off
+ * it, 2 when the last is. Its sum takes the taps on the plane only, plus x_zp times the other weights
+ * (off[kind]); no row overhead, which on planes a few outputs wide costs more than the outputs. */
+static void depthwise_small(const tinyc_qconv_plan *p, const int8_t *x, int8_t *y)
+{
+    const int32_t plane = p->h * p->w, n = p->oh * p->ow, width = p->w, zp = p->x_zp;
+    const int32_t *windows = p->taps, *last = windows + n;
+    const int8_t *w = p->weights;
+    int32_t acc[4 * ROW], off[9] = {0}, ch;
+    for (ch = 0; ch < p->groups; ch++, x += plane, w += 9, y += n) {
+        const int32_t w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3], w4 = w[4], w5 = w[5];
+        const int32_t w6 = w[6], w7 = w[7], w8 = w[8];
+        const int32_t *d;
+        int32_t *out = acc;
+        if (zp) { /* (with x_zp 0, as after a ReLU, the taps off the plane add nothing) */
+            const int32_t top = w0 + w1 + w2, bottom = w6 + w7 + w8, left = w0 + w3 + w6, right = w2 + w5 + w8;
+            off[1] = zp * left, off[2] = zp * right, off[3] = zp * top, off[4] = zp * (top + left - w0);
+            off[5] = zp * (top + right - w2), off[6] = zp * bottom, off[7] = zp * (bottom + left - w6);
+            off[8] = zp * (bottom + right - w8);
+        }
+        for (d = windows; d != last; d++) {
+            const int8_t *a = x + (*d >> 4), *b = a + width;
+            switch (*d & 15) {
+            case 0:
+                *out++ = TINYC_TRIPLE(a, w0, w1, w2) + TINYC_TRIPLE(b, w3, w4, w5) + TINYC_TRIPLE(b + width, w6, w7, w8);
+                break;
+            case 1:
+                *out++ = TINYC_PAIR(a, w1, w2) + TINYC_PAIR(b, w4, w5) + TINYC_PAIR(b + width, w7, w8) + off[1];
+                break;
+            case 2:
+                *out++ = TINYC_PAIR(a, w0, w1) + TINYC_PAIR(b, w3, w4) + TINYC_PAIR(b + width, w6, w7) + off[2];
+                break;
+            case 3:
+                *out++ = TINYC_TRIPLE(a, w3, w4, w5) + TINYC_TRIPLE(b, w6, w7, w8) + off[3];
+                break;
+            case 4:
+                *out++ = TINYC_PAIR(a, w4, w5) + TINYC_PAIR(b, w7, w8) + off[4];
+                break;
+            case 5:
+                *out++ = TINYC_PAIR(a, w3, w4) + TINYC_PAIR(b, w6, w7) + off[5];
+                break;
+            case 6:
+                *out++ = TINYC_TRIPLE(a, w0, w1, w2) + TINYC_TRIPLE(b, w3, w4, w5) + off[6];
+                break;
+            case 7:
+                *out++ = TINYC_PAIR(a, w1, w2) + TINYC_PAIR(b, w4, w5) + off[7];
+                break;
+            default:
+                *out++ = TINYC_PAIR(a, w0, w1) + TINYC_PAIR(b, w3, w4) + off[8];
+            }
+        }
+        tinyc_rq32_run(&p->rq, ch, acc, n, y, 1);
+    }
+}
+
 /* Copies the input rows of output rows [r0, r0 + fill_rows) of one group into the band: row b of the
  * band is input row r0 * sh - pad_t + b, from column lead on (the taps add lead - pad_l, so that
  * windows start where the padding does). Its padding columns keep the x_zp the layer set once; a row
@@ -320,6 +381,10 @@ void tinyc_qconv_plan_s8(const tinyc_qconv_plan *p, const int8_t *x, int8_t *y)
     int32_t g, r0, m;
     if (p->inner == TINYC_INNER_DEPTHWISE_3X3) {
         depthwise_3x3(p, x, y);
+        return;
+    }
+    if (p->inner == TINYC_INNER_DEPTHWISE_SMALL) {
+        depthwise_small(p, x, y);
         return;
     }
     for (g = 0; g < p->groups; g++) {

@@ -15,6 +15,7 @@ from ...ir import quant_math as qm
 INT32_MAX = 2 ** 31 - 1
 POW2_MULTIPLIER = 1 << 30  # quantize_multiplier of a power of two
 CHUNK = 64  # TINYC_CHUNK: the depthwise 3x3 sums up to four chunks of a row at once
+SMALL_WIDTH = 4  # a depthwise 3x3 at most this wide runs window by window (tinyc_kernels_plan.c's depthwise_small)
 BAND_BYTES = 4096  # scratch for a padded conv's input rows: enough for several rows of every MLPerf Tiny layer
 MODES = {"shift": "TINYC_RQ_SHIFT", "pow2": "TINYC_RQ_POW2", "double": "TINYC_RQ_DOUBLE", "single": "TINYC_RQ_SINGLE",
          "single_low": "TINYC_RQ_SINGLE_LOW"}
@@ -78,6 +79,21 @@ def _rq32(e, name: str, a, folded, acc, channels: int):
             e.array(name + "_rq_shift", "int32_t", shift), MODES[mode], out_zp, lo, hi]
 
 
+def _small_windows(h: int, wd: int, oh: int, ow: int, sh: int, sw: int, pt: int, pl: int):
+    """A small depthwise 3x3's window descriptors (TINYC_INNER_DEPTHWISE_SMALL): 16 * (the plane offset of
+    each window's first tap on the plane) + 3 * rows + columns, rows (columns) 0 when all three lie on the
+    plane, 1 when the first is off it, 2 when the last is; None when a window has two off it."""
+    def kinds(n, stride, pad, size):
+        first = np.arange(n) * stride - pad
+        kind = np.where(first < 0, 1, 0) + np.where(first + 2 >= size, 2, 0)
+        return np.maximum(first, 0), kind
+    top, rows = kinds(oh, sh, pt, h)
+    left, cols = kinds(ow, sw, pl, wd)
+    if rows.max() > 2 or cols.max() > 2:
+        return None
+    return (16 * (top[:, None] * wd + left[None, :]) + 3 * rows[:, None] + cols[None, :]).reshape(-1)
+
+
 def _constant(e, name: str):
     v = e.g.values[name] if name else None
     return v.data if v is not None and v.is_const else None
@@ -128,7 +144,12 @@ def qconv(e, node, x_arg: str, y_arg: str):
     c, kr, kc = np.meshgrid(np.arange(cg), np.arange(kh), np.arange(kw), indexing="ij")
     band, band_w, band_rows, fill, lead, taps = None, 0, 0, oh, 0, None
     clip_l, clip_r = pl, int((ow - 1) * sw - pl + kw > wd)  # the first and last windows' columns off the plane
-    if (cg == mg == 1 and kh == kw == 3 and dh == dw == 1 and sw in (1, 2) and ow <= 4 * CHUNK and max(pads) <= 1
+    depthwise = cg == mg == 1 and kh == kw == 3 and dh == dw == 1 and max(pads) <= 1 and oh * ow <= 4 * CHUNK
+    windows = _small_windows(h, wd, oh, ow, sh, sw, pt, pl) if depthwise and ow <= SMALL_WIDTH else None
+    if windows is not None:
+        inner, taps = "TINYC_INNER_DEPTHWISE_SMALL", windows
+        clip_l = clip_r = 0
+    elif (cg == mg == 1 and kh == kw == 3 and dh == dw == 1 and sw in (1, 2) and ow <= 4 * CHUNK and max(pads) <= 1
             and clip_l + clip_r <= ow):  # (not both in one window)
         inner = "TINYC_INNER_DEPTHWISE_3X3"
         band_w, band_rows = -(-wd // 4) * 4, 1  # the row of x_zp its windows read above and below the plane
