@@ -77,13 +77,11 @@
         const int32_t w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3], w4 = w[4], w5 = w[5];               \
         const int32_t w6 = w[6], w7 = w[7], w8 = w[8];                                                \
         const int32_t left = p->x_zp * (w0 + w3 + w6), right = p->x_zp * (w2 + w5 + w8);             \
-        const uint32_t h = (uint32_t)p->h;                                                            \
-        const int32_t width = p->w, inner = p->ow - p->clip_l - p->clip_r;                            \
+        const int32_t width = p->w, inner = p->ow - p->clip_l - p->clip_r, below = p->h - 2;           \
         int32_t top = r0 * p->sh - p->pad_t, *last = acc + n * p->ow;                                 \
-        for (; acc != last; top += p->sh) {                                                           \
-            const int8_t *a = (uint32_t)top < h ? x + top * width : zrow;                             \
-            const int8_t *b = (uint32_t)(top + 1) < h ? x + (top + 1) * width : zrow;                 \
-            const int8_t *c = (uint32_t)(top + 2) < h ? x + (top + 2) * width : zrow;                 \
+        for (; acc != last; top += p->sh) { /* the middle row lies on the plane: pads of one at most */ \
+            const int8_t *b = x + (top + 1) * width;                                                  \
+            const int8_t *a = top >= 0 ? b - width : zrow, *c = top < below ? b + width : zrow;       \
             int32_t *end;                                                                             \
             if (p->clip_l) {                                                                          \
                 *acc++ = w1 * a[0] + w2 * a[1] + w4 * b[0] + w5 * b[1] + w7 * c[0] + w8 * c[1] + left; \
