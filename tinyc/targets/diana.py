@@ -34,7 +34,7 @@ HOST = Core(
         "cycles_per_element": Param(203, "measured: the same fit's cost per output element (requantization, "
                                          "window set-up and loop overhead)"),
         **_fitted("conv", mac=2.87, output=20.26),
-        **_fitted("depthwise", mac=5.46, output=0.61, input=1.78, channel=408.67),
+        **_fitted("depthwise", mac=4.89, output=0.54, input=0.24, channel=153.52),
         **_fitted("dense", mac=3.16, output=38.76, input=11.81),
         **_fitted("pool", input=2.45, output=30.1),
         **_fitted("add", output=31.46),
