@@ -111,10 +111,10 @@ def test_one_channel_too_large_stays_on_the_host_with_the_reason():
 # ---------------------------------------------------------------- kernels and pools of the zoo
 def test_kws_first_conv_on_the_digital_core_bit_exact_sanitized():
     cm, _ = host_and(tinyc.zoo.build("kws", "int8"), "digital", sanitize=True)
-    first = layer(cm, "conv1_q")  # 10x4 stride 2 over 49x10: a 5x3 conv over the 2x2 space-to-depth input
-    assert (first["core"], first["pattern"]) == ("digital", "conv2d")
-    assert first["shapes"]["inputs"][:2] == [[1, 4, 29, 6], [64, 4, 5, 3]]
-    assert first["shapes"]["outputs"] == [[1, 64, 25, 5]]
+    first = layer(cm, "conv1_q")  # 10x4 stride 2 over 49x10, transposed (tests/test_transpose_planes.py):
+    assert (first["core"], first["pattern"]) == ("digital", "conv2d")  # 3x5 over the 2x2 space-to-depth input
+    assert first["shapes"]["inputs"][:2] == [[1, 4, 6, 29], [64, 4, 3, 5]]
+    assert first["shapes"]["outputs"] == [[1, 64, 5, 25]]
     pool = layer(cm, "avgpool1_q")  # 25x5 = 125 values: no shift divides by it
     assert pool["core"] == "host"
     assert "lower_global_pool: a window of 125 values: a shift divides by a power of two only" in pool["reason"]
@@ -125,6 +125,29 @@ def test_resnet8_average_pool_on_the_digital_core_bit_exact_sanitized():
     pool = layer(cm, "avgpool1_q")  # 8x8 = 64 values after a ReLU: a sum and a shift by 6
     assert (pool["core"], pool["op"]) == ("digital", "qconv")
     assert pool["shapes"]["inputs"] == [[1, 64, 1, 64], [1, 64, 1, 1]]
+    # a pool counts no MACs in the model; as a conv the core sums 64 values for each of 64 channels
+    assert (pool["macs"], pool["lowered_macs"], pool["modeled"]["macs"]) == (0, 64 * 64, 0)
+
+
+def test_a_lowered_layer_counts_the_models_macs():
+    """DS-CNN's first conv by hand: 64 output channels of 25x5, each a 10x4 window of 1 channel; lowered,
+    the digital core runs a 5x3 window of 4 channels (a column of zero taps). The report counts the model's
+    MACs (its utilization too), the cost model the job's cycles."""
+    cm = tinyc.compile(tinyc.zoo.build("kws", "int8"), target="diana", config="digital")
+    first = layer(cm, "conv1_q")
+    assert first["macs"] == 64 * 25 * 5 * 10 * 4 == 320_000
+    assert first["lowered_macs"] == 64 * 25 * 5 * 5 * 3 * 4 == 480_000
+    job = cm.graph.node("conv1_q").placement.cost  # what the core runs: the tiler's and emulator's figures
+    assert job["macs"] == 480_000 and first["modeled"]["cycles"] == job["cycles"]
+    assert first["modeled"]["macs"] == 320_000
+    assert first["modeled"]["utilization"] == pytest.approx(320_000 / (16 * 16 * job["cycles"]))
+    # the whole network by hand: that conv, 4 depthwise 3x3 and 4 pointwise 64->64 convs over 25x5, the
+    # dense 64->12: the same on every target
+    total = 320_000 + 4 * 64 * 125 * 9 + 4 * 64 * 125 * 64 + 64 * 12
+    assert cm.report["totals"]["macs"] == total == 2_656_768
+    text = tinyc.report.format_text(cm.report).splitlines()
+    assert any(row.startswith("conv1_q ") and " 320000 " in row for row in text)
+    assert "  conv1_q: 480000" in text
 
 
 def test_why_a_lowering_does_not_apply():

@@ -23,6 +23,7 @@ from .passes.lower_kernel import lower_kernel
 from .passes.memory import plan_memory
 from .passes.requant_pow2 import measure, requant_pow2
 from .passes.tiling import TILERS, tiling
+from .passes.transpose_planes import transpose_planes
 from .report import build_report
 
 
@@ -56,13 +57,15 @@ def compile(model, target: str = "cpu", config: str | None = None, name: str = "
     # the lowerings rewrite what no accelerator of the configuration takes into what one takes, exactly
     lowerings = lowering_passes(tgt, config)
     pow2 = (lambda g: requant_pow2(g, tgt, config, fit, [step for _, step in lowerings])) if requant == "pow2" else None
+    placing = (*lowerings,
+               ("dispatch", lambda g: dispatch(g, tgt, config, tiler)),
+               ("tiling", lambda g: tiling(g, tgt, tiler)),
+               ("l1_plan", lambda g: l1_plan(g, tgt) if l1_reuse else g),
+               ("plan_memory", plan_memory))
     passes = (("canonicalize", canonicalize),
               ("requant_pow2", pow2),
-              *lowerings,
-              ("dispatch", lambda g: dispatch(g, tgt, config, tiler)),
-              ("tiling", lambda g: tiling(g, tgt, tiler)),
-              ("l1_plan", lambda g: l1_plan(g, tgt) if l1_reuse else g),
-              ("plan_memory", plan_memory))
+              ("transpose_planes", lambda g: transpose_planes(g, tgt, config, _through(placing))),
+              *placing)
     after = {}
     try:
         for step_name, step in passes:
@@ -87,6 +90,15 @@ def lowering_passes(target, config: str) -> tuple:
             ("lower_kernel", lambda g: lower_kernel(g, target, config)),
             ("lower_global_pool", lambda g: lower_global_pool(g, target, config)),
             ("lower_channel_split", lambda g: lower_channel_split(g, target, config)))
+
+
+def _through(steps):
+    """The passes `steps` as one, verified after each (a candidate layout priced by the passes that follow)."""
+    def run(g: Graph) -> Graph:
+        for step_name, step in steps:
+            g = verify(step(g), after=step_name)
+        return g
+    return run
 
 
 def _note_approximation(a: dict, source: str) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
+from .ir.ops import OPS
 
 
 class OnnxRuntime:
@@ -39,8 +40,11 @@ class OnnxRuntime:
         self.order = []
         named = [o for n in proto.graph.node for o in n.output if o in wanted and o in types]
         proto.graph.output.extend(types[t] for t in named if t not in outputs)
-        # fed from tinyc where it can stand in (a tensor that does not is refused by the mapping)
-        shared = [t for t in named if _np_dtype(types[t].type) == wanted[t][1] and _fits(types[t].type, wanted[t][0])]
+        # fed from tinyc where it can stand in (a tensor that does not is refused by the mapping); a uint8
+        # tensor tinyc holds as int8 (flip_sign: q_u8 - 128 == q_s8) is fed flipped back
+        shared = [t for t in named if same_codes(_np_dtype(types[t].type), wanted[t][1])
+                  and _fits(types[t].type, wanted[t][0])]
+        self.fed_dtype = {t: _np_dtype(types[t].type) for t in shared}
         self.fetch = [o.name for o in proto.graph.output]
         self.session = _session(proto)
         for node in proto.graph.node:
@@ -55,8 +59,18 @@ class OnnxRuntime:
     def run(self, feeds, ours):
         given = {name: x for (name, _, _), x in zip(self.inputs, feeds)}
         chained = dict(zip(self.fetch, self.session.run(self.fetch, given)))
-        given.update({t + self.FED: ours[t] for t in self.fed})
+        given.update({t + self.FED: _flipped(ours[t], self.fed_dtype[t]) for t in self.fed})
         return chained, dict(zip(self.fetch, self.alone.run(self.fetch, given)))
+
+
+def same_codes(ref_dtype: str, dtype: str) -> bool:
+    """Whether tinyc's tensor of `dtype` holds the reference's codes of `ref_dtype`, as is or flipped."""
+    return ref_dtype == dtype or {ref_dtype, dtype} == {"int8", "uint8"}
+
+
+def _flipped(x: np.ndarray, dtype: str) -> np.ndarray:
+    """tinyc's codes as the reference's `dtype` holds them: int8 <-> uint8 by the top bit, as flip_sign does."""
+    return x if x.dtype.name == dtype else OPS["flip_sign"].compute([x], {"dtype": dtype})[0]
 
 
 def _fits(type_proto, shape: tuple[int, ...]) -> bool:

@@ -38,9 +38,10 @@ def _plain(x):
     return x.item() if isinstance(x, np.generic) else x
 
 
-def _placement(n, host: str) -> dict:
+def _placement(n, host: str, model_macs: int | None) -> dict:
     """Where the layer runs, and why the host when it does (or, when several cores take it, every core's
-    modeled cycles behind the choice); the tile and modeled cost once tiled."""
+    modeled cycles behind the choice); the tile and modeled cost once tiled: the job's cycles; of a
+    lowered layer (`model_macs`: its model layer's MACs) the MACs and utilization the model's layer counts."""
     p = n.placement
     if p is None:
         return {"core": host, "pattern": ""}
@@ -53,22 +54,29 @@ def _placement(n, host: str) -> dict:
         entry["tile"] = _plain(p.tile)
     if p.cost is not None:
         entry["modeled"] = _plain(p.cost)
+        if model_macs is not None and p.cost["macs"]:
+            entry["modeled"].update(macs=model_macs, utilization=p.cost["utilization"] * model_macs / p.cost["macs"])
     return entry
 
 
 def layer_report(g: Graph, n, host: str) -> dict:
+    """One layer; "macs" are the model's layer's, "lowered_macs" what a lowered layer's node runs where
+    that differs (the taps of weight zero a lowering added)."""
+    lowered = g.model_macs.get(n.name)  # the model layer's MACs, when a lowering rewrote it into this node
     entry = {
         "name": n.name,
         "op": n.op,
-        **_placement(n, host),
+        **_placement(n, host, lowered),
         "shapes": {"inputs": [list(g.values[v].shape) for v in n.inputs if v],
                    "outputs": [list(g.values[v].shape) for v in n.outputs]},
-        "macs": macs(g, n),
+        "macs": macs(g, n) if lowered is None else lowered,
         "buffers": {"inputs": [_buffer(g, v) for v in n.inputs if v],
                     "outputs": [_buffer(g, v) for v in n.outputs]},
     }
     if n.name in g.notes:  # why a lowering pass left the layer as it is (also the end of its reason)
         entry["lowering"] = g.notes[n.name]
+    if lowered is not None and lowered != macs(g, n):
+        entry["lowered_macs"] = macs(g, n)
     return entry
 
 
@@ -117,6 +125,10 @@ def format_text(report: dict) -> str:
             reasons.append(f"  {layer['name']}: {layer['reason']}")
     if reasons:
         rows += ["on the host because:"] + reasons
+    lowered = [f"  {layer['name']}: {layer['lowered_macs']}" for layer in report["layers"] if "lowered_macs" in layer]
+    if lowered:
+        rows += ["lowered layers, MACs as their jobs run them (the table counts the model's layers': none for "
+                 "a pool, no taps of weight zero):"] + lowered
     rows += format_approximation(report)
     t = report["totals"]
     accelerated = sum(layer.get("modeled", {}).get("cycles", 0) for layer in report["layers"])

@@ -18,7 +18,8 @@ Shapes agree when equal, when the reference is channels-last (NHWC) and tinyc ch
 or when they differ only by dimensions of 1. Graph outputs must map (by name, else by position); a
 reference whose inputs or outputs do not match the model's is refused with one line.
 
-Against onnxruntime a layer is also measured alone, fed tinyc's values of its inputs; one whose inputs
+Against onnxruntime a layer is also measured alone, fed tinyc's values of its inputs (a uint8 tensor,
+which tinyc holds as int8 codes 128 lower, flipped back to uint8); one whose inputs
 stayed in L1 is measured together with the layers that made them (listed as `spans`), and is not
 judged by that figure.
 
@@ -37,7 +38,7 @@ import numpy as np
 
 from .backends.c.emit import dumped_values
 from .errors import InputError
-from .references import reference_for
+from .references import reference_for, same_codes
 from .toolchain import run_executable
 
 DEPARTS_LSB = 1
@@ -62,17 +63,13 @@ def _shape_fits(shape: tuple[int, ...], ref_shape: tuple[int, ...]) -> bool:
     return align(np.empty(shape, np.int8), ref_shape) is not None
 
 
-def _comparable(dtype: str, ref_dtype: str) -> bool:
-    return dtype == ref_dtype or {dtype, ref_dtype} == {"int8", "uint8"}
-
-
 def mapping(cm, ref, ref_shapes: dict[str, tuple], ref_dtypes: dict[str, str]) -> list[tuple[str, str, str]]:
     """(tinyc tensor, reference tensor, how) for every tinyc layer output that maps (the module's rule)."""
     g = cm.graph
     ours = dumped_values(g) + [v for v in g.outputs if v not in dumped_values(g)]
     by_name = [(v, v, "name") for v in ours if v in ref_shapes]
     for v, r, _ in by_name:
-        if not _shape_fits(g.values[v].shape, ref_shapes[r]) or not _comparable(g.values[v].dtype, ref_dtypes[r]):
+        if not _shape_fits(g.values[v].shape, ref_shapes[r]) or not same_codes(g.values[v].dtype, ref_dtypes[r]):
             raise InputError(f"reference tensor {r!r} is {ref_dtypes[r]}{list(ref_shapes[r])}, tinyc's is "
                              f"{g.values[v].dtype}{list(g.values[v].shape)}: the reference is not this model's",
                              file=ref.name)
@@ -86,7 +83,7 @@ def mapping(cm, ref, ref_shapes: dict[str, tuple], ref_dtypes: dict[str, str]) -
         for v in (v for v in ours[ours_from + 1:ours_to] if v not in named):
             shape, dtype = g.values[v].shape, g.values[v].dtype
             hit = next((i for i, r in enumerate(window)
-                        if _comparable(dtype, ref_dtypes[r]) and _shape_fits(shape, ref_shapes[r])), None)
+                        if same_codes(dtype, ref_dtypes[r]) and _shape_fits(shape, ref_shapes[r])), None)
             if hit is not None:
                 pairs.append((v, window[hit], "order"))
                 window = window[hit + 1:]
@@ -192,7 +189,7 @@ def validate(cm, inputs, reference="onnxruntime") -> dict:
     for v, r, how in pairs:
         if r not in ref_shapes:
             raise InputError(f"the reference computes no tensor {r!r} for the model's output {v!r}", file=ref.name)
-        if not _shape_fits(g.values[v].shape, ref_shapes[r]) or not _comparable(g.values[v].dtype, ref_dtypes[r]):
+        if not _shape_fits(g.values[v].shape, ref_shapes[r]) or not same_codes(g.values[v].dtype, ref_dtypes[r]):
             raise InputError(f"reference output {r!r} is {ref_dtypes[r]}{list(ref_shapes[r])}, the model's {v!r} is "
                              f"{g.values[v].dtype}{list(g.values[v].shape)}: the reference is not this model's",
                              file=ref.name)

@@ -96,6 +96,9 @@ class Graph:
         self.arena_bytes = 0  # set by the memory planner
         self.arena_lower_bound = 0
         self.notes: dict[str, str] = {}  # node name -> why a lowering pass left it as it is (the report says)
+        # node name -> the MACs of the model's layer a lowering pass rewrote into it, which may compute more
+        # (taps of weight zero): the report counts the model's, the cost model the node's
+        self.model_macs: dict[str, int] = {}
         self._order = itertools.count()
         self._topo: list[str] | None = None  # nodes()'s order, kept until a node or an edge changes
 
@@ -223,6 +226,7 @@ class Graph:
         g.source = self.source
         g.arena_bytes, g.arena_lower_bound = self.arena_bytes, self.arena_lower_bound
         g.notes = dict(self.notes)
+        g.model_macs = dict(self.model_macs)
         g.nx = self.nx.copy()
         for n, d in g.nx.nodes(data=True):
             d["inputs"], d["outputs"], d["attrs"] = list(d["inputs"]), list(d["outputs"]), dict(d["attrs"])

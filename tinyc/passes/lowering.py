@@ -69,8 +69,10 @@ def _trial(g: Graph, target, cores, node: Node, rewrite: Rewrite):
 
 def replace_conv(g: Graph, n: Node, x: str, weights: np.ndarray, attrs: dict) -> str:
     """Put a qconv of `x` and `weights` (with n's bias) in n's place, under n's name, writing n's output
-    (through a reshape when its shape differs); returns the new qconv's name."""
+    (through a reshape when its shape differs); returns the new qconv's name. The graph keeps n's MACs
+    as the model's (the new conv may add taps of weight zero)."""
     out = n.outputs[0]
+    g.model_macs.setdefault(n.name, ops.OPS[n.op].macs(g, n))
     g.remove_node(n.name)
     inputs = [x, g.add_const(n.name + "_weights", weights).name] + n.inputs[2:3]
     (shape, dtype), = ops.OPS["qconv"].infer([g.values[v] if v else None for v in inputs], attrs)
