@@ -6,8 +6,10 @@
  * and four weight loads feed sixteen MACs. Each block is its own function so that its sixteen sums keep
  * RV32's registers (TINYC_NOINLINE), and the column stride is a constant of the function (1 and 2, the
  * strides of MLPerf Tiny's layers; any other takes the _sn copy), so the four loads of a tap take
- * immediate offsets from one address. A depthwise 3x3 keeps its nine weights in registers instead; a
- * dense layer's block is sixteen columns of one input (no reuse of weights is possible at batch 1).
+ * immediate offsets from one address. A depthwise 3x3 keeps its nine weights in registers instead and
+ * reads x in place, the taps in the padding left out and x_zp times their weights added (no padded
+ * copy, all channels in one call); a dense layer's block is sixteen columns of one input (no reuse of
+ * weights is possible at batch 1).
  */
 #include "tinyc_kernels.h"
 #include "tinyc_window.h"
