@@ -292,6 +292,8 @@ typedef struct {
 /* y[i * ystep] for i < n: acc[i] of channel ch requantized to int8. */
 void tinyc_rq32_run(const tinyc_rq32 *q, int32_t ch, const int32_t *acc, int32_t n, int8_t *y, int32_t ystep);
 void tinyc_qconv_plan_s8(const tinyc_qconv_plan *p, const int8_t *x, int8_t *y);
+/* A planned depthwise 3x3 (inner TINYC_INNER_DEPTHWISE_3X3 or _SMALL: tinyc_kernels_depthwise.c). */
+void tinyc_qconv_depthwise_s8(const tinyc_qconv_plan *p, const int8_t *x, int8_t *y);
 void tinyc_qdense_plan_s8(const tinyc_qdense_plan *p, const int8_t *x, int8_t *y, int32_t rows);
 void tinyc_qadd_plan_s8(const tinyc_bcast *b, const tinyc_qadd_plan *p, const int8_t *x0, const int8_t *x1, int8_t *y);
 

@@ -1,5 +1,5 @@
 """The int8 conv and dense layers planned at compile time for the host's fast kernels
-(tinyc_kernels_plan.c): weights packed in the kernels' block order, x's zero point folded into the bias,
+(tinyc_kernels_plan.c, tinyc_kernels_depthwise.c): weights packed in the kernels' block order, x's zero point folded into the bias,
 the requantization's mode chosen per layer and every int32 bound the kernels rely on proved here.
 
 A layer the plan cannot prove (weights not constant, nonzero weight zero points, an int32 output, shifts
@@ -15,7 +15,7 @@ from ...ir import quant_math as qm
 INT32_MAX = 2 ** 31 - 1
 POW2_MULTIPLIER = 1 << 30  # quantize_multiplier of a power of two
 CHUNK = 64  # TINYC_CHUNK: the depthwise 3x3 sums up to four chunks of a row at once
-SMALL_WIDTH = 4  # a depthwise 3x3 at most this wide runs window by window (tinyc_kernels_plan.c's depthwise_small)
+SMALL_WIDTH = 4  # a depthwise 3x3 at most this wide runs window by window (tinyc_kernels_depthwise.c)
 BAND_BYTES = 4096  # scratch for a padded conv's input rows: enough for several rows of every MLPerf Tiny layer
 MODES = {"shift": "TINYC_RQ_SHIFT", "pow2": "TINYC_RQ_POW2", "double": "TINYC_RQ_DOUBLE", "single": "TINYC_RQ_SINGLE",
          "single_low": "TINYC_RQ_SINGLE_LOW"}
@@ -144,13 +144,13 @@ def qconv(e, node, x_arg: str, y_arg: str):
     c, kr, kc = np.meshgrid(np.arange(cg), np.arange(kh), np.arange(kw), indexing="ij")
     band, band_w, band_rows, fill, lead, taps = None, 0, 0, oh, 0, None
     clip_l, clip_r = pl, int((ow - 1) * sw - pl + kw > wd)  # the first and last windows' columns off the plane
-    depthwise = cg == mg == 1 and kh == kw == 3 and dh == dw == 1 and max(pads) <= 1 and oh * ow <= 4 * CHUNK
-    windows = _small_windows(h, wd, oh, ow, sh, sw, pt, pl) if depthwise and ow <= SMALL_WIDTH else None
+    depthwise = cg == mg == 1 and kh == kw == 3 and dh == dw == 1 and max(pads) <= 1  # read in place
+    small = depthwise and ow <= SMALL_WIDTH and oh * ow <= 4 * CHUNK
+    windows = _small_windows(h, wd, oh, ow, sh, sw, pt, pl) if small else None
     if windows is not None:
         inner, taps = "TINYC_INNER_DEPTHWISE_SMALL", windows
         clip_l = clip_r = 0
-    elif (cg == mg == 1 and kh == kw == 3 and dh == dw == 1 and sw in (1, 2) and ow <= 4 * CHUNK and max(pads) <= 1
-            and clip_l + clip_r <= ow):  # (not both in one window)
+    elif depthwise and sw in (1, 2) and ow <= 4 * CHUNK and clip_l + clip_r <= ow:  # (not both in one window)
         inner = "TINYC_INNER_DEPTHWISE_3X3"
         band_w, band_rows = -(-wd // 4) * 4, 1  # the row of x_zp its windows read above and below the plane
     else:
