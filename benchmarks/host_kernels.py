@@ -41,7 +41,8 @@ PEER_FLAGS = tuple(f for f in rv32.CFLAGS if f != "-Werror")
 # what each kernel kind's cost grows with (tinyc.targets.host_cost.host_work's features)
 FIT_FEATURES = {"conv": ("mac", "output"), "depthwise": ("mac", "output", "input", "channel"),
                 "dense": ("mac", "output", "input"), "pool": ("input", "output"), "add": ("output",),
-                "softmax": ("output", "layer"), "view": ("layer",), "pad": ("output",), "transpose": ("output",)}
+                "softmax": ("output", "layer"), "view": ("layer",), "pad": ("output",), "transpose": ("output",),
+                "space_to_depth": ("output",)}
 DIANA = ("diana", "digital")  # the zoo's host layers are counted on this config too
 PEER_DIRS = ("ConvolutionFunctions", "FullyConnectedFunctions", "PoolingFunctions", "NNSupportFunctions")
 SYMBOL = re.compile(r"^[0-9a-f]+ ([0-9a-f]+) [tT] (\S+)$", re.M)

@@ -348,6 +348,39 @@ def test_transpose_paths(xs, perm, dtype, tmp_path):
     check(g, ops.add(g, "transpose", ["x"], "y", perm=perm), tmp_path)
 
 
+# (input shape, blocks, pads (top, left, bottom, right), perm): DS-CNN's first conv in both orientations,
+# pads past whole rows and columns, blocks of 3 and 1, batch 2, a plane narrower than its pads
+SPACE_TO_DEPTH = [((1, 1, 49, 10), (2, 2), (4, 1, 5, 1), (0, 1, 2, 3)),
+                  ((1, 1, 49, 10), (2, 2), (1, 4, 1, 5), (0, 1, 3, 2)),
+                  ((2, 3, 7, 5), (3, 3), (2, 0, 0, 1), (0, 1, 2, 3)),
+                  ((1, 2, 5, 8), (1, 2), (3, 2, 0, 1), (0, 1, 3, 2)),
+                  ((1, 1, 2, 1), (2, 3), (2, 3, 0, 2), (0, 1, 2, 3))]
+
+
+def space_to_depth_by_hand(x, blocks, pads, perm, value):
+    """y[n, (c * sh + i) * sw + j, r, q] = the padded plane's element (r * sh + i, q * sw + j), one by one."""
+    x = x.transpose(perm)
+    (sh, sw), (top, left, bottom, right) = blocks, pads
+    n, c, h, w = x.shape
+    rows, cols = (h + top + bottom) // sh, (w + left + right) // sw
+    y = np.empty((n, c * sh * sw, rows, cols), x.dtype)
+    for b, ch, i, j, r, q in np.ndindex(n, c, sh, sw, rows, cols):
+        u, v = r * sh + i - top, q * sw + j - left
+        y[b, (ch * sh + i) * sw + j, r, q] = x[b, ch, u, v] if 0 <= u < h and 0 <= v < w else value
+    return y
+
+
+@pytest.mark.parametrize("xs,blocks,pads,perm", SPACE_TO_DEPTH)
+def test_space_to_depth(xs, blocks, pads, perm, tmp_path):
+    """The interpreter against the definition by hand; the C kernel against the interpreter, sanitized."""
+    g = new_graph(x=(xs, "int8"))
+    y = ops.add(g, "space_to_depth", ["x"], "y", blocks=blocks, pads=pads, perm=perm, value=-7)
+    x = rand(xs, "int8")
+    want = space_to_depth_by_hand(x, blocks, pads, perm, -7)
+    np.testing.assert_array_equal(ops.OPS["space_to_depth"].compute([x], g.node("y").attrs)[0], want)
+    check(g, y, tmp_path, feeds={"x": x}, sanitize=True)
+
+
 def test_data_movement_under_sanitizers(tmp_path):
     """The word paths of pad and of the space-to-depth fold, and the strided gather, under ASan and UBSan."""
     g = new_graph(x=((1, 1, 49, 10), "int8"), z=((2, 5, 3), "int32"))

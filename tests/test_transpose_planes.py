@@ -97,3 +97,14 @@ def test_square_planes_and_host_only_builds_are_left_as_they_are():
                tinyc.compile(TALL, target="diana", config="cpu")):
         assert not [entry for entry in cm.report["layers"] if "transpose_planes" in entry.get("lowering", "")]
         assert cm.graph.values[cm.graph.inputs[0]].shape == tuple(cm.report["inputs"][0]["shape"])
+
+
+def test_validate_compares_transposed_layers_with_the_models_tensors():
+    """Against onnxruntime, layer by layer: each transposed layer's output is compared as the model's
+    tensor of that name (its planes swapped back), every one within 1 LSB alone."""
+    cm = tinyc.compile(TALL, target="diana", config="digital", l1_reuse=False)
+    result = cm.validate([cm.random_inputs(seed) for seed in range(2)])
+    compared = {layer["tensor"]: layer for layer in result["layers"]}
+    assert {"y0", "y1", "y2", "y3", "s", "y"} <= set(compared)
+    assert compared["y0"]["shape"] == [1, 128, 48, 4] and compared["y0"]["layer"] == "Conv_q"
+    assert all(layer["layer_max_diff"] <= 1 for layer in result["layers"]) and result["first_departure"] is None

@@ -63,15 +63,43 @@ def _shape_fits(shape: tuple[int, ...], ref_shape: tuple[int, ...]) -> bool:
     return align(np.empty(shape, np.int8), ref_shape) is not None
 
 
-def mapping(cm, ref, ref_shapes: dict[str, tuple], ref_dtypes: dict[str, str]) -> list[tuple[str, str, str]]:
-    """(tinyc tensor, reference tensor, how) for every tinyc layer output that maps (the module's rule)."""
+def model_tensors(g) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """Each layer output a validation build dumps (and each graph output), in execution order: its name
+    in the model and its shape there. A tensor held with its planes swapped (passes/transpose_planes) is
+    its model tensor's, unless that one is dumped or is an input itself."""
+    dumped = dumped_values(g) + [v for v in g.outputs if v not in dumped_values(g)]
+    own = set(dumped) | set(g.inputs)
+    found = {}
+    for v in dumped:
+        shape = g.values[v].shape
+        if v in g.planes_swapped:
+            if g.planes_swapped[v] in own:
+                continue
+            found[v] = (g.planes_swapped[v], shape[:-2] + shape[:-3:-1])
+        else:
+            found[v] = (v, shape)
+    return found
+
+
+def as_model(g, run: dict[str, np.ndarray], tensors: dict) -> dict[str, np.ndarray]:
+    """A validation run's tensors under their model names, laid out as the model's."""
+    return {name: np.swapaxes(run[v], -1, -2) if v in g.planes_swapped else run[v]
+            for v, (name, _) in tensors.items()}
+
+
+def mapping(cm, ref, ref_shapes: dict[str, tuple], ref_dtypes: dict[str, str],
+            tensors: dict[str, tuple[str, tuple[int, ...]]]) -> list[tuple[str, str, str]]:
+    """(tinyc tensor, reference tensor, how) for every tinyc layer output that maps (the module's rule),
+    tinyc's by its name in the model (model_tensors)."""
     g = cm.graph
-    ours = dumped_values(g) + [v for v in g.outputs if v not in dumped_values(g)]
+    shape_of = {name: shape for name, shape in tensors.values()}
+    dtype_of = {name: g.values[v].dtype for v, (name, _) in tensors.items()}
+    ours = list(shape_of)
     by_name = [(v, v, "name") for v in ours if v in ref_shapes]
     for v, r, _ in by_name:
-        if not _shape_fits(g.values[v].shape, ref_shapes[r]) or not same_codes(g.values[v].dtype, ref_dtypes[r]):
+        if not _shape_fits(shape_of[v], ref_shapes[r]) or not same_codes(dtype_of[v], ref_dtypes[r]):
             raise InputError(f"reference tensor {r!r} is {ref_dtypes[r]}{list(ref_shapes[r])}, tinyc's is "
-                             f"{g.values[v].dtype}{list(g.values[v].shape)}: the reference is not this model's",
+                             f"{dtype_of[v]}{list(shape_of[v])}: the reference is not this model's",
                              file=ref.name)
     if not ref.order:
         return by_name
@@ -81,9 +109,8 @@ def mapping(cm, ref, ref_shapes: dict[str, tuple], ref_dtypes: dict[str, str]) -
     for (ours_from, ref_from), (ours_to, ref_to) in zip(bounds, bounds[1:]):
         window = [r for r in ref.order[ref_from + 1:ref_to] if r not in named]
         for v in (v for v in ours[ours_from + 1:ours_to] if v not in named):
-            shape, dtype = g.values[v].shape, g.values[v].dtype
             hit = next((i for i, r in enumerate(window)
-                        if same_codes(dtype, ref_dtypes[r]) and _shape_fits(shape, ref_shapes[r])), None)
+                        if same_codes(dtype_of[v], ref_dtypes[r]) and _shape_fits(shape_of[v], ref_shapes[r])), None)
             if hit is not None:
                 pairs.append((v, window[hit], "order"))
                 window = window[hit + 1:]
@@ -164,13 +191,15 @@ def validate(cm, inputs, reference="onnxruntime") -> dict:
     it departs (else the end-to-end figures do)."""
     samples = _samples(inputs)
     g = cm.graph
-    wanted = {v: (g.values[v].shape, g.values[v].dtype) for v in dumped_values(g)}
+    tensors = model_tensors(g)
+    graph_name = {name: v for v, (name, _) in tensors.items()}
+    wanted = {name: (shape, g.values[v].dtype) for v, (name, shape) in tensors.items()}
     ref = reference_for(cm, reference, wanted)
     ours_runs, ref_runs, alone_runs = [], [], []
     outputs = _output_pairs(cm, ref)
     for x in samples:
         feeds = _feeds(cm, ref, x)
-        ours_runs.append(run_dumped(cm, x))
+        ours_runs.append(as_model(g, run_dumped(cm, x), tensors))
         try:
             chained, alone = ref.run(feeds, ours_runs[-1])
             ref_runs.append(chained)
@@ -180,34 +209,38 @@ def validate(cm, inputs, reference="onnxruntime") -> dict:
                              file=ref.name) from None
     ref_shapes = {k: tuple(v.shape) for k, v in ref_runs[0].items()}
     ref_dtypes = {k: v.dtype.name for k, v in ref_runs[0].items()}
-    pairs = mapping(cm, ref, ref_shapes, ref_dtypes)
+    pairs = mapping(cm, ref, ref_shapes, ref_dtypes, tensors)
     output_of = dict(outputs)
     paired = {v for v, _, _ in pairs}
     pairs += [(ours, r, "output") for ours, r in outputs if ours not in paired]
     producer = g.producers()
+    shape_of = dict(tensors.values())
     layers = []
     for v, r, how in pairs:
         if r not in ref_shapes:
             raise InputError(f"the reference computes no tensor {r!r} for the model's output {v!r}", file=ref.name)
-        if not _shape_fits(g.values[v].shape, ref_shapes[r]) or not same_codes(g.values[v].dtype, ref_dtypes[r]):
+        value = g.values[graph_name[v]]
+        if not _shape_fits(shape_of[v], ref_shapes[r]) or not same_codes(value.dtype, ref_dtypes[r]):
             raise InputError(f"reference output {r!r} is {ref_dtypes[r]}{list(ref_shapes[r])}, the model's {v!r} is "
-                             f"{g.values[v].dtype}{list(g.values[v].shape)}: the reference is not this model's",
+                             f"{value.dtype}{list(shape_of[v])}: the reference is not this model's",
                              file=ref.name)
-        node = g.node(producer[v])
+        node = g.node(producer[graph_name[v]])
         entry = {"tensor": v, "reference_tensor": r, "mapped_by": how, "layer": node.name, "op": node.op,
                  "core": node.placement.core if node.placement else cm.target.host.name,
-                 "dtype": g.values[v].dtype, "shape": list(g.values[v].shape), "output": v in output_of}
+                 "dtype": value.dtype, "shape": list(shape_of[v]), "output": v in output_of}
         ours = [run[v] for run in ours_runs]
-        entry.update(_compare(g, v, ours, [run[r] for run in ref_runs], ref_shapes[r]))
+        entry.update(_compare(value, ours, [run[r] for run in ref_runs], ref_shapes[r]))
         if alone_runs[0] is not None:
-            alone = _compare(g, v, ours, [run[r] for run in alone_runs], ref_shapes[r])
-            spans = _kept_before(g, node, set(wanted) | set(g.inputs))
+            alone = _compare(value, ours, [run[r] for run in alone_runs], ref_shapes[r])
+            spans = _kept_before(g, node, set(dumped_values(g)) | set(g.inputs))
             # a layer fed by layers kept in L1 is measured with them: not alone, so not judged
             entry.update(layer_max_diff=alone["max_diff"], layer_snr_db=alone["snr_db"], spans=spans,
                          departs=alone["departs"] and not spans)
         layers.append(entry)
     first = next((layer for layer in layers if layer["departs"]), None)
-    in_l1 = [v for n in g.nodes() for v in n.outputs if not g.values[v].is_const and v not in wanted]
+    dumped = set(dumped_values(g))
+    in_l1 = [g.planes_swapped.get(v, v) for n in g.nodes() for v in n.outputs
+             if not g.values[v].is_const and v not in dumped]
     return {"reference": ref.name, "samples": len(samples), "layers": layers,
             "output": [layer for layer in layers if layer["output"]],
             "first_departure": first["tensor"] if first else None,
@@ -227,8 +260,7 @@ def _kept_before(g, node, fed: set) -> list[str]:
     return sorted(spans, key=[n.name for n in g.nodes()].index)
 
 
-def _compare(g, name: str, ours: list[np.ndarray], refs: list[np.ndarray], ref_shape) -> dict:
-    v = g.values[name]
+def _compare(v, ours: list[np.ndarray], refs: list[np.ndarray], ref_shape) -> dict:
     got = np.concatenate([align(o, ref_shape).astype(np.float64).ravel() for o in ours])
     want = np.concatenate([r.astype(np.float64).ravel() for r in refs])
     integer = v.dtype != "float32"

@@ -63,6 +63,7 @@ def run_figures(cm, target, inputs_seed: int, on: str) -> dict:
         "layers": len(report["layers"]),
         "host_layers": sum(layer["core"] == target.host.name for layer in report["layers"]),
         "accelerator_layers": accelerated,
+        "macs": totals["macs"],
         "peak_l2_bytes": totals["weights_bytes"] + totals["arena_bytes"],
         "weights_bytes": totals["weights_bytes"], "arena_bytes": totals["arena_bytes"],
         "code_size_bytes": size["text"] + size["data"],

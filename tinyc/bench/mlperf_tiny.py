@@ -30,7 +30,7 @@ from pathlib import Path
 
 from .. import targets
 from ..errors import TinycError
-from . import figures, paper, sweeps
+from . import figures, floors, paper, sweeps
 from .measure import busy_intervals, measure
 from .models import MLPERF_DIR, available_models
 
@@ -192,12 +192,16 @@ def run(args) -> int:
     geometries = sweeps.GEOMETRIES[::3] if args.quick else sweeps.GEOMETRIES
     overhead = sweeps.overhead_sweep(target, single_accelerator_configs(target), geometries)
     progress(f"sweeps: {len(budget)} budget points, {len(overhead)} single layers", sweep_start)
+    floor_table = floors.floors(ok, target)
+    print("\nEach zoo network against its floor (the larger of MACs / the fastest core's peak and weight bytes / "
+          "DMA bytes per cycle, modeled), and tinyc's defaults against the HTVM-style flow (cut: fewer cycles)\n"
+          + floors.format_floors(floor_table))
     table = paper.headlines(ok, target.configs, budget)
     print("\nThe papers' headline results beside tinyc's (same run; 'paper def.': the paper's own definition)\n"
           + paper.format_headlines(table))
     results = {"meta": {**machine_info(), "target": target.name, "clock_hz": target.clock_hz, "quick": args.quick,
                         "on": args.on, "int8_configs": int8_configs(target), "input_seed": INPUT_SEED},
-               "rows": rows, "headlines": table, "budget_sweep": budget, "overhead_sweep": overhead,
+               "rows": rows, "floors": floor_table, "headlines": table, "budget_sweep": budget, "overhead_sweep": overhead,
                "traces": traces}
     results["meta"]["seconds"] = round(time.monotonic() - begin, 1)  # the runs and sweeps, not the plotting
     written = figures.write_data(args.out, results) + figures.plot(args.out, results, target.clock_hz)

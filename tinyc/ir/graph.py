@@ -96,6 +96,9 @@ class Graph:
         self.arena_bytes = 0  # set by the memory planner
         self.arena_lower_bound = 0
         self.notes: dict[str, str] = {}  # node name -> why a lowering pass left it as it is (the report says)
+        # a value -> the model's value it holds with its planes (the last two axes) swapped
+        # (passes/transpose_planes), for what compares tensors with the model's (tinyc.validate)
+        self.planes_swapped: dict[str, str] = {}
         # node name -> the MACs of the model's layer a lowering pass rewrote into it, which may compute more
         # (taps of weight zero): the report counts the model's, the cost model the node's
         self.model_macs: dict[str, int] = {}
@@ -226,6 +229,7 @@ class Graph:
         g.source = self.source
         g.arena_bytes, g.arena_lower_bound = self.arena_bytes, self.arena_lower_bound
         g.notes = dict(self.notes)
+        g.planes_swapped = dict(self.planes_swapped)
         g.model_macs = dict(self.model_macs)
         g.nx = self.nx.copy()
         for n, d in g.nx.nodes(data=True):

@@ -1,4 +1,4 @@
-"""Data movement beyond ops.py (slice, expand, tile, gather) and dtype casts, for any dtype.
+"""Data movement beyond ops.py (slice, expand, tile, gather, space_to_depth) and dtype casts, for any dtype.
 
 slice, expand and tile read their input through a strided view (`view_of` gives the strides and the
 start), so one C kernel serves them all; gather takes constant indices along one axis.
@@ -107,4 +107,33 @@ def _cast():
             t = np.nan_to_num(np.trunc(x.astype(np.float64)), nan=0.0, posinf=hi, neginf=lo)
             return [np.clip(t, lo, hi).astype(to)]
         return [x.astype(to)]
+    return infer, compute
+
+
+@op("space_to_depth", ("blocks", "pads", "value", "perm"))
+def _space_to_depth():
+    """A strided conv's input as a stride-1 conv's (passes/lower_kernel.py): x [N, C, H, W], its planes
+    transposed first when perm is (0, 1, 3, 2), padded by pads (top, left, bottom, right) with `value`,
+    each sh x sw block folded into channels: y[n, (c * sh + i) * sw + j, r, q] = xp[n, c, r * sh + i, q * sw + j]
+    (ONNX's SpaceToDepth orders the channels (i, j, c): the frontend makes it a reshape, transpose, reshape)."""
+    def padded_shape(shape, a):
+        n, c, h, w = (shape[p] for p in a["perm"])
+        top, left, bottom, right = a["pads"]
+        return n, c, h + top + bottom, w + left + right
+
+    def infer(i, a):
+        n, c, h, w = padded_shape(i[0].shape, a)
+        (sh, sw) = a["blocks"]
+        if h % sh or w % sw:
+            raise ValueError(f"a padded plane of {h}x{w} is not whole {sh}x{sw} blocks")
+        return [((n, c * sh * sw, h // sh, w // sw), i[0].dtype)]
+
+    def compute(i, a):
+        top, left, bottom, right = a["pads"]
+        x = np.pad(i[0].transpose(a["perm"]), ((0, 0), (0, 0), (top, bottom), (left, right)),
+                   constant_values=np.asarray(a["value"]).astype(i[0].dtype))
+        n, c, h, w = x.shape
+        sh, sw = a["blocks"]
+        blocks = x.reshape(n, c, h // sh, sh, w // sw, sw).transpose(0, 1, 3, 5, 2, 4)
+        return [np.ascontiguousarray(blocks).reshape(n, c * sh * sw, h // sh, w // sw)]
     return infer, compute

@@ -2,8 +2,9 @@
 
 Two exact rewrites, combined: zero taps added before or after the kernel (padding grown to match, so
 every output reads the same inputs with the same weights, plus taps of weight zero), and space-to-depth for a
-strided conv (the host pads the input and folds each sh x sw block of it into channels; the conv becomes
-stride 1 with a ceil(kh/sh) x ceil(kw/sw) kernel over sh*sw times the channels). DS-CNN's 10x4 stride-2
+strided conv (the host pads the input and folds each sh x sw block of it into channels, in one pass: the
+space_to_depth op, which also takes in a transpose of the planes before it; the conv becomes stride 1
+with a ceil(kh/sh) x ceil(kw/sw) kernel over sh*sw times the channels). DS-CNN's 10x4 stride-2
 first conv becomes a 5x2 conv over 4 channels, then 5x3 with a zero column. Candidates are tried in
 order of taps per output (the core's work), each checked against the cores' own patterns.
 """
@@ -15,7 +16,7 @@ import numpy as np
 
 from ..ir import ops
 from ..ir.graph import Graph
-from .lowering import lower, replace_conv, reshaped
+from .lowering import lower, replace_conv
 
 MAX_GROWTH = 2  # zero taps added per axis at most: enough to reach the next odd size from any size
 
@@ -86,6 +87,17 @@ def _s2d_shape(g: Graph, n):
     return rows, cols
 
 
+def _untransposed(g: Graph, x: str) -> tuple[str, tuple[int, ...]]:
+    """(source, perm) with x = transpose(source, perm): a transpose of the planes that only this conv reads
+    folds into the space-to-depth's own transpose, so the host moves the bytes once."""
+    producer = g.producers().get(x)
+    if producer is not None and len(g.consumers().get(x, [])) == 1 and x not in g.outputs:
+        p = g.node(producer)
+        if p.op == "transpose" and tuple(p.attrs["perm"][:2]) == (0, 1):
+            return p.inputs[0], tuple(p.attrs["perm"])
+    return x, (0, 1, 2, 3)
+
+
 def _s2d(rows, cols):
     def rewrite(g: Graph, n) -> str:
         x, w = g.values[n.inputs[0]], g.values[n.inputs[1]].data
@@ -93,12 +105,10 @@ def _s2d(rows, cols):
         (sh, sw), (top, left, _, _) = a["strides"], a["pads"]
         block_rows, block_cols = _s2d_shape(g, n)
         batch, c = x.shape[:2]
-        padded = ops.add(g, "pad", [n.inputs[0]], n.name + "_pad", mode="constant", value=int(a["x_zp"]),
-                         pads=(0, 0, top, left, 0, 0, block_rows * sh - x.shape[2] - top,
-                               block_cols * sw - x.shape[3] - left))
-        blocks = reshaped(g, padded, (batch, c, block_rows, sh, block_cols, sw), n.name + "_blocks")
-        folded = ops.add(g, "transpose", [blocks], n.name + "_fold", perm=(0, 1, 3, 5, 2, 4))
-        x2 = reshaped(g, folded, (batch, c * sh * sw, block_rows, block_cols), n.name + "_s2d")
+        source, perm = _untransposed(g, n.inputs[0])
+        x2 = ops.add(g, "space_to_depth", [source], n.name + "_s2d", blocks=(sh, sw), perm=perm,
+                     value=int(a["x_zp"]), pads=(top, left, block_rows * sh - x.shape[2] - top,
+                                                 block_cols * sw - x.shape[3] - left))
         m, _, kh, kw = w.shape
         ka, kb = -(-kh // sh), -(-kw // sw)
         # w2[o, (c, di, dj), i, j] = w[o, c, sh*i + di, sw*j + dj]; taps past the kernel count zero

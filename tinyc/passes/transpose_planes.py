@@ -149,6 +149,7 @@ def _transposed(g: Graph, region: list[str]) -> tuple[Graph, list[str]]:
         old = g.values[v]
         twins[v] = g.add_value(Value(g.unique_value_name(v + "_planes"), tuple(old.shape[i] for i in SWAP),
                                      old.dtype, quant=old.quant)).name
+        g.planes_swapped[twins[v]] = v
         return twins[v]
 
     for name in region:

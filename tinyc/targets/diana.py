@@ -41,6 +41,7 @@ HOST = Core(
         **_fitted("softmax", output=57.03, layer=105.93),
         **_fitted("pad", output=3.89),
         **_fitted("transpose", output=3.14),
+        **_fitted("space_to_depth", output=6.23),
         **_fitted("view", layer=17.0),
     })
 

@@ -1,4 +1,4 @@
-"""Data movement emitters (reshape, transpose, concat, pad), registered into kernels.EMITTERS: each merges
+"""Data movement emitters (reshape, transpose, concat, pad, space_to_depth), registered into kernels.EMITTERS: each merges
 the dims that move together so the kernel walks fewer, longer rows, and picks a specialized kernel where
 the shape allows (space-to-depth, constant pads)."""
 from __future__ import annotations
@@ -91,4 +91,19 @@ def merge_unpadded(shape, begin, end):
     return [d[0] for d in dims], [d[1] for d in dims], [d[2] for d in dims]
 
 
-EMITTERS.update({"reshape": reshape, "transpose": transpose, "concat": concat, "pad": pad})
+def space_to_depth(e, node):
+    x, y = e.g.values[node.inputs[0]], out(e, node)
+    a = node.attrs
+    need(np.dtype(y.dtype).itemsize == 1, f"space_to_depth moves bytes (int8, uint8), not {y.dtype}")
+    batch, c, h, w = x.shape
+    (top, left, _, _), (sh, sw) = a["pads"], a["blocks"]
+    # a transposed plane's element (u, v) is the stored plane's (v, u)
+    rows_first = tuple(a["perm"]) == (0, 1, 2, 3)
+    h, w, rs, cs = (h, w, w, 1) if rows_first else (w, h, 1, w)
+    fill = int(np.asarray(a["value"]).astype(y.dtype))
+    return [f"tinyc_space_to_depth_pad_b1({arg(e, node, 0)}, {e.ptr(node.outputs[0])}, {batch * c}, {h}, {w}, "
+            f"{rs}, {cs}, {sh}, {sw}, {y.shape[2]}, {y.shape[3]}, {top}, {left}, {fill});"]
+
+
+EMITTERS.update({"reshape": reshape, "transpose": transpose, "concat": concat, "pad": pad,
+                 "space_to_depth": space_to_depth})
