@@ -253,8 +253,9 @@ def test_planned_depthwise_planes(stride, pads, tmp_path):
 def test_planned_int32_bound(extra, tmp_path):
     """The plan sums raw x times w in int32 while 128 * sum|w| + |bias - x_zp * sum w| (and the rounding's
     additions) fit: a dense layer of 131071 taps of -128 does (16384 * 131071 < 2**31), one more tap not,
-    and a conv whose bias takes its bound to int32's limit does, one more unit of bias not; past the
-    bound the general kernel (int64 sums) takes them. Every product at its extreme."""
+    and a conv (and a depthwise 3x3 read in place, window by window and row by row) whose bias takes its
+    bound to int32's limit does, one more unit of bias not; past the bound the general kernel (int64 sums)
+    takes them. Every product at its extreme."""
     k = INT32_MAX // (128 * 128) + extra
     g = new_graph(x=((1, k), "int8"))
     w = g.add_const("w", np.full((k, 3), -128, np.int8)).name
@@ -272,6 +273,14 @@ def test_planned_int32_bound(extra, tmp_path):
         multiplier=[(1 << 30) + 1, 1 << 30], shift=[-24, -30], out_zp=out_zp, out_min=-128, out_max=127, rounding="single"))
     assert planned(g, "y") == (not extra)
     check(g, y, tmp_path, {"x": np.full((1, 2, 4, 4), -128, np.int8)})
+    for plane, inner in [((3, 3), "DEPTHWISE_SMALL"), ((3, 6), "DEPTHWISE_3X3")]:  # a window wholly on the plane
+        g = new_graph(x=((1, 2) + plane, "int8"))
+        w = g.add_const("w", np.full((2, 1, 3, 3), -128, np.int8)).name
+        b = g.add_const("b", np.full(2, INT32_MAX - 128 * 128 * 9 - abs(out_zp) + extra, np.int32)).name
+        y = qconv(g, "x", w, b, 0, [0], 2, window_attrs(2, 1, 1), dict(
+            multiplier=[(1 << 30) + 1] * 2, shift=[-24, -30], out_zp=out_zp, out_min=-128, out_max=127, rounding="single"))
+        assert (inner_of(g, y) == inner) if not extra else not planned(g, y)
+        check(g, y, tmp_path, {"x": np.full((1, 2) + plane, -128, np.int8)})
 
 
 @pytest.mark.parametrize("xs,x_zp", [((1, 5, 7, 3), -7), ((2, 3, 1, 1), 0), ((1, 4, 17), 100)])
