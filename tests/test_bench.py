@@ -58,3 +58,20 @@ def test_writes_the_paper_table_and_figures_data(quick_run):
     assert all(h["label"] for h in results["headlines"])
     assert results["traces"] and all(t["intervals"] for t in results["traces"])
     assert (figures / "mlperf_tiny_rows.csv").is_file() and (figures / "budget_sweep_modeled.csv").is_file()
+
+
+def test_floors_by_hand(quick_run):
+    """Each zoo int8 row's floor: the larger of its MACs over its fastest core's peak (DIANA's digital
+    core: 16 x 16 = 256 MACs a cycle) and its weight bytes over the DMA's 8 bytes a cycle."""
+    _, rows, figures = quick_run
+    floors = json.loads((figures / "mlperf_tiny.json").read_text())["floors"]
+    assert floors and all(f["variant"] == "int8" and f["config"] != "cpu" for f in floors)
+    by_key = {(r["network"], r["config"]): r for r in rows
+              if r["source"] == "zoo" and r["variant"] == "int8" and r["tiler"] == "cp-sat"}
+    for f in floors:
+        r = by_key[f["network"], f["config"]]
+        assert f["floor_cycles"] == round(max(r["macs"] / 256, r["weights_bytes"] / 8))
+        assert f["x_floor"] == pytest.approx(r["cycles"] / max(r["macs"] / 256, r["weights_bytes"] / 8))
+        htvm = next(d["cycles"] for d in rows if d["source"] == "zoo" and d["tiler"] == "dory"
+                    and (d["network"], d["variant"], d["config"]) == (f["network"], "int8", f["config"]))
+        assert f["cut_pct"] == pytest.approx(100 * (1 - r["cycles"] / htvm))

@@ -7,6 +7,8 @@ and runs a pointwise conv as one long row. Each case here lands on a different m
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -137,6 +139,17 @@ def planned(g, name: str) -> bool:
     plan = plans.qconv if node.op == "qconv" else plans.qmatmul
     args = ("x", "y") if node.op == "qconv" else ("x", "y", 1)
     return plan(Emitter(g), node, *args) is not None
+
+
+def plan_mode(g, name: str) -> str | None:
+    """The requantization mode the plan picks for the node (plans.MODES' key), None where it does not plan it."""
+    node = g.node(name)
+    e = Emitter(g)
+    plan = plans.qconv if node.op == "qconv" else plans.qmatmul
+    if plan(e, node, *(("x", "y") if node.op == "qconv" else ("x", "y", 1))) is None:
+        return None
+    text = "".join(e.decls)
+    return next(mode for mode, c_name in plans.MODES.items() if re.search(rf"\b{c_name}\b", text))
 
 
 def plan_requant(m: int, taps: int, mode: str, per_channel: bool = True) -> dict:
@@ -281,6 +294,88 @@ def test_planned_int32_bound(extra, tmp_path):
             multiplier=[(1 << 30) + 1] * 2, shift=[-24, -30], out_zp=out_zp, out_min=-128, out_max=127, rounding="single"))
         assert (inner_of(g, y) == inner) if not extra else not planned(g, y)
         check(g, y, tmp_path, {"x": np.full((1, 2) + plane, -128, np.int8)})
+
+
+@pytest.mark.parametrize("extra", [0, 1])
+def test_planned_double_narrow_bound(extra, tmp_path):
+    """The double_narrow mode's high mul takes 2 * (sum + bias) in int32: a bias that brings the sums'
+    bound to 2**30 - 1 plans it, one more unit the double mode (the 64-bit nudge first); both bit-exact
+    at every product's extreme, the two ends of the rounding, under ASan/UBSan."""
+    g = new_graph(x=((1, 2, 4, 4), "int8"))
+    w = g.add_const("w", np.full((2, 2, 3, 3), -128, np.int8)).name
+    b = g.add_const("b", np.full(2, INT32_MAX // 2 - 128 * 128 * 18 + extra, np.int32)).name
+    y = qconv(g, "x", w, b, 0, [0], 1, window_attrs(2, 1, 0), dict(
+        multiplier=[(1 << 30) + 1, INT32_MAX], shift=[-30, -29], out_zp=0, out_min=-128, out_max=127, rounding="double"))
+    assert plan_mode(g, "y") == ("double" if extra else "double_narrow")
+    for v in (-128, 127, 0):
+        check(g, y, tmp_path, {"x": np.full((1, 2, 4, 4), v, np.int8)}, sanitize=v == -128)
+
+
+@pytest.mark.parametrize("live", [False, True])
+def test_planned_double_constant_channels(live, tmp_path):
+    """Channels of zero weights with biases of +-2**30 and more (the official MobileNet's dead channels)
+    output one constant each: the plan gives them stand-in biases inside double_narrow's bound with the
+    same outputs. A channel that reaches past the bound and whose output is not one constant (live: one
+    weight 1 beside the bias 2**30, scale 2**-31, where 2**30 - 128 rounds to 0 and 2**30 + 128 to 1) keeps
+    the layer on the double mode. Against the interpreter at the extremes and at random, under ASan/UBSan."""
+    m, c = 6, 16
+    g = new_graph(x=((1, c, 3, 5), "int8"))
+    wv = rand((m, c, 1, 1), "int8")
+    wv[[1, 2, 4]] = 0
+    wv[4, 0] = int(live)
+    w = g.add_const("w", wv).name
+    bias = RNG.integers(-3000, 3000, m)
+    bias[[1, 2, 4]] = [1 << 30, -(1 << 30) - 128, 1 << 30]
+    b = g.add_const("b", bias.astype(np.int32)).name
+    rq = requant(m, c, "double")
+    rq["multiplier"][1], rq["shift"][1] = 0, 0  # a multiplier of 0 as TFLite leaves a dead channel
+    rq["multiplier"][4], rq["shift"][4] = 1 << 30, -30
+    y = qconv(g, "x", w, b, -3, [0], 1, window_attrs(2), rq)
+    assert plan_mode(g, "y") == ("double" if live else "double_narrow")
+    for x in (rand((1, c, 3, 5), "int8"), np.full((1, c, 3, 5), -128, np.int8), np.full((1, c, 3, 5), 127, np.int8)):
+        check(g, y, tmp_path, {"x": x}, sanitize=True)
+
+
+@pytest.mark.parametrize("extra", [0, 1])
+def test_planned_shift_bias_bound(extra, tmp_path):
+    """The shift mode folds its rounding term 2**(e-1) and zp * 2**e into the bias: a bias that brings
+    the folded sums' bound to INT32_MAX keeps it, one more unit takes the single mode (the same rounding
+    by the multiplier 2**30, the zero point added after), both bit-exact at the extremes."""
+    taps, e, out_zp = 18, 13, -128
+    spread = 128 * 128 * taps
+    g = new_graph(x=((1, 2, 4, 4), "int8"))
+    w = g.add_const("w", np.full((2, 2, 3, 3), -128, np.int8)).name
+    bias = -(INT32_MAX - spread + (1 << (e - 1)) + (out_zp << e)) - extra
+    b = g.add_const("b", np.full(2, bias, np.int32)).name
+    y = qconv(g, "x", w, b, 0, [0], 1, window_attrs(2, 1, 0), dict(
+        multiplier=[1 << 30], shift=[1 - e], out_zp=out_zp, out_min=-128, out_max=127, rounding="single"))
+    assert plan_mode(g, "y") == ("single" if extra else "shift")
+    for v in (-128, 127, 0):
+        check(g, y, tmp_path, {"x": np.full((1, 2, 4, 4), v, np.int8)}, sanitize=v == 127)
+
+
+# (x shape, weight shape, strides, x_zp, mode): 1x1 convs, whose blocks of four columns of four channels
+# requantize from registers in the shift and double_narrow modes
+POINTWISE = [((1, 16, 5, 7), (6, 16, 1, 1), 1, -128, "shift"),   # 35 columns: eight blocks and three alone
+             ((1, 16, 5, 7), (6, 16, 1, 1), 1, 5, "double"),     # four channels and two alone
+             ((1, 5, 9, 11), (8, 5, 1, 1), 2, 0, "shift"),       # stride 2: rows of six, read in place
+             ((1, 5, 9, 11), (8, 5, 1, 1), 2, -9, "double"),
+             ((1, 1, 4, 4), (4, 1, 1, 1), 1, 3, "shift"),        # one input channel: the first tap only
+             ((1, 8, 4, 5), (4, 8, 1, 1), 3, 1, "shift")]        # stride 3: the tap-list blocks
+
+
+@pytest.mark.parametrize("xs,ws,strides,x_zp,mode", POINTWISE)
+def test_planned_pointwise(xs, ws, strides, x_zp, mode, tmp_path):
+    """Each 1x1 block's sums requantized in registers, against the interpreter at random and at the
+    extremes, under ASan/UBSan."""
+    g = new_graph(x=(xs, "int8"))
+    m = ws[0]
+    w = g.add_const("w", rand(ws, "int8")).name
+    b = g.add_const("b", RNG.integers(-3000, 3000, m).astype(np.int32)).name
+    y = qconv(g, "x", w, b, x_zp, [0], 1, window_attrs(2, strides), plan_requant(m, ws[1], mode))
+    assert plan_mode(g, "y") == ("double_narrow" if mode == "double" else mode)
+    for x in (rand(xs, "int8"), np.full(xs, -128, np.int8)):
+        check(g, y, tmp_path, {"x": x}, sanitize=True)
 
 
 @pytest.mark.parametrize("xs,x_zp", [((1, 5, 7, 3), -7), ((2, 3, 1, 1), 0), ((1, 4, 17), 100)])

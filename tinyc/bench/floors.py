@@ -1,8 +1,10 @@
-"""Each zoo network against its floor, and tinyc's defaults against the HTVM-style flow, per configuration.
+"""Each zoo int8 network against its floor, and tinyc's defaults against the HTVM-style flow, per
+configuration.
 
 A network's floor is the larger of its MACs over the peak MACs per cycle of the fastest accelerator that
-runs one of its layers and its weight bytes over the DMA's bytes per cycle: no deployment on those cores
-computes faster or loads its weights sooner. Every figure is the row's (counted host + modeled
+runs one of its layers and its int8 weight bytes over the DMA's bytes per cycle: no deployment on those
+cores computes faster or loads its weights sooner (ternary weights move as 2-bit cells, so the bound is
+given for the int8 networks only). Every figure is the row's (counted host + modeled
 accelerators, or modeled): the floor is modeled from the target's figures.
 """
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from ..targets import cost
 
 CPU = "cpu"
+INT8 = "int8"
 
 
 def floor_cycles(row: dict, dma_bytes_per_cycle: float) -> tuple[float, str]:
@@ -20,14 +23,15 @@ def floor_cycles(row: dict, dma_bytes_per_cycle: float) -> tuple[float, str]:
 
 
 def floors(rows: list[dict], target) -> list[dict]:
-    """Per zoo network, variant and accelerated configuration: the defaults' and the HTVM-style flow's
+    """Per zoo int8 network and accelerated configuration: the defaults' and the HTVM-style flow's
     cycles, the cut, and the defaults' cycles over the floor."""
     dma = min(cost.machine(target, c).dma_bytes_per_cycle for c in target.cores if c.kind == "accelerator")
     dory = {(r["network"], r["variant"], r["config"]): r for r in rows if r["tiler"] == "dory"}
     table = []
     for r in rows:
         k = (r["network"], r["variant"], r["config"])
-        if r["source"] != "zoo" or r["tiler"] != "cp-sat" or r["config"] == CPU or not r["accelerator_layers"]:
+        if r["source"] != "zoo" or r["variant"] != INT8 or r["tiler"] != "cp-sat" or r["config"] == CPU \
+                or not r["accelerator_layers"]:
             continue
         floor, bound = floor_cycles(r, dma)
         htvm = dory[k]["cycles"] if k in dory else None

@@ -193,7 +193,7 @@ def run(args) -> int:
     overhead = sweeps.overhead_sweep(target, single_accelerator_configs(target), geometries)
     progress(f"sweeps: {len(budget)} budget points, {len(overhead)} single layers", sweep_start)
     floor_table = floors.floors(ok, target)
-    print("\nEach zoo network against its floor (the larger of MACs / the fastest core's peak and weight bytes / "
+    print("\nEach zoo int8 network against its floor (the larger of MACs / the fastest core's peak and weight bytes / "
           "DMA bytes per cycle, modeled), and tinyc's defaults against the HTVM-style flow (cut: fewer cycles)\n"
           + floors.format_floors(floor_table))
     table = paper.headlines(ok, target.configs, budget)

@@ -169,11 +169,12 @@ static inline int8_t tinyc_adc_out(int64_t acc, int64_t bias, const tinyc_adc *a
 
 /* ---- kernels the C backend plans at compile time (tinyc/backends/c/kernels.py, plan_qconv and
  * plan_qdense): it packs the weights, folds x's zero point into the bias and proves each bound below. */
-enum { TINYC_RQ_SHIFT, TINYC_RQ_POW2, TINYC_RQ_DOUBLE, TINYC_RQ_SINGLE, TINYC_RQ_SINGLE_LOW };
+enum { TINYC_RQ_SHIFT, TINYC_RQ_POW2, TINYC_RQ_DOUBLE, TINYC_RQ_SINGLE, TINYC_RQ_SINGLE_LOW, TINYC_RQ_DOUBLE_NARROW };
 
 /* Per-channel requantization of an int32 sum of raw x times w. e is a right shift in 0..31: for
  * TINYC_RQ_SHIFT the one rounding shift (a + 2**(e-1)) >> e that single rounding by the multiplier 2**30
- * comes to, e = 1 - shift (every scale a power of two); for TINYC_RQ_DOUBLE the rounding divide after the doubling high mul, TINYC_RQ_POW2 the same with the
+ * comes to, e = 1 - shift (every scale a power of two); for TINYC_RQ_DOUBLE the rounding divide after the doubling high mul (TINYC_RQ_DOUBLE_NARROW the
+ * same where |2 * (acc + bias)| < 2**31), TINYC_RQ_POW2 the same with the
  * multiplier 2**30 (every scale a power of two), TINYC_RQ_SINGLE 31 - shift - 32 of the single rounding
  * (31 - shift >= 32), TINYC_RQ_SINGLE_LOW its whole 31 - shift (1..31: a scale of at least 1/2). The
  * planner proves that acc + bias, the rounding terms added to it and the result fit int32. */

@@ -206,6 +206,24 @@ void tinyc_space_to_depth_b1(const uint8_t *x, uint8_t *y, int32_t h, int32_t bh
  * (h x w, element (u, v) at u * rs + v * cs: rs = 1, cs = h reads stored planes transposed) padded by
  * top and left, and as far as rows x cols blocks reach, with fill. One pass over the output: each of its
  * rows is a strided gather from one row of xp between runs of the fill. */
+/* y[k] = x[k * step] for k < n, bytes, four a loop (the loads first, so no store waits on one); its own
+ * function, so that the caller's loops keep their registers. */
+TINYC_NOINLINE static void gather_b1(uint8_t *y, const uint8_t *x, int32_t n, int32_t step)
+{
+    uint8_t *const stop = y + (n & ~3), *const end = y + n;
+    if (y != stop) {
+        const uint8_t *x1 = x + step, *x2 = x1 + step, *x3 = x2 + step;
+        const int32_t four = 4 * step;
+        do {
+            const uint8_t a = *x, b = *x1, c = *x2, d = *x3;
+            y[0] = a, y[1] = b, y[2] = c, y[3] = d;
+            y += 4, x += four, x1 += four, x2 += four, x3 += four;
+        } while (y != stop);
+    }
+    for (; y != end; y++, x += step)
+        *y = *x;
+}
+
 void tinyc_space_to_depth_pad_b1(const uint8_t *x, uint8_t *y, int32_t c, int32_t h, int32_t w, int32_t rs,
                                  int32_t cs, int32_t sh, int32_t sw, int32_t rows, int32_t cols, int32_t top,
                                  int32_t left, int32_t fill)
@@ -222,8 +240,6 @@ void tinyc_space_to_depth_pad_b1(const uint8_t *x, uint8_t *y, int32_t c, int32_
                 const uint8_t *row = x + (first * sw + j - left) * cs;
                 for (r = 0; r < rows; r++, y += cols) {
                     const int32_t u = r * sh + i - top;
-                    const uint8_t *p = row + u * rs;
-                    uint8_t *q = y + first, *const stop = q + (inside & ~1);
                     int32_t k;
                     if (u < 0 || u >= h || inside <= 0) {
                         set_inline(y, fill, cols);
@@ -231,14 +247,9 @@ void tinyc_space_to_depth_pad_b1(const uint8_t *x, uint8_t *y, int32_t c, int32_
                     }
                     for (k = 0; k < first; k++)
                         y[k] = (uint8_t)fill;
-                    for (; q != stop; q += 2, p += 2 * step) { /* both loads first: no store waits on one */
-                        const uint8_t a = p[0], b = p[step];
-                        q[0] = a, q[1] = b;
-                    }
-                    if (inside & 1)
-                        *q++ = *p;
-                    for (; q != y + cols; q++)
-                        *q = (uint8_t)fill;
+                    gather_b1(y + first, row + u * rs, inside, step);
+                    for (k = first + inside; k < cols; k++)
+                        y[k] = (uint8_t)fill;
                 }
             }
 }

@@ -11,7 +11,10 @@
  * weights is possible at batch 1).
  */
 #include "tinyc_kernels.h"
+#include "tinyc_plan_rq.h"
 #include "tinyc_window.h"
+
+#include <stddef.h>
 
 /* The sums of a block go to acc[i * TINYC_CHUNK + j] (channel i, column j of the chunk). */
 #define ROW TINYC_CHUNK
@@ -89,81 +92,157 @@ static int32_t dot_taps(const int8_t *p, const int32_t *taps, int32_t ntaps, con
     return a;
 }
 
-/* One channel's requantization constants (tinyc_rq32_run says why the sign thresholds). */
-typedef struct {
-    int32_t mode, e, bias, m, half, a_negative, x_negative, zp, lo, hi;
-} channel_rq;
-
-/* The channel's own constants into c (the layer's stay). */
-TINYC_INLINE static void channel_set(channel_rq *c, const tinyc_rq32 *q, int32_t ch)
-{
-    c->e = q->shift[ch];
-    c->bias = q->bias[ch];
-    c->m = q->multiplier[ch];
-    c->half = c->e ? 1 << (c->e - 1) : 0;
-    c->a_negative = c->e ? -1 : INT32_MIN;
-    c->x_negative = c->e ? 0 : INT32_MIN;
-}
-
-static channel_rq channel_of(const tinyc_rq32 *q, int32_t ch)
-{
-    channel_rq c;
-    c.mode = q->mode;
-    c.zp = q->out_zp;
-    c.lo = q->out_min;
-    c.hi = q->out_max;
-    channel_set(&c, q, ch);
-    return c;
-}
-
-/* The int8 value in an int32: the store narrows it (a cast here would sign-extend it first). */
-TINYC_INLINE static int32_t requant_one(const channel_rq *c, int32_t acc)
-{
-    const int32_t a = acc + c->bias;
-    int32_t x;
-    if (c->mode == TINYC_RQ_SHIFT) {
-        x = tinyc_asr32(a + c->half, c->e);
-    } else if (c->mode == TINYC_RQ_POW2) {
-        const int32_t neg = a < c->a_negative;
-        x = tinyc_asr32(a + 1 + 2 * c->half - neg - neg, c->e + 1);
-    } else if (c->mode == TINYC_RQ_DOUBLE) {
-        const uint64_t u = (uint64_t)((int64_t)a * c->m) + (1u << 30);
-        x = (int32_t)((uint32_t)(u >> 32) << 1 | (uint32_t)u >> 31);
-        x = tinyc_asr32(x + c->half - (x < c->x_negative), c->e);
-    } else if (c->mode == TINYC_RQ_SINGLE) {
-        const uint64_t round = c->e ? (uint64_t)(uint32_t)c->half << 32 : (uint64_t)1 << 31;
-        x = tinyc_asr32((int32_t)(uint32_t)(((uint64_t)((int64_t)a * c->m) + round) >> 32), c->e);
-    } else { /* TINYC_RQ_SINGLE_LOW: the low word of the product's shift, which fits int32 */
-        const uint64_t u = (uint64_t)((int64_t)a * c->m) + (uint32_t)c->half;
-        x = (int32_t)((uint32_t)(u >> 32) << (32 - c->e) | (uint32_t)u >> c->e);
-    }
-    x += c->zp;
-    return x < c->lo ? c->lo : x > c->hi ? c->hi : x;
-}
-
-/* The pow2 mode rounds twice, (a + 1) >> 1 then (x + 2**(e-1) - (x < 0)) >> e; as x < 0 exactly when
- * a < -1 and the first sum is even, both are one shift: (a + 1 + 2**e - 2 * (a < -1)) >> (e + 1)
- * (with e = 0, (a + 1) >> 1: the threshold INT32_MIN makes the sign term vanish). The double mode's
- * high mul is floor((a * m + 2**30) / 2**31), TFLite's truncating division of the nudged product for
- * every m but INT32_MIN; its divide, (x + 2**(e-1) - (x < 0)) >> e, has the same threshold for e = 0. */
-void tinyc_rq32_run(const tinyc_rq32 *q, int32_t ch, const int32_t *acc, int32_t n, int8_t *y, int32_t ystep)
-{
-    const channel_rq c = channel_of(q, ch);
-    const int32_t *end = acc + n;
-    do { /* n >= 1 */
-        *y = (int8_t)requant_one(&c, *acc++);
-        y += ystep;
-    } while (acc != end);
-}
-
-/* acc[j] of channels ch + j, j < n: a dense layer's outputs. */
-static void requant_columns(const tinyc_rq32 *q, int32_t ch, const int32_t *acc, int32_t n, int8_t *y)
+/* acc[j] of channels ch + j, j < n: a dense layer's outputs, in mode `mode`. */
+TINYC_INLINE static void columns_mode(const tinyc_rq32 *q, int32_t mode, int32_t ch, const int32_t *acc, int32_t n,
+                                      int8_t *y)
 {
     channel_rq c = channel_of(q, ch);
     int32_t j;
     for (j = 0; j < n; j++) {
         channel_set(&c, q, ch + j);
-        y[j] = (int8_t)requant_one(&c, acc[j]);
+        y[j] = (int8_t)requant_one(&c, mode, acc[j]);
+    }
+}
+
+/* One loop per mode, as tinyc_rq32_run's. */
+static void requant_columns(const tinyc_rq32 *q, int32_t ch, const int32_t *acc, int32_t n, int8_t *y)
+{
+    switch (q->mode) {
+    case TINYC_RQ_SHIFT: columns_mode(q, TINYC_RQ_SHIFT, ch, acc, n, y); break;
+    case TINYC_RQ_POW2: columns_mode(q, TINYC_RQ_POW2, ch, acc, n, y); break;
+    case TINYC_RQ_DOUBLE: columns_mode(q, TINYC_RQ_DOUBLE, ch, acc, n, y); break;
+    case TINYC_RQ_DOUBLE_NARROW: columns_mode(q, TINYC_RQ_DOUBLE_NARROW, ch, acc, n, y); break;
+    case TINYC_RQ_SINGLE: columns_mode(q, TINYC_RQ_SINGLE, ch, acc, n, y); break;
+    default: columns_mode(q, TINYC_RQ_SINGLE_LOW, ch, acc, n, y);
+    }
+}
+
+/* One tap of a pointwise block: four inputs of one channel times its four output channels' weights. */
+#define TINYC_POINTWISE_TAP(OP, S)                                                                    \
+    do {                                                                                              \
+        const int32_t x0 = x[0], x1 = x[S], x2 = x[2 * (S)], x3 = x[3 * (S)];                         \
+        int32_t u = w[0];                                                                             \
+        a0 OP u * x0, a1 OP u * x1, a2 OP u * x2, a3 OP u * x3;                                       \
+        u = w[1];                                                                                     \
+        b0 OP u * x0, b1 OP u * x1, b2 OP u * x2, b3 OP u * x3;                                       \
+        u = w[2];                                                                                     \
+        c0 OP u * x0, c1 OP u * x1, c2 OP u * x2, c3 OP u * x3;                                       \
+        u = w[3];                                                                                     \
+        d0 OP u * x0, d1 OP u * x1, d2 OP u * x2, d3 OP u * x3;                                       \
+        x += plane, w += 4;                                                                           \
+    } while (0)
+
+/* A row of pointwise blocks: `blocks` blocks of four columns from row on (inputs of one channel S
+ * apart, of the next `plane` on, span = ntaps * plane), the weights w of four channels, their outputs
+ * at y[i * yplane + j], q their requantization (its arrays from the first of them on: constant
+ * offsets). In memory behind one pointer, so that the tap loop keeps RV32's registers for its sums. */
+typedef struct {
+    const tinyc_rq32 *q;
+    const int8_t *row, *w;
+    int8_t *y;
+    int32_t plane, span, blocks, yplane;
+} pointwise_row;
+
+/* Four outputs' requantization of the block's channel I (at the row's next four columns), from a copy
+ * q of the layer's constants (the int8 stores may alias what o points to). */
+#define TINYC_POINTWISE_RQ(MODE, I, A0, A1, A2, A3)                                                   \
+    do {                                                                                              \
+        channel_rq c;                                                                                 \
+        int8_t *y = out + (I) * yplane;                                                               \
+        c.zp = q.out_zp, c.lo = q.out_min, c.hi = q.out_max;                                          \
+        channel_set(&c, &q, I);                                                                       \
+        y[0] = (int8_t)requant_one(&c, MODE, A0), y[1] = (int8_t)requant_one(&c, MODE, A1);           \
+        y[2] = (int8_t)requant_one(&c, MODE, A2), y[3] = (int8_t)requant_one(&c, MODE, A3);           \
+    } while (0)
+
+/* The sums of a 1x1 conv's block of four columns (inputs S apart) of four channels: its taps are the
+ * input channels, `plane` apart, so the loop steps a pointer instead of reading a tap list, and the
+ * first tap sets the sums. */
+#define TINYC_POINTWISE_SUMS(S, END)                                                                  \
+    const int8_t *end = (END);                                                                        \
+    int32_t a0, a1, a2, a3, b0, b1, b2, b3, c0, c1, c2, c3, d0, d1, d2, d3;                           \
+    TINYC_POINTWISE_TAP(=, S);                                                                        \
+    if (x != end)                                                                                     \
+        do                                                                                            \
+            TINYC_POINTWISE_TAP(+=, S);                                                               \
+        while (x != end)
+
+/* A row of blocks (pointwise_row), each's sixteen sums requantized from registers (mode MODE): the
+ * shift mode's few constants leave the tap loop its registers (the double modes' would not: their
+ * blocks store the sums, as block_4x4). One call a row saves each block's call and register saves. */
+#define TINYC_POINTWISE_4X4(NAME, S, MODE)                                                            \
+    TINYC_NOINLINE static void NAME(pointwise_row *o)                                                 \
+    {                                                                                                 \
+        do {                                                                                          \
+            const int8_t *x = o->row, *w = o->w;                                                      \
+            const int32_t plane = o->plane;                                                           \
+            TINYC_POINTWISE_SUMS(S, x + o->span);                                                     \
+            {                                                                                         \
+                const tinyc_rq32 q = *o->q;                                                           \
+                const int32_t yplane = o->yplane;                                                     \
+                int8_t *out = o->y;                                                                   \
+                TINYC_POINTWISE_RQ(MODE, 0, a0, a1, a2, a3);                                          \
+                TINYC_POINTWISE_RQ(MODE, 1, b0, b1, b2, b3);                                          \
+                TINYC_POINTWISE_RQ(MODE, 2, c0, c1, c2, c3);                                          \
+                TINYC_POINTWISE_RQ(MODE, 3, d0, d1, d2, d3);                                          \
+            }                                                                                         \
+            o->row += 4 * (S), o->y += 4;                                                             \
+        } while (--o->blocks);                                                                        \
+    }
+
+/* The block's sums into acc[i * TINYC_CHUNK + j], as block_4x4's. */
+#define TINYC_POINTWISE_STORE(NAME, S)                                                                \
+    TINYC_NOINLINE static void NAME(const int8_t *x, int32_t plane, int32_t ntaps, const int8_t *w,    \
+                                    int32_t *acc)                                                     \
+    {                                                                                                 \
+        TINYC_POINTWISE_SUMS(S, x + ntaps * plane);                                                   \
+        acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;                                           \
+        acc[ROW] = b0, acc[ROW + 1] = b1, acc[ROW + 2] = b2, acc[ROW + 3] = b3;                       \
+        acc[2 * ROW] = c0, acc[2 * ROW + 1] = c1, acc[2 * ROW + 2] = c2, acc[2 * ROW + 3] = c3;       \
+        acc[3 * ROW] = d0, acc[3 * ROW + 1] = d1, acc[3 * ROW + 2] = d2, acc[3 * ROW + 3] = d3;       \
+    }
+
+TINYC_POINTWISE_4X4(pointwise_s1_shift, 1, TINYC_RQ_SHIFT)
+TINYC_POINTWISE_4X4(pointwise_s2_shift, 2, TINYC_RQ_SHIFT)
+TINYC_POINTWISE_STORE(pointwise_sums_s1, 1)
+TINYC_POINTWISE_STORE(pointwise_sums_s2, 2)
+
+/* A 1x1 conv without padding of column stride 1 or 2: its input plane (the taps' step), else 0. */
+static int32_t pointwise_plane(const tinyc_qconv_plan *p)
+{
+    return p->ntaps == p->cg && !p->band && p->sw <= 2 ? p->h * p->w : 0;
+}
+
+/* The pointwise block for the layer's column stride and mode, or NULL (conv_rows then takes it). */
+typedef void (*pointwise_block)(pointwise_row *);
+
+static pointwise_block pointwise_of(const tinyc_qconv_plan *p)
+{
+    if (!pointwise_plane(p) || p->rq.mode != TINYC_RQ_SHIFT)
+        return NULL;
+    return p->sw == 1 ? pointwise_s1_shift : pointwise_s2_shift;
+}
+
+/* Output rows [0, rows) of four channels from m on, as conv_rows, of a 1x1 conv: blocks of four
+ * columns requantized in registers, a row's last columns one at a time. */
+static void pointwise_rows(const tinyc_qconv_plan *p, pointwise_block block, const int8_t *src, int32_t pitch,
+                           int32_t rows, const int8_t *w, int32_t m, int8_t *y)
+{
+    const int32_t ow = p->ow, plane = p->oh * p->ow, tail = ow / 4 * 4, step = pointwise_plane(p);
+    int32_t acc[4 * ROW], r, c, i;
+    tinyc_rq32 rq = p->rq;
+    pointwise_row o;
+    rq.bias += m, rq.multiplier += m, rq.shift += m;
+    o.q = &rq, o.w = w, o.plane = step, o.span = p->ntaps * step, o.yplane = plane;
+    for (r = 0; r < rows; r++, src += pitch, y += ow) {
+        o.row = src, o.y = y, o.blocks = tail / 4;
+        if (tail)
+            block(&o);
+        for (c = tail; c < ow; c++) {
+            block_1x4(src + c * p->sw, p->taps, p->ntaps, w, acc);
+            for (i = 0; i < 4; i++)
+                tinyc_rq32_run(&p->rq, m + i, acc + i * ROW, 1, y + i * plane + c, 1);
+        }
     }
 }
 
@@ -194,10 +273,12 @@ static void block_4x1(int32_t s, const int8_t *row, const int32_t *taps, int32_t
 static void row_sums(const tinyc_qconv_plan *p, const int8_t *row, const int8_t *w, int32_t count, int32_t len,
                      int32_t *acc)
 {
-    const int32_t s = p->sw;
+    const int32_t s = p->sw, plane = pointwise_plane(p);
     int32_t c;
     for (c = 0; c + 4 <= len; c += 4) {
-        if (count == 4)
+        if (count == 4 && plane)
+            (s == 1 ? pointwise_sums_s1 : pointwise_sums_s2)(row + c * s, plane, p->ntaps, w, acc + c);
+        else if (count == 4)
             block_4x4(s, row + c * s, p->taps, p->ntaps, w, acc + c);
         else
             block_4x1(s, row + c * s, p->taps, p->ntaps, w, acc + c);
@@ -251,6 +332,7 @@ static void fill_band(const tinyc_qconv_plan *p, const int8_t *xg, int32_t r0)
 void tinyc_qconv_plan_s8(const tinyc_qconv_plan *p, const int8_t *x, int8_t *y)
 {
     const int32_t plane = p->oh * p->ow, blocks = p->mg / 4 * 4;
+    const pointwise_block pointwise = pointwise_of(p);
     int32_t g, r0, m;
     if (p->inner != TINYC_INNER_TAPS) {
         tinyc_qconv_depthwise_s8(p, x, y);
@@ -269,7 +351,12 @@ void tinyc_qconv_plan_s8(const tinyc_qconv_plan *p, const int8_t *x, int8_t *y)
                 fill_band(p, xg, r0);
             for (m = 0; m < p->mg; m += m < blocks ? 4 : 1) {
                 const int32_t count = m < blocks ? 4 : 1;
-                conv_rows(p, src, pitch, rows, wg + m * p->ntaps, g * p->mg + m, count, yg + m * plane + r0 * p->ow);
+                if (count == 4 && pointwise)
+                    pointwise_rows(p, pointwise, src, pitch, rows, wg + m * p->ntaps, g * p->mg + m,
+                                   yg + m * plane + r0 * p->ow);
+                else
+                    conv_rows(p, src, pitch, rows, wg + m * p->ntaps, g * p->mg + m, count,
+                              yg + m * plane + r0 * p->ow);
             }
         }
     }

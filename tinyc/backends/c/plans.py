@@ -17,8 +17,9 @@ POW2_MULTIPLIER = 1 << 30  # quantize_multiplier of a power of two
 CHUNK = 64  # TINYC_CHUNK: the depthwise 3x3 sums up to four chunks of a row at once
 SMALL_WIDTH = 4  # a depthwise 3x3 at most this wide runs window by window (tinyc_kernels_depthwise.c)
 BAND_BYTES = 4096  # scratch for a padded conv's input rows: enough for several rows of every MLPerf Tiny layer
-MODES = {"shift": "TINYC_RQ_SHIFT", "pow2": "TINYC_RQ_POW2", "double": "TINYC_RQ_DOUBLE", "single": "TINYC_RQ_SINGLE",
-         "single_low": "TINYC_RQ_SINGLE_LOW"}
+MODES = {"shift": "TINYC_RQ_SHIFT", "pow2": "TINYC_RQ_POW2", "double": "TINYC_RQ_DOUBLE",
+         "double_narrow": "TINYC_RQ_DOUBLE_NARROW", "single": "TINYC_RQ_SINGLE", "single_low": "TINYC_RQ_SINGLE_LOW"}
+NARROW = INT32_MAX // 2  # the double_narrow mode's high mul takes 2 * (sum + bias) in int32
 
 
 def _mode(attrs, channels: int):
@@ -30,16 +31,29 @@ def _mode(attrs, channels: int):
     if attrs["rounding"] == "single" and (mult == POW2_MULTIPLIER).all() and (shift <= 1).all():
         e = 1 - shift  # floor((acc * 2**30 + 2**(30 - shift)) / 2**(31 - shift)) = (acc + 2**(e-1)) >> e
         mode = "shift"
-    elif attrs["rounding"] == "single":  # floor((acc * m + 2**(30 - shift)) / 2**(31 - shift))
-        low = (shift >= 0).all()  # 31 - shift <= 31: the product's low word holds the result
-        e = 31 - shift if low else -shift - 1
-        mode = "single_low" if low else "single"
+    elif attrs["rounding"] == "single":
+        mode, e = _single(shift)
     else:
         e = -shift
         mode = "pow2" if (mult == POW2_MULTIPLIER).all() else "double"
     if e.min() < (1 if mode == "single_low" else 0) or e.max() > 31 or mult.min() < -INT32_MAX:
         return None
     return mode, mult, e
+
+
+def _single(shift):
+    """The single rounding floor((acc * m + 2**(30 - shift)) / 2**(31 - shift)): its mode and right shifts."""
+    low = (shift >= 0).all()  # 31 - shift <= 31: the product's low word holds the result
+    return ("single_low", 31 - shift) if low else ("single", -shift - 1)
+
+
+def _shift_bias(a, folded, acc, shift):
+    """The shift mode's bias with its rounding term 2**(e-1) and zp * 2**e folded in (the kernel then
+    only shifts it and clamps), or None where the sums with it may leave int32."""
+    biased = folded + np.where(shift > 0, 1 << np.maximum(shift - 1, 0), 0) + (int(a["out_zp"]) << shift)
+    if (acc - np.abs(folded) + np.abs(biased)).max(initial=0) > INT32_MAX:
+        return None
+    return biased
 
 
 def _requant(e, node, sums, abs_sums, bias, x_zp: int, channels: int):
@@ -50,6 +64,25 @@ def _requant(e, node, sums, abs_sums, bias, x_zp: int, channels: int):
     return _rq32(e, node.name, node.attrs, folded, acc, channels)
 
 
+def _narrowed(a, folded, acc, mult, shift):
+    """The folded biases with which every channel's sums stay within NARROW, or None. A channel beyond
+    it whose output is one constant over all its sums (a bias alone: its weights are zeros or next to
+    it) takes the stand-in bias nearest its own inside the bound that gives the same constant; the
+    requantization is monotonic in the sum, so its two ends decide."""
+    spread = acc - np.abs(folded)  # the sums' reach around the folded bias
+
+    def ends(bias):
+        return [qm.requantize(bias + d, mult, -shift, int(a["out_zp"]), int(a["out_min"]), int(a["out_max"]))
+                for d in (-spread, spread)]
+    stand_in = np.clip(folded, -(NARROW - spread), NARROW - spread)
+    low, high = ends(folded)
+    new_low, new_high = ends(stand_in)
+    wide = acc > NARROW
+    if (spread[wide] > NARROW).any() or not ((low == high) & (new_low == low) & (new_high == low))[wide].all():
+        return None
+    return np.where(wide, stand_in, folded)
+
+
 def _rq32(e, name: str, a, folded, acc, channels: int):
     """The tinyc_rq32 fields requantizing sums bounded by acc (per channel, bias included) after adding
     the folded bias, or None when the arithmetic of tinyc_rq32_run may leave int32."""
@@ -57,21 +90,32 @@ def _rq32(e, name: str, a, folded, acc, channels: int):
     if found is None:
         return None
     mode, mult, shift = found
-    # the largest value each mode's rounding adds to on the way (tinyc_rq32_run)
     if mode == "shift":
-        top = acc + np.where(shift > 0, 1 << np.maximum(shift - 1, 0), 0)
-    elif mode == "pow2":
+        biased = _shift_bias(a, folded, acc, shift)
+        if biased is None:  # the same rounding with its multiplier 2**30, the zero point added after
+            mode, shift = _single(1 - shift)
+            if shift.min() < 0:  # mixed scales, some of at least 1/2: single rounding's high word cannot
+                return None
+        else:
+            acc, folded = acc - np.abs(folded) + np.abs(biased), biased
+    if mode == "double":
+        narrowed = _narrowed(a, folded, acc, mult, shift)
+        if narrowed is not None:
+            mode, acc, folded = "double_narrow", acc - np.abs(folded) + np.abs(narrowed), narrowed
+    # the largest value each mode's rounding adds to on the way (tinyc_rq32_run)
+    if mode == "pow2":
         if shift.max() > 30:
             return None
         top = acc + 1 + (1 << shift)
-    elif mode == "double":
+    elif mode in ("double", "double_narrow"):
         top = ((acc * np.abs(mult)) >> 31) + 1 + np.where(shift > 0, 1 << np.maximum(shift - 1, 0), 0)
     elif mode == "single_low":  # the result itself must fit
         top = np.maximum(acc, (acc * np.abs(mult) + (1 << (shift - 1))) >> shift)
-    else:
+    else:  # shift (its rounding and zero point in the bias) and single
         top = acc
     out_zp, lo, hi = int(a["out_zp"]), int(a["out_min"]), int(a["out_max"])
-    if max(acc.max(initial=0), top.max(initial=0)) + abs(out_zp) > INT32_MAX:
+    zp_after = 0 if mode == "shift" else abs(out_zp)  # added after the shift (in the shift mode's bias)
+    if max(acc.max(initial=0), top.max(initial=0)) + zp_after > INT32_MAX:
         return None
     if not -128 <= lo <= hi <= 127:
         return None
