@@ -17,6 +17,7 @@ from tinyc.backends.c import plans
 from tinyc.backends.c.emit import Emitter
 from tinyc.ir import ops
 from tinyc.ir import quant_math as qm
+from tinyc.ir.graph import Value
 
 INT32_MAX = 2 ** 31 - 1
 
@@ -218,12 +219,56 @@ def test_planned_dense(rows, k, n, x_zp, mode, tmp_path):
     check(g, y, tmp_path)
 
 
+def inner_of(g, name: str) -> str:
+    """The inner loop the C backend plans for a conv (TINYC_INNER_...)."""
+    e = Emitter(g)
+    assert plans.qconv(e, g.node(name), "x", "y") is not None
+    return next(k for k in ("DEPTHWISE_SMALL", "DEPTHWISE_3X3", "TAPS") if f"TINYC_INNER_{k}," in "".join(e.decls))
+
+
+# pads (top, left, bottom, right) of the depthwise 3x3 planes: TFLite's SAME at stride 1 and at stride 2 on
+# even sizes, one side only, none
+DEPTHWISE_PADS = [(1, 1, 1, 1), (0, 0, 1, 1), (1, 0, 0, 1), (0, 1, 1, 0), (0, 0, 0, 0)]
+
+
+@pytest.mark.parametrize("stride", [1, 2, (2, 1)])
+@pytest.mark.parametrize("pads", DEPTHWISE_PADS)
+def test_planned_depthwise_planes(stride, pads, tmp_path):
+    """The depthwise 3x3 read straight from x, on every plane from 1x1 to 6x12: window by window up to 4
+    columns wide (DEPTHWISE_SMALL), row by row past it (DEPTHWISE_3X3: the x_zp row above and below, the
+    columns off the plane left out, pairs of outputs, a single one), the tap list where one window has both
+    columns off the plane. Channel counts 1, 3, 5 and 7, x_zp -128, 0, 127 and small ones, every
+    requantization mode per channel and per tensor, random x and x at its ends, under ASan/UBSan."""
+    strides = stride if isinstance(stride, tuple) else (stride, stride)
+    feeds, outputs, inners = {}, [], set()
+    g = new_graph()
+    for i, (h, wd) in enumerate((h, wd) for h in range(1, 7) for wd in range(1, 13)):
+        oh, ow = ((n + a + b - 3) // s + 1 for n, a, b, s in zip((h, wd), pads[:2], pads[2:], strides))
+        if oh <= 0 or ow <= 0:
+            continue
+        ch, x_zp, mode = (1, 3, 5, 7)[i % 4], (-128, 0, 127, 6, -3)[i % 5], (MODES + ["single_low"])[i % 5]
+        x = f"x{h}_{wd}"
+        g.add_value(Value(x, (1, ch, h, wd), "int8"))
+        g.inputs.append(x)
+        feeds[x] = rand((1, ch, h, wd), "int8") if i % 3 else np.full((1, ch, h, wd), (-128, 127)[i % 2], np.int8)
+        w = g.add_const(f"w{h}_{wd}", rand((ch, 1, 3, 3), "int8")).name
+        b = g.add_const(f"b{h}_{wd}", RNG.integers(-3000, 3000, ch).astype(np.int32)).name
+        y = ops.add(g, "qconv", [x, w, b], f"dw{h}_{wd}", group=ch, x_zp=x_zp, w_zp=[0],
+                    **window_attrs(2, strides, pads),
+                    **plan_requant(ch, 9, mode, per_channel=i % 2 == 0))
+        inners.add(inner_of(g, y))
+        outputs.append(y)
+    assert inners >= {"DEPTHWISE_SMALL", "DEPTHWISE_3X3"}
+    check(g, outputs, tmp_path, feeds, sanitize=True)
+
+
 @pytest.mark.parametrize("extra", [0, 1])
 def test_planned_int32_bound(extra, tmp_path):
     """The plan sums raw x times w in int32 while 128 * sum|w| + |bias - x_zp * sum w| (and the rounding's
     additions) fit: a dense layer of 131071 taps of -128 does (16384 * 131071 < 2**31), one more tap not,
-    and a conv whose bias takes its bound to int32's limit does, one more unit of bias not; past the
-    bound the general kernel (int64 sums) takes them. Every product at its extreme."""
+    and a conv (and a depthwise 3x3 read in place, window by window and row by row) whose bias takes its
+    bound to int32's limit does, one more unit of bias not; past the bound the general kernel (int64 sums)
+    takes them. Every product at its extreme."""
     k = INT32_MAX // (128 * 128) + extra
     g = new_graph(x=((1, k), "int8"))
     w = g.add_const("w", np.full((k, 3), -128, np.int8)).name
@@ -241,6 +286,14 @@ def test_planned_int32_bound(extra, tmp_path):
         multiplier=[(1 << 30) + 1, 1 << 30], shift=[-24, -30], out_zp=out_zp, out_min=-128, out_max=127, rounding="single"))
     assert planned(g, "y") == (not extra)
     check(g, y, tmp_path, {"x": np.full((1, 2, 4, 4), -128, np.int8)})
+    for plane, inner in [((3, 3), "DEPTHWISE_SMALL"), ((3, 6), "DEPTHWISE_3X3")]:  # a window wholly on the plane
+        g = new_graph(x=((1, 2) + plane, "int8"))
+        w = g.add_const("w", np.full((2, 1, 3, 3), -128, np.int8)).name
+        b = g.add_const("b", np.full(2, INT32_MAX - 128 * 128 * 9 - abs(out_zp) + extra, np.int32)).name
+        y = qconv(g, "x", w, b, 0, [0], 2, window_attrs(2, 1, 1), dict(
+            multiplier=[(1 << 30) + 1] * 2, shift=[-24, -30], out_zp=out_zp, out_min=-128, out_max=127, rounding="single"))
+        assert (inner_of(g, y) == inner) if not extra else not planned(g, y)
+        check(g, y, tmp_path, {"x": np.full((1, 2) + plane, -128, np.int8)})
 
 
 @pytest.mark.parametrize("extra", [0, 1])

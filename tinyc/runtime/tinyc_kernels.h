@@ -202,15 +202,18 @@ typedef struct {
     int32_t mode, out_zp, out_min, out_max;
 } tinyc_rq32;
 
-/* The inner loop a planned conv runs: blocks over any list of taps, or a depthwise 3x3 of contiguous
- * columns and stride 1 or 2 (its nine weights in registers, up to 4 * TINYC_CHUNK outputs a row). */
-enum { TINYC_INNER_TAPS, TINYC_INNER_DEPTHWISE_3X3 };
+/* The inner loop a planned conv runs: blocks over any list of taps; or, for a depthwise 3x3 of dilation 1
+ * and pads of at most one, its nine weights in registers and x read in place: row by row (column stride
+ * 1 or 2, up to 4 * TINYC_CHUNK outputs a row) or, on planes a few outputs wide, window by window. */
+enum { TINYC_INNER_TAPS, TINYC_INNER_DEPTHWISE_3X3, TINYC_INNER_DEPTHWISE_SMALL };
 
 /* A 2-D (or 1-D: one row) int8 conv of batch 1, requantized to int8; a pointwise conv comes as one
  * long row. Each output sums sum_t x[origin + taps[t]] * w[t] over its group's ntaps taps, the origin
  * of output (r, c) lying r * sh rows and c * sw columns into src: x itself where nothing is padded
  * (band NULL), else a band of the group's channels, band_rows rows of band_w columns each, into which
- * fill_rows output rows' inputs are copied at a time, surrounded by x_zp. */
+ * fill_rows output rows' inputs are copied at a time, surrounded by x_zp. A depthwise 3x3 reads x
+ * itself: row by row, its band is one row of x_zp (no taps); window by window, taps describes each
+ * output's window (tinyc_kernels_plan.c, depthwise_small). */
 typedef struct {
     int32_t groups, cg, mg;       /* groups; input and output channels of each */
     int32_t h, w, oh, ow, sh, sw; /* input rows and columns, output rows and columns, strides */
@@ -221,6 +224,8 @@ typedef struct {
     int8_t *band;
     int32_t band_w, band_rows, fill_rows, pad_t, lead, x_zp;
     int32_t inner;
+    int32_t clip_l, clip_r; /* a depthwise 3x3: 1 where the first (last) output's window has a column left
+                               (right) of the plane */
 } tinyc_qconv_plan;
 
 /* y[r][j] = x[r] @ w[:, j] over rows of k inputs, requantized per column; w packed as blocks of sixteen
@@ -308,6 +313,8 @@ typedef struct {
 /* y[i * ystep] for i < n: acc[i] of channel ch requantized to int8. */
 void tinyc_rq32_run(const tinyc_rq32 *q, int32_t ch, const int32_t *acc, int32_t n, int8_t *y, int32_t ystep);
 void tinyc_qconv_plan_s8(const tinyc_qconv_plan *p, const int8_t *x, int8_t *y);
+/* A planned depthwise 3x3 (inner TINYC_INNER_DEPTHWISE_3X3 or _SMALL: tinyc_kernels_depthwise.c). */
+void tinyc_qconv_depthwise_s8(const tinyc_qconv_plan *p, const int8_t *x, int8_t *y);
 void tinyc_qdense_plan_s8(const tinyc_qdense_plan *p, const int8_t *x, int8_t *y, int32_t rows);
 void tinyc_qadd_plan_s8(const tinyc_bcast *b, const tinyc_qadd_plan *p, const int8_t *x0, const int8_t *x1, int8_t *y);
 

@@ -6,8 +6,9 @@
  * and four weight loads feed sixteen MACs. Each block is its own function so that its sixteen sums keep
  * RV32's registers (TINYC_NOINLINE), and the column stride is a constant of the function (1 and 2, the
  * strides of MLPerf Tiny's layers; any other takes the _sn copy), so the four loads of a tap take
- * immediate offsets from one address. A depthwise 3x3 keeps its nine weights in registers instead; a
- * dense layer's block is sixteen columns of one input (no reuse of weights is possible at batch 1).
+ * immediate offsets from one address. A depthwise 3x3 keeps its nine weights in registers instead
+ * (tinyc_kernels_depthwise.c); a dense layer's block is sixteen columns of one input (no reuse of
+ * weights is possible at batch 1).
  */
 #include "tinyc_kernels.h"
 #include "tinyc_plan_rq.h"
@@ -62,27 +63,6 @@
         acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;                                           \
     }
 
-/* A depthwise 3x3 whose width taps are contiguous (dilation 1), its window rows r1 and r2 after the
- * first: acc[r * ow + j] for the ow outputs j of rows r < n, rows `pitch` apart, the nine weights held
- * in registers throughout. */
-#define TINYC_DEPTHWISE_3X3(NAME, S)                                                                  \
-    TINYC_NOINLINE static void NAME(const int8_t *row, int32_t pitch, int32_t r1, int32_t r2,         \
-                                    const int8_t *w, int32_t ow, int32_t n, int32_t *acc)             \
-    {                                                                                                 \
-        const int32_t w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3], w4 = w[4], w5 = w[5];               \
-        const int32_t w6 = w[6], w7 = w[7], w8 = w[8];                                                \
-        int32_t *last = acc + n * ow;                                                                 \
-        for (; acc != last; row += pitch) {                                                           \
-            const int8_t *p = row, *q = row + r1, *t = row + r2;                                      \
-            int32_t *end = acc + ow;                                                                  \
-            do {                                                                                      \
-                *acc++ = w0 * p[0] + w1 * p[1] + w2 * p[2] + w3 * q[0] + w4 * q[1] + w5 * q[2]        \
-                         + w6 * t[0] + w7 * t[1] + w8 * t[2];                                         \
-                p += S, q += S, t += S;                                                               \
-            } while (acc != end);                                                                     \
-        }                                                                                             \
-    }
-
 /* s is the column stride for the _sn variants; the others have theirs built in */
 TINYC_BLOCK_4X4(block_4x4_s1, 1)
 TINYC_BLOCK_4X4(block_4x4_s2, 2)
@@ -90,8 +70,6 @@ TINYC_BLOCK_4X4(block_4x4_sn, s)
 TINYC_BLOCK_4X1(block_4x1_s1, 1)
 TINYC_BLOCK_4X1(block_4x1_s2, 2)
 TINYC_BLOCK_4X1(block_4x1_sn, s)
-TINYC_DEPTHWISE_3X3(depthwise_3x3_s1, 1)
-TINYC_DEPTHWISE_3X3(depthwise_3x3_s2, 2)
 
 /* One output of four channels (the tail of a row): acc[i][0] = sum_t p[taps[t]] * w[4 * t + i]. */
 TINYC_NOINLINE static void block_1x4(const int8_t *p, const int32_t *taps, int32_t ntaps, const int8_t *w,
@@ -333,23 +311,6 @@ static void conv_rows(const tinyc_qconv_plan *p, const int8_t *src, int32_t pitc
     }
 }
 
-/* Output rows [0, rows) of a depthwise 3x3 channel ch (rows r1 and r2 of its window after the first),
- * requantized as many rows at a time as 4 * TINYC_CHUNK sums hold. */
-static void depthwise_rows(const tinyc_qconv_plan *p, const int8_t *src, int32_t pitch, int32_t rows, int32_t r1,
-                           int32_t r2, const int8_t *w, int32_t ch, int8_t *y)
-{
-    const int32_t ow = p->ow, per = tinyc_min(rows, 4 * ROW / ow);
-    int32_t acc[4 * ROW], r0;
-    for (r0 = 0; r0 < rows; r0 += per) {
-        const int32_t n = tinyc_min(per, rows - r0);
-        if (p->sw == 1)
-            depthwise_3x3_s1(src + r0 * pitch, pitch, r1, r2, w, ow, n, acc);
-        else
-            depthwise_3x3_s2(src + r0 * pitch, pitch, r1, r2, w, ow, n, acc);
-        tinyc_rq32_run(&p->rq, ch, acc, n * ow, y + r0 * ow, 1);
-    }
-}
-
 /* Copies the input rows of output rows [r0, r0 + fill_rows) of one group into the band: row b of the
  * band is input row r0 * sh - pad_t + b, from column lead on (the taps add lead - pad_l, so that
  * windows start where the padding does). Its padding columns keep the x_zp the layer set once; a row
@@ -373,6 +334,10 @@ void tinyc_qconv_plan_s8(const tinyc_qconv_plan *p, const int8_t *x, int8_t *y)
     const int32_t plane = p->oh * p->ow, blocks = p->mg / 4 * 4;
     const pointwise_block pointwise = pointwise_of(p);
     int32_t g, r0, m;
+    if (p->inner != TINYC_INNER_TAPS) {
+        tinyc_qconv_depthwise_s8(p, x, y);
+        return;
+    }
     for (g = 0; g < p->groups; g++) {
         const int8_t *xg = x + g * p->cg * p->h * p->w, *wg = p->weights + g * p->mg * p->ntaps;
         int8_t *yg = y + g * p->mg * plane;
@@ -384,11 +349,6 @@ void tinyc_qconv_plan_s8(const tinyc_qconv_plan *p, const int8_t *x, int8_t *y)
             const int32_t pitch = p->sh * (p->band ? p->band_w : p->w);
             if (p->band)
                 fill_band(p, xg, r0);
-            if (p->inner == TINYC_INNER_DEPTHWISE_3X3) { /* its window rows from the first tap's */
-                depthwise_rows(p, src + p->taps[0], pitch, rows, p->taps[3] - p->taps[0], p->taps[6] - p->taps[0], wg,
-                               g, yg + r0 * p->ow);
-                continue;
-            }
             for (m = 0; m < p->mg; m += m < blocks ? 4 : 1) {
                 const int32_t count = m < blocks ? 4 : 1;
                 if (count == 4 && pointwise)

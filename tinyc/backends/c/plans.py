@@ -1,5 +1,5 @@
 """The int8 conv and dense layers planned at compile time for the host's fast kernels
-(tinyc_kernels_plan.c): weights packed in the kernels' block order, x's zero point folded into the bias,
+(tinyc_kernels_plan.c, tinyc_kernels_depthwise.c): weights packed in the kernels' block order, x's zero point folded into the bias,
 the requantization's mode chosen per layer and every int32 bound the kernels rely on proved here.
 
 A layer the plan cannot prove (weights not constant, nonzero weight zero points, an int32 output, shifts
@@ -15,6 +15,7 @@ from ...ir import quant_math as qm
 INT32_MAX = 2 ** 31 - 1
 POW2_MULTIPLIER = 1 << 30  # quantize_multiplier of a power of two
 CHUNK = 64  # TINYC_CHUNK: the depthwise 3x3 sums up to four chunks of a row at once
+SMALL_WIDTH = 4  # a depthwise 3x3 at most this wide runs window by window (tinyc_kernels_depthwise.c)
 BAND_BYTES = 4096  # scratch for a padded conv's input rows: enough for several rows of every MLPerf Tiny layer
 MODES = {"shift": "TINYC_RQ_SHIFT", "pow2": "TINYC_RQ_POW2", "double": "TINYC_RQ_DOUBLE",
          "double_narrow": "TINYC_RQ_DOUBLE_NARROW", "single": "TINYC_RQ_SINGLE", "single_low": "TINYC_RQ_SINGLE_LOW"}
@@ -122,6 +123,21 @@ def _rq32(e, name: str, a, folded, acc, channels: int):
             e.array(name + "_rq_shift", "int32_t", shift), MODES[mode], out_zp, lo, hi]
 
 
+def _small_windows(h: int, wd: int, oh: int, ow: int, sh: int, sw: int, pt: int, pl: int):
+    """A small depthwise 3x3's window descriptors (TINYC_INNER_DEPTHWISE_SMALL): 16 * (the plane offset of
+    each window's first tap on the plane) + 3 * rows + columns, rows (columns) 0 when all three lie on the
+    plane, 1 when the first is off it, 2 when the last is; None when a window has two off it."""
+    def kinds(n, stride, pad, size):
+        first = np.arange(n) * stride - pad
+        kind = np.where(first < 0, 1, 0) + np.where(first + 2 >= size, 2, 0)
+        return np.maximum(first, 0), kind
+    top, rows = kinds(oh, sh, pt, h)
+    left, cols = kinds(ow, sw, pl, wd)
+    if rows.max() > 2 or cols.max() > 2:
+        return None
+    return (16 * (top[:, None] * wd + left[None, :]) + 3 * rows[:, None] + cols[None, :]).reshape(-1)
+
+
 def _constant(e, name: str):
     v = e.g.values[name] if name else None
     return v.data if v is not None and v.is_const else None
@@ -170,38 +186,48 @@ def qconv(e, node, x_arg: str, y_arg: str):
     if rq is None or not oh or not ow:
         return None
     c, kr, kc = np.meshgrid(np.arange(cg), np.arange(kh), np.arange(kw), indexing="ij")
-    band, band_w, band_rows, fill, lead = "NULL", 0, 0, oh, 0
-    if kh == kw == sh == sw == 1 and not any(pads):  # pointwise: the plane is one long row
-        h, wd, oh, ow = 1, h * wd, 1, oh * ow
-        taps = c * h * wd
-    elif not any(pads):
-        taps = (c * h + kr * dh) * wd + kc * dw
-    else:  # input column i at band column lead + i, lead a multiple of 4 so that rows copy by words
-        lead = -(-pl // 4) * 4
-        band_w = -(-max(lead + wd, lead - pl + (ow - 1) * sw + (kw - 1) * dw + 1) // 4) * 4
-        reach = (kh - 1) * dh + 1
-
-        def rows_of(n):
-            return (n - 1) * sh + reach
-        fill = max([n for n in range(1, oh + 1) if cg * rows_of(n) * band_w <= BAND_BYTES], default=1)
-        band_rows = rows_of(fill)
-        taps = (c * band_rows + kr * dh) * band_w + kc * dw + lead - pl
-        words = e.ident(node.name + "_band")
-        e.decls.append(f"static int32_t {words}[{cg * band_rows * band_w // 4}]; /* word-aligned */\n")
-        band = f"(int8_t *){words}"
-    if cg == mg == 1 and kh == kw == 3 and dw == 1 and sw in (1, 2) and ow <= 4 * CHUNK:
+    band, band_w, band_rows, fill, lead, taps = None, 0, 0, oh, 0, None
+    clip_l, clip_r = pl, int((ow - 1) * sw - pl + kw > wd)  # the first and last windows' columns off the plane
+    depthwise = cg == mg == 1 and kh == kw == 3 and dh == dw == 1 and max(pads) <= 1  # read in place
+    small = depthwise and ow <= SMALL_WIDTH and oh * ow <= 4 * CHUNK
+    windows = _small_windows(h, wd, oh, ow, sh, sw, pt, pl) if small else None
+    if windows is not None:
+        inner, taps = "TINYC_INNER_DEPTHWISE_SMALL", windows
+        clip_l = clip_r = 0
+    elif depthwise and sw in (1, 2) and ow <= 4 * CHUNK and clip_l + clip_r <= ow:  # (not both in one window)
         inner = "TINYC_INNER_DEPTHWISE_3X3"
+        band_w, band_rows = -(-wd // 4) * 4, 1  # the row of x_zp its windows read above and below the plane
     else:
         inner = "TINYC_INNER_TAPS"
+        clip_l = clip_r = 0
+        if kh == kw == sh == sw == 1 and not any(pads):  # pointwise: the plane is one long row
+            h, wd, oh, ow = 1, h * wd, 1, oh * ow
+            taps = c * h * wd
+        elif not any(pads):
+            taps = (c * h + kr * dh) * wd + kc * dw
+        else:  # input column i at band column lead + i, lead a multiple of 4 so that rows copy by words
+            lead = -(-pl // 4) * 4
+            band_w = -(-max(lead + wd, lead - pl + (ow - 1) * sw + (kw - 1) * dw + 1) // 4) * 4
+            reach = (kh - 1) * dh + 1
+
+            def rows_of(n):
+                return (n - 1) * sh + reach
+            fill = max([n for n in range(1, oh + 1) if cg * rows_of(n) * band_w <= BAND_BYTES], default=1)
+            band_rows = rows_of(fill)
+            taps = (c * band_rows + kr * dh) * band_w + kc * dw + lead - pl
+    if band_w:
+        band = e.ident(node.name + "_band")
+        e.decls.append(f"static int32_t {band}[{cg * band_rows * band_w // 4}]; /* word-aligned */\n")
     packed = []
     for g in range(groups):
         ws = flat[g * mg:(g + 1) * mg]
         blocks = mg // 4 * 4
         packed += [ws[j:j + 4].T.reshape(-1) for j in range(0, blocks, 4)] + [ws[j] for j in range(blocks, mg)]
     fields = [groups, cg, mg, h, wd, oh, ow, sh, sw, cg * kh * kw,
-              e.array(node.name + "_taps", "int32_t", taps.reshape(-1)),
+              "NULL" if taps is None else e.array(node.name + "_taps", "int32_t", taps.reshape(-1)),
               e.array(node.name + "_packed", "int8_t", np.concatenate(packed)), rq,
-              band, band_w, band_rows, fill, pt, lead, int(a["x_zp"]), inner]
+              f"(int8_t *){band}" if band else "NULL", band_w, band_rows, fill, pt, lead, int(a["x_zp"]), inner,
+              clip_l, clip_r]
     plan = e.struct(node.name + "_plan", "tinyc_qconv_plan", fields)
     return [f"tinyc_qconv_plan_s8(&{plan}, {x_arg}, {y_arg});"]
 
