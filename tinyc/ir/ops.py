@@ -154,8 +154,8 @@ def _matmul():
             raise ValueError(f"matmul of {list(sa)} and {list(sb)}")
         return [(tuple(np.broadcast_shapes(sa[:-2], sb[:-2])) + (sa[-2], sb[-1]), "float32")]
 
-    def compute(i, a):
-        return [np.matmul(i[0], i[1]).astype(np.float32)]
+    def compute(i, a):  # products exact in float64, one rounding to float32 (the C kernel's too)
+        return [np.matmul(i[0].astype(np.float64), i[1].astype(np.float64)).astype(np.float32)]
     return infer, compute
 
 

@@ -62,14 +62,15 @@ void tinyc_matmul_f32(const tinyc_bcast *batch, const float *a, const float *b, 
     for (t = 0; t < count; t++, y += m * n) {
         for (r = 0; r < m; r++) {
             const float *ar = a + off_a + r * k;
-            float *yr = y + r * n;
-            for (j = 0; j < n; j++)
-                yr[j] = 0.0f;
-            for (i = 0; i < k; i++) {
-                const float av = ar[i];
-                const float *br = b + off_b + i * n;
-                for (j = 0; j < n; j++)
-                    yr[j] += av * br[j];
+            for (j = 0; j < n; j++) {
+                /* in double, each product exact: the sum rounds to the float the reference's float64
+                 * matmul gives, whatever order either adds in (barring a double rounding that crosses
+                 * a float one), so a quantize after it sees the same float */
+                const float *bj = b + off_b + j;
+                double acc = 0.0;
+                for (i = 0; i < k; i++)
+                    acc += (double)ar[i] * (double)bj[i * n];
+                y[r * n + j] = (float)acc;
             }
         }
         tinyc_bcast_step(batch, batch->ndim, idx, &off_a, &off_b);
