@@ -283,24 +283,38 @@ static pointwise_block pointwise_of(const tinyc_qconv_plan *p)
     return p->sw == 1 ? pointwise_s1_shift : pointwise_s2_shift;
 }
 
-/* Output rows [0, rows) of four channels from m on, as conv_rows, of a 1x1 conv: blocks of four
- * columns requantized in registers, then a row's last columns one at a time. */
-static void pointwise_rows(const tinyc_qconv_plan *p, pointwise_block block, const int8_t *src, int32_t pitch,
-                           int32_t rows, const int8_t *w, int32_t m, int8_t *y)
+/* One output of a 1x1 conv's four channels (q's arrays from the first on) to y[i * yplane]: its
+ * ntaps inputs `step` apart from x, the weights w as a block's. */
+TINYC_NOINLINE static void pointwise_column(const tinyc_rq32 *q, const int8_t *x, int32_t step, int32_t ntaps,
+                                            const int8_t *w, int8_t *y, int32_t yplane)
+{
+    int32_t acc[4];
+    sums_1x4(x, step, ntaps, w, acc);
+    requant_columns(q, 0, acc, 4, y, yplane);
+}
+
+/* Output rows [0, rows) of channels [m, m + count) (count a multiple of four), as conv_rows', of a 1x1
+ * conv: blocks of four columns of four channels requantized in registers, then a row's last columns
+ * one at a time. One call for all the blocks of channels (a call each would cost its register saves). */
+TINYC_NOINLINE static void pointwise_rows(const tinyc_qconv_plan *p, pointwise_block block, const int8_t *src,
+                                          int32_t pitch, int32_t rows, const int8_t *w, int32_t m, int32_t count,
+                                          int8_t *y)
 {
     const int32_t ow = p->ow, plane = p->oh * p->ow, tail = ow / 4 * 4, step = pointwise_plane(p);
-    int32_t acc[4], r, c;
-    tinyc_rq32 rq = p->rq;
-    pointwise_row o;
-    rq.bias += m, rq.multiplier += m, rq.shift += m;
-    o.q = &rq, o.w = w, o.plane = step, o.span = p->ntaps * step, o.yplane = plane;
-    for (r = 0; r < rows; r++, src += pitch, y += ow) {
-        o.row = src, o.y = y, o.blocks = tail / 4;
-        if (tail)
-            block(&o);
-        for (c = tail; c < ow; c++) {
-            sums_1x4(src + c * p->sw, step, p->ntaps, w, acc);
-            requant_columns(&rq, 0, acc, 4, y + c, plane);
+    int32_t i, r, c;
+    for (i = 0; i < count; i += 4, w += 4 * p->ntaps, y += 4 * plane) {
+        const int8_t *row = src;
+        int8_t *out = y;
+        tinyc_rq32 rq = p->rq;
+        pointwise_row o;
+        rq.bias += m + i, rq.multiplier += m + i, rq.shift += m + i;
+        o.q = &rq, o.w = w, o.plane = step, o.span = p->ntaps * step, o.yplane = plane;
+        for (r = 0; r < rows; r++, row += pitch, out += ow) {
+            o.row = row, o.y = out, o.blocks = tail / 4;
+            if (tail)
+                block(&o);
+            for (c = tail; c < ow; c++)
+                pointwise_column(&rq, row + c * p->sw, step, p->ntaps, w, out + c, plane);
         }
     }
 }
@@ -391,12 +405,13 @@ static void fill_band(const tinyc_qconv_plan *p, const int8_t *xg, int32_t r0)
 void tinyc_qconv_plan_s8(const tinyc_qconv_plan *p, const int8_t *x, int8_t *y)
 {
     const int32_t plane = p->oh * p->ow, blocks = p->mg / 4 * 4;
-    const pointwise_block pointwise = pointwise_of(p);
+    pointwise_block pointwise;
     int32_t g, r0, m;
     if (p->inner != TINYC_INNER_TAPS) {
         tinyc_qconv_depthwise_s8(p, x, y);
         return;
     }
+    pointwise = pointwise_of(p);
     for (g = 0; g < p->groups; g++) {
         const int8_t *xg = x + g * p->cg * p->h * p->w, *wg = p->weights + g * p->mg * p->ntaps;
         int8_t *yg = y + g * p->mg * plane;
@@ -408,15 +423,14 @@ void tinyc_qconv_plan_s8(const tinyc_qconv_plan *p, const int8_t *x, int8_t *y)
             const int32_t pitch = p->sh * (p->band ? p->band_w : p->w);
             if (p->band)
                 fill_band(p, xg, r0);
-            for (m = 0; m < p->mg; m += m < blocks ? 4 : 1) {
-                const int32_t count = m < blocks ? 4 : 1;
-                if (count == 4 && pointwise)
-                    pointwise_rows(p, pointwise, src, pitch, rows, wg + m * p->ntaps, g * p->mg + m,
-                                   yg + m * plane + r0 * p->ow);
-                else
-                    conv_rows(p, src, pitch, rows, wg + m * p->ntaps, g * p->mg + m, count,
-                              yg + m * plane + r0 * p->ow);
+            m = 0;
+            if (pointwise && blocks) {
+                pointwise_rows(p, pointwise, src, pitch, rows, wg, g * p->mg, blocks, yg + r0 * p->ow);
+                m = blocks;
             }
+            for (; m < p->mg; m += m < blocks ? 4 : 1)
+                conv_rows(p, src, pitch, rows, wg + m * p->ntaps, g * p->mg + m, m < blocks ? 4 : 1,
+                          yg + m * plane + r0 * p->ow);
         }
     }
 }
