@@ -33,9 +33,9 @@ HOST = Core(
                                     "qemu, zoo int8 networks, one cycle per instruction"),
         "cycles_per_element": Param(203, "measured: the same fit's cost per output element (requantization, "
                                          "window set-up and loop overhead)"),
-        **_fitted("conv", mac=2.83, output=5.95),
+        **_fitted("conv", mac=2.82, output=5.38),
         **_fitted("depthwise", mac=4.38, output=0.49, input=0.26, channel=136.08),
-        **_fitted("dense", mac=3.16, output=26.4, input=11.78),
+        **_fitted("dense", mac=3.15, output=25.51, input=8.76),
         **_fitted("pool", input=2.45, output=30.1),
         **_fitted("add", output=26.48),
         **_fitted("softmax", output=57.03, layer=105.93),
