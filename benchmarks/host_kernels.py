@@ -9,7 +9,9 @@ their wrappers pick, arm_fully_connected_s8, arm_avgpool_s8; NHWC, top/left pads
 built from ../shared/peers/cmsis-nn (never copied: compiled in a temporary directory) for RV32IMC with
 tinyc's RV32 flags but -Werror (its sources warn), random data, counted around each call on the same
 qemu. Per MAC for conv and dense, per input element for pools. Also the RV32 code size (text) of each
-side's kernels as linked. Where the peer is missing it says so and counts tinyc alone.
+side's kernels as linked. Where the peer is missing it says so and counts tinyc alone. Then the float
+<-> int8 boundary at a model's edges (QuantizeLinear and DequantizeLinear on MobileNet's 96x96x3 input),
+per element, which the cost model's fit also takes.
 
     python3 benchmarks/host_kernels.py [--models zoo:kws official:vww] [--peer DIR] [--json out.json]
 """
@@ -24,6 +26,8 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import onnx
+from onnx import TensorProto, helper
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
@@ -42,8 +46,9 @@ PEER_FLAGS = tuple(f for f in rv32.CFLAGS if f != "-Werror")
 FIT_FEATURES = {"conv": ("mac", "output"), "depthwise": ("mac", "output", "input", "channel"),
                 "dense": ("mac", "output", "input"), "pool": ("input", "output"), "add": ("output",),
                 "softmax": ("output", "layer"), "view": ("layer",), "pad": ("output",), "transpose": ("output",),
-                "space_to_depth": ("output",)}
+                "space_to_depth": ("output",), "quantize": ("output",), "dequantize": ("output",)}
 DIANA = ("diana", "digital")  # the zoo's host layers are counted on this config too
+BOUNDARY_SHAPE = (1, 3, 96, 96)  # MobileNet's input, where a float model's quantize runs
 PEER_DIRS = ("ConvolutionFunctions", "FullyConnectedFunctions", "PoolingFunctions", "NNSupportFunctions")
 SYMBOL = re.compile(r"^[0-9a-f]+ ([0-9a-f]+) [tT] (\S+)$", re.M)
 
@@ -141,6 +146,25 @@ def host_layers(cm, model_id: str, counts: dict[int, int]) -> list[dict]:
             rows.append({"model": model_id, "layer": layer["name"], "kind": kind, "work": work,
                          "counted": counts[index], "modeled": host_cost.host_cycles(cm.graph, node, cm.target.host)})
     return rows
+
+
+def boundary_model() -> onnx.ModelProto:
+    """x -> QuantizeLinear -> DequantizeLinear over BOUNDARY_SHAPE: tinyc's quantize and dequantize."""
+    consts = [helper.make_tensor("s", TensorProto.FLOAT, [], [2 ** -7]),
+              helper.make_tensor("z", TensorProto.INT8, [], [-1])]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]),
+             helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"])]
+    io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, list(BOUNDARY_SHAPE)) for n in ("x", "y")]
+    return helper.make_model(helper.make_graph(nodes, "boundary", io[:1], io[1:], consts),
+                             opset_imports=[helper.make_opsetid("", 13)])
+
+
+def measure_boundary(seed: int) -> list[dict]:
+    """The boundary model's host layers, counted on qemu."""
+    cm = tinyc.compile(boundary_model(), target="cpu")
+    with tempfile.TemporaryDirectory(prefix="tinyc-hostk-") as tmp:
+        _, counts, _ = rv32.run_model(cm, cm.random_inputs(seed), tmp)
+    return host_layers(cm, "boundary:" + "x".join(map(str, BOUNDARY_SHAPE)), counts)
 
 
 def fit(layers: list[dict]) -> dict[str, dict[str, float]]:
@@ -302,12 +326,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nRV32 text of the kernels as linked: tinyc per model {tinyc_sizes} B"
           + (f"; CMSIS-NN (every entry point of the table) {peer_size} B" if peer_size else ""))
     print("ratio: CMSIS-NN's count over tinyc's (above 1: tinyc needs fewer instructions)")
-    zoo = [r for r in layers if r["model"].startswith("zoo:")]
+    boundary = measure_boundary(args.seed)
+    for r in boundary:
+        print(f"{r['kind']:<10} {r['model']}: {r['counted'] / r['work']['output']:.2f} instr per element")
+    zoo = [r for r in layers if r["model"].startswith("zoo:")] + boundary
     for r in zoo:
         r["modeled_over_counted"] = r["modeled"] / r["counted"]
     if zoo:
         worst = max(zoo, key=lambda r: abs(r["modeled_over_counted"] - 1))
-        print(f"\nhost cost model (modeled) over qemu's count, {len(zoo)} zoo layers: "
+        print(f"\nhost cost model (modeled) over qemu's count, {len(zoo)} zoo and boundary layers: "
               f"{min(r['modeled_over_counted'] for r in zoo):.2f}..{max(r['modeled_over_counted'] for r in zoo):.2f}"
               f" (worst {worst['model']} {worst['layer']}, {worst['kind']})")
     fitted = fit(zoo) if args.fit and zoo else None
@@ -316,7 +343,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps({"label": LABEL, "cflags": list(rv32.CFLAGS), "peer_cflags": list(PEER_FLAGS),
                                          "shapes": table, "tinyc_text_bytes": tinyc_sizes,
-                                         "cmsis_text_bytes": peer_size, "host_layers": layers, "fit": fitted},
+                                         "cmsis_text_bytes": peer_size, "host_layers": layers + boundary,
+                                         "fit": fitted},
                                         indent=2) + "\n")
     return 0
 

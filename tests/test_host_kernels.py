@@ -427,7 +427,7 @@ def test_planned_pointwise_sixteen_bound(extra, tmp_path):
 
 @pytest.mark.parametrize("xs,x_zp", [((1, 5, 7, 3), -7), ((2, 3, 1, 1), 0), ((1, 4, 17), 100)])
 def test_global_avgpool(xs, x_zp, tmp_path):
-    """A window over its whole plane sums in 32 bits, eight values per step (17 and 21 leave tails)."""
+    """A window over its whole plane (tinyc_pool.h: unrolled short planes, word sums of long ones)."""
     g = new_graph(x=(xs, "int8"))
     y = ops.add(g, "qavgpool", ["x"], "y", kernel=xs[2:], **window_attrs(len(xs) - 2), ceil_mode=False,
                 count_include_pad=False, x_zp=x_zp, out_min=-120, out_max=110)

@@ -301,7 +301,8 @@ def _quantize():
         zp = _axis_view(a["zero_point"], x, a["axis"]).astype(np.float32)
         info = np.iinfo(a["dtype"])
         q = np.rint(x / scale) + zp
-        return [np.clip(q, info.min, info.max).astype(a["dtype"])]
+        # NaN quantizes to the dtype's minimum, as onnxruntime does (a cast of NaN has no defined result)
+        return [np.clip(np.where(np.isnan(q), info.min, q), info.min, info.max).astype(a["dtype"])]
     return infer, compute
 
 

@@ -8,6 +8,23 @@
 
 #include <stdint.h>
 
+/* For a small step of a hot loop that -Os would otherwise call, or a kernel specialized by the
+ * constants of its call. */
+#if defined(__GNUC__)
+#define TINYC_INLINE __inline__ __attribute__((always_inline))
+#else
+#define TINYC_INLINE
+#endif
+
+/* A word that may alias any bytes (the band copies and the global pool read int8 arrays by words). */
+#if defined(__GNUC__)
+typedef uint32_t __attribute__((may_alias)) tinyc_word;
+typedef uint16_t __attribute__((may_alias)) tinyc_half;
+#else
+typedef uint32_t tinyc_word;
+typedef uint16_t tinyc_half;
+#endif
+
 #define TINYC_MAX_DIMS 6
 /* Output rows are processed in chunks of this many elements, accumulated on the stack. */
 #define TINYC_CHUNK 64
@@ -250,14 +267,17 @@ void tinyc_avgpool_f32(const tinyc_window *g, const float *x, float *y, int32_t 
 void tinyc_maxpool_f32(const tinyc_window *g, const float *x, float *y);
 
 /* ---- quantization boundary and integer ops (tinyc_kernels_int.c) */
+/* [outer][channels][inner]; step 1: a table per channel, 0: one for all. steps: 256 words per channel
+ * (tinyc/backends/c/kernels_quant.py), the code found among them by x's bits alone. */
 void tinyc_quantize_s8(const float *x, int8_t *y, int32_t outer, int32_t channels, int32_t inner,
-                       const float *scale, const int32_t *zero_point, int32_t step);
+                       const uint32_t *steps, int32_t step);
 void tinyc_quantize_u8(const float *x, uint8_t *y, int32_t outer, int32_t channels, int32_t inner,
-                       const float *scale, const int32_t *zero_point, int32_t step);
+                       const uint32_t *steps, int32_t step);
+/* table: 256 floats per channel, the codes' values from the dtype's minimum up. */
 void tinyc_dequantize_s8(const int8_t *x, float *y, int32_t outer, int32_t channels, int32_t inner,
-                         const float *scale, const int32_t *zero_point, int32_t step);
+                         const float *table, int32_t step);
 void tinyc_dequantize_u8(const uint8_t *x, float *y, int32_t outer, int32_t channels, int32_t inner,
-                         const float *scale, const int32_t *zero_point, int32_t step);
+                         const float *table, int32_t step);
 void tinyc_dequantize_s32(const int32_t *x, float *y, int32_t outer, int32_t channels, int32_t inner,
                           const float *scale, const int32_t *zero_point, int32_t step);
 void tinyc_flip_sign(const void *x, void *y, int32_t size);
@@ -314,5 +334,6 @@ void tinyc_pad(const void *x, void *y, int32_t elem_size, int32_t ndim, const in
 
 #include "tinyc_kernels_requant.h" /* qmul, qavgpool_requant */
 #include "tinyc_kernels_ops.h" /* the math and data movement kernels beyond these */
+#include "tinyc_pool.h" /* the global average pool, inlined where it is called */
 
 #endif

@@ -63,3 +63,11 @@ void tinyc_qavgpool_requant_s8(const tinyc_window *g, const int8_t *x, int8_t *y
                 }
     }
 }
+
+void tinyc_global_avgpool_requant_s8(const int8_t *x, int8_t *y, int32_t planes, int32_t n, int32_t x_zp,
+                                     const tinyc_requant *rq, int32_t count_min)
+{
+    int32_t plane;
+    for (plane = 0; plane < planes; plane++, x += n)
+        y[plane] = requant_entry(rq, n - count_min, (int64_t)tinyc_plane_sum(x, n) - (int64_t)n * x_zp);
+}

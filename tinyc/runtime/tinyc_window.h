@@ -12,26 +12,10 @@
 #define TINYC_NOINLINE
 #endif
 
-/* A word that may alias any bytes (the band copies move words between int8 arrays). */
-#if defined(__GNUC__)
-typedef uint32_t __attribute__((may_alias)) tinyc_word;
-typedef uint16_t __attribute__((may_alias)) tinyc_half;
-#else
-typedef uint32_t tinyc_word;
-typedef uint16_t tinyc_half;
-#endif
-
 /* memcpy and memset of n bytes for the short runs kernels move (tinyc_kernels_data.c): picolibc's,
  * built for size, move a byte per loop after a call; these move words where both ends are aligned. */
 void tinyc_copy_bytes(void *dst, const void *src, int32_t n);
 void tinyc_set_bytes(void *dst, int32_t value, int32_t n);
-
-/* For a small step of a hot loop that -Os would otherwise call. */
-#if defined(__GNUC__)
-#define TINYC_INLINE __inline__ __attribute__((always_inline))
-#else
-#define TINYC_INLINE
-#endif
 
 static inline int32_t tinyc_min(int32_t a, int32_t b)
 {

@@ -25,7 +25,8 @@ def host_work(g: Graph, n: Node) -> tuple[str, dict[str, int]]:
     """The kind of a host layer's kernel and what it scales with: MACs, output and input elements,
     output channels, and one per layer. Kinds: conv, depthwise (one input channel per group), dense,
     pool, add and softmax for the int8 kernels (their float twins are float_...), pad, transpose and
-    space_to_depth (any dtype but float32), view for a reshape that moves nothing, other for the rest."""
+    space_to_depth (any dtype but float32), quantize and dequantize (the float <-> int8 boundary), view
+    for a reshape that moves nothing, other for the rest."""
     out, x = g.values[n.outputs[0]], g.values[n.inputs[0]] if n.inputs and n.inputs[0] else None
     contraction = OPS[n.op].contraction
     if contraction == "window":
@@ -39,8 +40,9 @@ def host_work(g: Graph, n: Node) -> tuple[str, dict[str, int]]:
         kind = "view"  # the output shares the input's bytes: nothing moves
     else:
         kind = {"qadd": "add", "add": "add", "qsoftmax": "softmax", "softmax": "softmax", "pad": "pad",
-                "transpose": "transpose", "space_to_depth": "space_to_depth"}.get(n.op, "other")
-    if out.dtype == "float32" and kind not in ("other", "view"):
+                "transpose": "transpose", "space_to_depth": "space_to_depth", "quantize": "quantize",
+                "dequantize": "dequantize"}.get(n.op, "other")
+    if out.dtype == "float32" and kind not in ("other", "view", "dequantize"):
         kind = "float_" + kind
     channels = out.shape[1] if len(out.shape) > 1 else 1
     return kind, {"mac": macs(g, n), "output": out.size, "input": x.size if x is not None else 0,

@@ -17,6 +17,7 @@ from .accel import Chip, emit_layer, on_accelerator
 from .cdata import CTYPES, c_literals, c_rows, c_string
 from .kernels import EMITTERS
 from . import kernels_data  # noqa: F401  (registers the data movement emitters in EMITTERS)
+from . import kernels_quant  # noqa: F401  (registers the quantize and dequantize emitters in EMITTERS)
 from . import kernels_requant  # noqa: F401  (registers the qmul and qavgpool_requant emitters in EMITTERS)
 from . import kernels_ops  # noqa: F401  (registers the math and data movement emitters in EMITTERS)
 

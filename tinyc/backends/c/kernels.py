@@ -192,37 +192,8 @@ def maxpool(e, node):
     return [f"tinyc_maxpool_{SUFFIX[dt]}({g}, {arg(e, node, 0)}, {e.ptr(node.outputs[0])});"]
 
 
-# ---------------------------------------------------------------- data movement
-# ---------------------------------------------------------------- quantization boundary
-def channel_params(e, node, shape):
-    """outer, channels, inner, scale array, zero point array, step of a (de)quantize."""
-    a = node.attrs
-    scale = np.asarray(a["scale"], np.float32).reshape(-1)
-    zp = np.asarray(a["zero_point"]).reshape(-1)
-    if a["axis"] is None or (scale.size == 1 and zp.size == 1):
-        outer, channels, inner = 1, 1, size(shape)
-    else:
-        outer, channels, inner = axis_split(shape, a["axis"])
-        scale, zp = (np.broadcast_to(v, (channels,)) if v.size == 1 else v for v in (scale, zp))
-    s, step = per_channel(e, node.name + "_scale", scale, channels, "float", "scale")
-    z, _ = per_channel(e, node.name + "_zero_point", zp, channels, "int32_t", "zero_point")
-    return f"{outer}, {channels}, {inner}, {s}, {z}, {step}"
-
-
-def quantize(e, node):
-    dtypes(e, node, ("float32",))
-    y = out(e, node)
-    need(y.dtype in ("int8", "uint8"), f"quantize to {y.dtype}: the kernel gives int8 or uint8")
-    return [f"tinyc_quantize_{SUFFIX[y.dtype]}({arg(e, node, 0)}, {e.ptr(node.outputs[0])}, "
-            f"{channel_params(e, node, y.shape)});"]
-
-
-def dequantize(e, node):
-    dt, = dtypes(e, node, ("int8", "uint8", "int32"))
-    return [f"tinyc_dequantize_{SUFFIX[dt]}({arg(e, node, 0)}, {e.ptr(node.outputs[0])}, "
-            f"{channel_params(e, node, out(e, node).shape)});"]
-
-
+# ---------------------------------------------------------------- int8 <-> uint8 (data movement: kernels_data.py;
+# float <-> int8: kernels_quant.py)
 def flip_sign(e, node):
     dtypes(e, node, ("int8", "uint8"))
     return [f"tinyc_flip_sign({arg(e, node, 0)}, {e.ptr(node.outputs[0])}, {out(e, node).size});"]
@@ -302,12 +273,30 @@ def qadd(e, node):
     return [f"tinyc_qadd_s8({desc}, &{params}, {arg(e, node, 0)}, {arg(e, node, 1)}, {e.ptr(node.outputs[0])});"]
 
 
+GLOBAL_POOL_MAX = 2 ** 22  # tinyc_global_avgpool_s8's lifted sums fit int32 up to planes of this size
+
+
+def global_plane(e, node) -> int | None:
+    """The plane size of a pool whose window is its whole plane (no padding, one output per plane), or
+    None for any other window."""
+    x, a = e.g.values[node.inputs[0]], node.attrs
+    plane = size(x.shape[2:])
+    whole = (tuple(a["kernel"]) == tuple(x.shape[2:]) and not any(a["pads"]) and set(a["dilations"]) <= {1}
+             and size(out(e, node).shape[2:]) == 1)
+    return plane if whole and 1 <= plane <= GLOBAL_POOL_MAX else None
+
+
 def qavgpool(e, node):
     dtypes(e, node, ("int8",))
     a = node.attrs
     c = out(e, node).shape[1]
-    g = window(e, node, a["kernel"], c, c)
     zp, lo, hi = int32s([a["x_zp"], a["out_min"], a["out_max"]], "x_zp/out_min/out_max")
+    plane = global_plane(e, node)
+    if plane is not None:
+        planes = e.g.values[node.inputs[0]].shape[0] * c
+        return [f"tinyc_global_avgpool_s8({arg(e, node, 0)}, {e.ptr(node.outputs[0])}, {planes}, {plane}, "
+                f"{max(lo, -128)}, {min(hi, 127)});"]
+    g = window(e, node, a["kernel"], c, c)
     return [f"tinyc_qavgpool_s8({g}, {arg(e, node, 0)}, {e.ptr(node.outputs[0])}, "
             f"{int(bool(a['count_include_pad']))}, {zp}, {lo}, {hi});"]
 
@@ -338,6 +327,6 @@ def qsoftmax(e, node):
 EMITTERS = {
     "conv": conv, "matmul": matmul, "add": binary("tinyc_add_f32"), "mul": binary("tinyc_mul_f32"),
     "relu": relu, "clip": clip, "sigmoid": sigmoid, "softmax": softmax, "avgpool": avgpool,
-    "maxpool": maxpool, "quantize": quantize, "dequantize": dequantize, "flip_sign": flip_sign, "qconv": qconv,
+    "maxpool": maxpool, "flip_sign": flip_sign, "qconv": qconv,
     "qmatmul": qmatmul, "qadd": qadd, "aconv": aconv, "amatmul": amatmul, "qavgpool": qavgpool, "lut": lut, "qsoftmax": qsoftmax,
 }

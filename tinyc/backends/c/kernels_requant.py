@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .kernels import EMITTERS, arg, bcast, dtypes, int32s, out, requant, window
+from .kernels import EMITTERS, arg, bcast, dtypes, global_plane, int32s, out, requant, window
 
 
 def qmul(e, node):
@@ -21,6 +21,11 @@ def qavgpool_requant(e, node):
     c = out(e, node).shape[1]
     counts = np.asarray(a["multiplier"]).size
     x_zp, count_min = int32s([a["x_zp"], a["count_min"]], "x_zp/count_min", -255, 2 ** 24)
+    plane = global_plane(e, node)
+    if plane is not None:
+        planes = e.g.values[node.inputs[0]].shape[0] * c
+        return [f"tinyc_global_avgpool_requant_s8({arg(e, node, 0)}, {e.ptr(node.outputs[0])}, {planes}, {plane}, "
+                f"{x_zp}, {requant(e, node, counts)}, {count_min});"]
     return [f"tinyc_qavgpool_requant_s8({window(e, node, a['kernel'], c, c)}, {arg(e, node, 0)}, "
             f"{e.ptr(node.outputs[0])}, {int(bool(a['count_include_pad']))}, {x_zp}, {requant(e, node, counts)}, "
             f"{count_min});"]
