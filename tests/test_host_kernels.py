@@ -337,22 +337,25 @@ def test_planned_double_constant_channels(live, tmp_path):
         check(g, y, tmp_path, {"x": x}, sanitize=True)
 
 
+# a 3x3 conv (its blocks store the sums), and a 1x1 conv of sixteen input channels (the unrolled blocks and,
+# in rows of 18, the columns alone, requantized in registers)
+@pytest.mark.parametrize("xs,ws", [((1, 2, 4, 4), (2, 2, 3, 3)), ((1, 16, 3, 6), (4, 16, 1, 1))])
 @pytest.mark.parametrize("extra", [0, 1])
-def test_planned_shift_bias_bound(extra, tmp_path):
+def test_planned_shift_bias_bound(xs, ws, extra, tmp_path):
     """The shift mode folds its rounding term 2**(e-1) and zp * 2**e into the bias: a bias that brings
     the folded sums' bound to INT32_MAX keeps it, one more unit takes the single mode (the same rounding
     by the multiplier 2**30, the zero point added after), both bit-exact at the extremes."""
-    taps, e, out_zp = 18, 13, -128
+    taps, e, out_zp = int(np.prod(ws[1:])), 13, -128
     spread = 128 * 128 * taps
-    g = new_graph(x=((1, 2, 4, 4), "int8"))
-    w = g.add_const("w", np.full((2, 2, 3, 3), -128, np.int8)).name
+    g = new_graph(x=(xs, "int8"))
+    w = g.add_const("w", np.full(ws, -128, np.int8)).name
     bias = -(INT32_MAX - spread + (1 << (e - 1)) + (out_zp << e)) - extra
-    b = g.add_const("b", np.full(2, bias, np.int32)).name
+    b = g.add_const("b", np.full(ws[0], bias, np.int32)).name
     y = qconv(g, "x", w, b, 0, [0], 1, window_attrs(2, 1, 0), dict(
         multiplier=[1 << 30], shift=[1 - e], out_zp=out_zp, out_min=-128, out_max=127, rounding="single"))
     assert plan_mode(g, "y") == ("single" if extra else "shift")
     for v in (-128, 127, 0):
-        check(g, y, tmp_path, {"x": np.full((1, 2, 4, 4), v, np.int8)}, sanitize=v == 127)
+        check(g, y, tmp_path, {"x": np.full(xs, v, np.int8)}, sanitize=v == 127)
 
 
 # (x shape, weight shape, strides, x_zp, mode): 1x1 convs, whose blocks of four columns of four channels
@@ -405,24 +408,6 @@ def test_planned_pointwise_sixteen(xs, m, stride, x_zp, per_channel, out, tmp_pa
     assert plan_mode(g, "y") == "shift"
     for x in (rand(xs, "int8"), np.full(xs, -128, np.int8), np.full(xs, 127, np.int8)):
         check(g, y, tmp_path, {"x": x}, sanitize=True)
-
-
-@pytest.mark.parametrize("extra", [0, 1])
-def test_planned_pointwise_sixteen_bound(extra, tmp_path):
-    """A 1x1 conv of sixteen input channels whose shift-mode sums reach INT32_MAX with their folded
-    bias keeps the shift mode (the unrolled blocks, and the columns alone: rows of 18), one more unit
-    takes the single mode; both bit-exact at the extremes."""
-    taps, e, out_zp = 16, 13, -128
-    spread = 128 * 128 * taps
-    g = new_graph(x=((1, 16, 3, 6), "int8"))
-    w = g.add_const("w", np.full((4, 16, 1, 1), -128, np.int8)).name
-    bias = -(INT32_MAX - spread + (1 << (e - 1)) + (out_zp << e)) - extra
-    b = g.add_const("b", np.full(4, bias, np.int32)).name
-    y = qconv(g, "x", w, b, 0, [0], 1, window_attrs(2, 1, 0), dict(
-        multiplier=[1 << 30], shift=[1 - e], out_zp=out_zp, out_min=-128, out_max=127, rounding="single"))
-    assert plan_mode(g, "y") == ("single" if extra else "shift")
-    for v in (-128, 127, 0):
-        check(g, y, tmp_path, {"x": np.full((1, 16, 3, 6), v, np.int8)}, sanitize=v == 127)
 
 
 @pytest.mark.parametrize("xs,x_zp", [((1, 5, 7, 3), -7), ((2, 3, 1, 1), 0), ((1, 4, 17), 100)])

@@ -6,7 +6,11 @@
  * and four weight loads feed sixteen MACs. Each block is its own function so that its sixteen sums keep
  * RV32's registers (TINYC_NOINLINE), and the column stride is a constant of the function (1 and 2, the
  * strides of MLPerf Tiny's layers; any other takes the _sn copy), so the four loads of a tap take
- * immediate offsets from one address. A depthwise 3x3 keeps its nine weights in registers instead
+ * immediate offsets from one address. A 1x1 conv steps a pointer through its input channels instead of a
+ * tap list; with exactly sixteen of them (MobileNet's pw2, ResNet-8's 1x1 shortcut) the taps are
+ * unrolled: at sixteen MACs an output, the requantization's five instructions cost 0.31 a MAC, and the
+ * loop's step and test (2 of a tap's 43) would keep the layer above 3 (2.5 KB of code a column stride).
+ * A depthwise 3x3 keeps its nine weights in registers instead
  * (tinyc_kernels_depthwise.c); a dense layer's block is sixteen columns of one input (no reuse of
  * weights is possible at batch 1).
  */
@@ -191,33 +195,29 @@ typedef struct {
             TINYC_POINTWISE_TAP(+=, S);                                                               \
         while (x != end)
 
+/* Five taps adding to the sums. */
+#define TINYC_POINTWISE_TAPS5(S)                                                                      \
+    TINYC_POINTWISE_TAP(+=, S);                                                                       \
+    TINYC_POINTWISE_TAP(+=, S);                                                                       \
+    TINYC_POINTWISE_TAP(+=, S);                                                                       \
+    TINYC_POINTWISE_TAP(+=, S);                                                                       \
+    TINYC_POINTWISE_TAP(+=, S)
+
 /* As TINYC_POINTWISE_SUMS for exactly sixteen taps (input channels), unrolled: no loop step or test,
  * the weights' offsets immediates (END unused). */
 #define TINYC_POINTWISE_SUMS16(S, END)                                                                \
     int32_t a0, a1, a2, a3, b0, b1, b2, b3, c0, c1, c2, c3, d0, d1, d2, d3;                           \
     TINYC_POINTWISE_TAP(=, S);                                                                        \
-    TINYC_POINTWISE_TAP(+=, S);                                                                       \
-    TINYC_POINTWISE_TAP(+=, S);                                                                       \
-    TINYC_POINTWISE_TAP(+=, S);                                                                       \
-    TINYC_POINTWISE_TAP(+=, S);                                                                       \
-    TINYC_POINTWISE_TAP(+=, S);                                                                       \
-    TINYC_POINTWISE_TAP(+=, S);                                                                       \
-    TINYC_POINTWISE_TAP(+=, S);                                                                       \
-    TINYC_POINTWISE_TAP(+=, S);                                                                       \
-    TINYC_POINTWISE_TAP(+=, S);                                                                       \
-    TINYC_POINTWISE_TAP(+=, S);                                                                       \
-    TINYC_POINTWISE_TAP(+=, S);                                                                       \
-    TINYC_POINTWISE_TAP(+=, S);                                                                       \
-    TINYC_POINTWISE_TAP(+=, S);                                                                       \
-    TINYC_POINTWISE_TAP(+=, S);                                                                       \
-    TINYC_POINTWISE_TAP(+=, S);
+    TINYC_POINTWISE_TAPS5(S);                                                                         \
+    TINYC_POINTWISE_TAPS5(S);                                                                         \
+    TINYC_POINTWISE_TAPS5(S)
 
 /* The block's sixteen sums complete before what follows loads P's fields (no instruction): gcc would
  * sink the last taps into the requantization and spill the sums to make room for its constants. */
 #if defined(__GNUC__) && defined(__riscv) /* sixteen register operands: more than x86 has */
 #define TINYC_POINTWISE_DONE(P)                                                                       \
-    __asm__("" : "+r"(P) : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1), "r"(b2), "r"(b3), "r"(c0),    \
-            "r"(c1), "r"(c2), "r"(c3), "r"(d0), "r"(d1), "r"(d2), "r"(d3))
+    __asm__("" : "+r"(P) : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1), "r"(b2), "r"(b3),         \
+            "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(d0), "r"(d1), "r"(d2), "r"(d3))
 #else
 #define TINYC_POINTWISE_DONE(P) (void)0
 #endif
