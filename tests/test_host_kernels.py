@@ -392,19 +392,20 @@ SIXTEEN = [((1, 16, 5, 7), 8, 1, -128, True, (0, 127)),    # 35 columns: eight b
            ((1, 15, 3, 3), 4, 1, -3, True, (-128, 127)),    # the tap loop; 15 = 4 * 3 + 3
            ((1, 17, 4, 5), 8, 1, 9, True, (0, 127)),        # 17 = 4 * 4 + 1
            ((1, 17, 7, 6), 4, 2, -128, False, (-128, 127)), # stride 2, rows of three: the columns alone
-           ((1, 32, 3, 3), 4, 1, 0, True, (0, 127))]        # two blocks of the loop and one alone, 32 taps
+           ((1, 32, 3, 3), 4, 1, 0, True, (0, 127)),        # two blocks of the loop and one alone, 32 taps
+           ((1, 32, 3, 5), 8, 1, 3, True, (0, 127), 2)]     # two groups of sixteen channels in, four out
 
 
-@pytest.mark.parametrize("xs,m,stride,x_zp,per_channel,out", SIXTEEN)
-def test_planned_pointwise_sixteen(xs, m, stride, x_zp, per_channel, out, tmp_path):
-    """1x1 convs of 15, 16, 17 and 32 input channels, strides 1 and 2, per-channel and per-tensor
-    requantization, zero points at both ends, a ReLU's range and int8's: against the interpreter at random
-    and at the extremes, under ASan/UBSan."""
+@pytest.mark.parametrize("xs,m,stride,x_zp,per_channel,out,group", [c + (1,) * (7 - len(c)) for c in SIXTEEN])
+def test_planned_pointwise_sixteen(xs, m, stride, x_zp, per_channel, out, group, tmp_path):
+    """1x1 convs of 15, 16, 17 and 32 input channels (and two groups of 16), strides 1 and 2, per-channel
+    and per-tensor requantization, zero points at both ends, a ReLU's range and int8's: against the
+    interpreter at random and at the extremes, under ASan/UBSan."""
     g = new_graph(x=(xs, "int8"))
-    w = g.add_const("w", rand((m, xs[1], 1, 1), "int8")).name
+    w = g.add_const("w", rand((m, xs[1] // group, 1, 1), "int8")).name
     b = g.add_const("b", RNG.integers(-3000, 3000, m).astype(np.int32)).name
-    rq = dict(plan_requant(m, xs[1], "shift", per_channel), out_min=out[0], out_max=out[1])
-    y = qconv(g, "x", w, b, x_zp, [0], 1, window_attrs(2, stride), rq)
+    rq = dict(plan_requant(m, xs[1] // group, "shift", per_channel), out_min=out[0], out_max=out[1])
+    y = qconv(g, "x", w, b, x_zp, [0], group, window_attrs(2, stride), rq)
     assert plan_mode(g, "y") == "shift"
     for x in (rand(xs, "int8"), np.full(xs, -128, np.int8), np.full(xs, 127, np.int8)):
         check(g, y, tmp_path, {"x": x}, sanitize=True)
