@@ -209,7 +209,8 @@ def test_planned_conv(xs, ws, group, strides, pads, dil, x_zp, mode, tmp_path):
 @pytest.mark.parametrize("rows,k,n,x_zp,mode", [(1, 64, 12, 0, "pow2"), (3, 37, 9, -128, "double"),
                                                 (2, 640, 128, 5, "single"), (1, 5, 3, 127, "pow2"),
                                                 (1, 8, 130, -1, "double"), (1, 33, 20, 3, "single"),
-                                                (1, 16, 20, 0, "single_low"), (1, 24, 17, -9, "shift")])
+                                                (1, 16, 20, 0, "single_low"), (1, 24, 17, -9, "shift"),
+                                                (1, 7, 6, 9, "shift"), (2, 6, 5, -4, "pow2")])  # inputs 4k + 3, + 2
 def test_planned_dense(rows, k, n, x_zp, mode, tmp_path):
     g = new_graph(x=((rows, k), "int8"))
     w = g.add_const("w", rand((k, n), "int8")).name
@@ -336,22 +337,25 @@ def test_planned_double_constant_channels(live, tmp_path):
         check(g, y, tmp_path, {"x": x}, sanitize=True)
 
 
+# a 3x3 conv (its blocks store the sums), and a 1x1 conv of sixteen input channels (the unrolled blocks and,
+# in rows of 18, the columns alone, requantized in registers)
+@pytest.mark.parametrize("xs,ws", [((1, 2, 4, 4), (2, 2, 3, 3)), ((1, 16, 3, 6), (4, 16, 1, 1))])
 @pytest.mark.parametrize("extra", [0, 1])
-def test_planned_shift_bias_bound(extra, tmp_path):
+def test_planned_shift_bias_bound(xs, ws, extra, tmp_path):
     """The shift mode folds its rounding term 2**(e-1) and zp * 2**e into the bias: a bias that brings
     the folded sums' bound to INT32_MAX keeps it, one more unit takes the single mode (the same rounding
     by the multiplier 2**30, the zero point added after), both bit-exact at the extremes."""
-    taps, e, out_zp = 18, 13, -128
+    taps, e, out_zp = int(np.prod(ws[1:])), 13, -128
     spread = 128 * 128 * taps
-    g = new_graph(x=((1, 2, 4, 4), "int8"))
-    w = g.add_const("w", np.full((2, 2, 3, 3), -128, np.int8)).name
+    g = new_graph(x=(xs, "int8"))
+    w = g.add_const("w", np.full(ws, -128, np.int8)).name
     bias = -(INT32_MAX - spread + (1 << (e - 1)) + (out_zp << e)) - extra
-    b = g.add_const("b", np.full(2, bias, np.int32)).name
+    b = g.add_const("b", np.full(ws[0], bias, np.int32)).name
     y = qconv(g, "x", w, b, 0, [0], 1, window_attrs(2, 1, 0), dict(
         multiplier=[1 << 30], shift=[1 - e], out_zp=out_zp, out_min=-128, out_max=127, rounding="single"))
     assert plan_mode(g, "y") == ("single" if extra else "shift")
     for v in (-128, 127, 0):
-        check(g, y, tmp_path, {"x": np.full((1, 2, 4, 4), v, np.int8)}, sanitize=v == 127)
+        check(g, y, tmp_path, {"x": np.full(xs, v, np.int8)}, sanitize=v == 127)
 
 
 # (x shape, weight shape, strides, x_zp, mode): 1x1 convs, whose blocks of four columns of four channels
@@ -375,6 +379,35 @@ def test_planned_pointwise(xs, ws, strides, x_zp, mode, tmp_path):
     y = qconv(g, "x", w, b, x_zp, [0], 1, window_attrs(2, strides), plan_requant(m, ws[1], mode))
     assert plan_mode(g, "y") == ("double_narrow" if mode == "double" else mode)
     for x in (rand(xs, "int8"), np.full(xs, -128, np.int8)):
+        check(g, y, tmp_path, {"x": x}, sanitize=True)
+
+
+# (x shape, output channels, stride, x_zp, per-channel, output range): 1x1 convs in the shift mode around
+# sixteen input channels, whose blocks of four columns sum their sixteen taps unrolled; a row's last
+# columns take four channels' sums in one call, four inputs a loop (15, 17: three and one left over)
+SIXTEEN = [((1, 16, 5, 7), 8, 1, -128, True, (0, 127)),    # 35 columns: eight blocks, three alone
+           ((1, 16, 9, 9), 6, 2, 127, False, (-128, 127)),  # rows of five: a block and one alone; two channels alone
+           ((1, 16, 8, 8), 4, 2, 0, True, (-100, 120)),     # rows of four: blocks only
+           ((1, 16, 3, 3), 4, 1, 5, False, (0, 127)),       # a 3x3 plane: two blocks and one alone
+           ((1, 15, 3, 3), 4, 1, -3, True, (-128, 127)),    # the tap loop; 15 = 4 * 3 + 3
+           ((1, 17, 4, 5), 8, 1, 9, True, (0, 127)),        # 17 = 4 * 4 + 1
+           ((1, 17, 7, 6), 4, 2, -128, False, (-128, 127)), # stride 2, rows of three: the columns alone
+           ((1, 32, 3, 3), 4, 1, 0, True, (0, 127)),        # two blocks of the loop and one alone, 32 taps
+           ((1, 32, 3, 5), 8, 1, 3, True, (0, 127), 2)]     # two groups of sixteen channels in, four out
+
+
+@pytest.mark.parametrize("xs,m,stride,x_zp,per_channel,out,group", [c + (1,) * (7 - len(c)) for c in SIXTEEN])
+def test_planned_pointwise_sixteen(xs, m, stride, x_zp, per_channel, out, group, tmp_path):
+    """1x1 convs of 15, 16, 17 and 32 input channels (and two groups of 16), strides 1 and 2, per-channel
+    and per-tensor requantization, zero points at both ends, a ReLU's range and int8's: against the
+    interpreter at random and at the extremes, under ASan/UBSan."""
+    g = new_graph(x=(xs, "int8"))
+    w = g.add_const("w", rand((m, xs[1] // group, 1, 1), "int8")).name
+    b = g.add_const("b", RNG.integers(-3000, 3000, m).astype(np.int32)).name
+    rq = dict(plan_requant(m, xs[1] // group, "shift", per_channel), out_min=out[0], out_max=out[1])
+    y = qconv(g, "x", w, b, x_zp, [0], group, window_attrs(2, stride), rq)
+    assert plan_mode(g, "y") == "shift"
+    for x in (rand(xs, "int8"), np.full(xs, -128, np.int8), np.full(xs, 127, np.int8)):
         check(g, y, tmp_path, {"x": x}, sanitize=True)
 
 

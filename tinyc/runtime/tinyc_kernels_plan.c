@@ -6,7 +6,11 @@
  * and four weight loads feed sixteen MACs. Each block is its own function so that its sixteen sums keep
  * RV32's registers (TINYC_NOINLINE), and the column stride is a constant of the function (1 and 2, the
  * strides of MLPerf Tiny's layers; any other takes the _sn copy), so the four loads of a tap take
- * immediate offsets from one address. A depthwise 3x3 keeps its nine weights in registers instead
+ * immediate offsets from one address. A 1x1 conv steps a pointer through its input channels instead of a
+ * tap list; with exactly sixteen of them (MobileNet's pw2, ResNet-8's 1x1 shortcut) the taps are
+ * unrolled: at sixteen MACs an output, the requantization's five instructions cost 0.31 a MAC, and the
+ * loop's step and test (2 of a tap's 43) would keep the layer above 3 (2.5 KB of code a column stride).
+ * A depthwise 3x3 keeps its nine weights in registers instead
  * (tinyc_kernels_depthwise.c); a dense layer's block is sixteen columns of one input (no reuse of
  * weights is possible at batch 1).
  */
@@ -92,29 +96,53 @@ static int32_t dot_taps(const int8_t *p, const int32_t *taps, int32_t ntaps, con
     return a;
 }
 
-/* acc[j] of channels ch + j, j < n: a dense layer's outputs, in mode `mode`. */
+/* acc[j] of channels ch + j, j < n, to y[j * ystep] (a dense layer's outputs, ystep 1; one output of
+ * a conv's channels, ystep its plane), in mode `mode`: one call for the n channels of a short run. */
 TINYC_INLINE static void columns_mode(const tinyc_rq32 *q, int32_t mode, int32_t ch, const int32_t *acc, int32_t n,
-                                      int8_t *y)
+                                      int8_t *y, int32_t ystep)
 {
     channel_rq c = channel_of(q, ch);
     int32_t j;
-    for (j = 0; j < n; j++) {
+    for (j = 0; j < n; j++, y += ystep) {
         channel_set(&c, q, ch + j);
-        y[j] = (int8_t)requant_one(&c, mode, acc[j]);
+        *y = (int8_t)requant_one(&c, mode, acc[j]);
     }
 }
 
 /* One loop per mode, as tinyc_rq32_run's. */
-static void requant_columns(const tinyc_rq32 *q, int32_t ch, const int32_t *acc, int32_t n, int8_t *y)
+static void requant_columns(const tinyc_rq32 *q, int32_t ch, const int32_t *acc, int32_t n, int8_t *y,
+                            int32_t ystep)
 {
     switch (q->mode) {
-    case TINYC_RQ_SHIFT: columns_mode(q, TINYC_RQ_SHIFT, ch, acc, n, y); break;
-    case TINYC_RQ_POW2: columns_mode(q, TINYC_RQ_POW2, ch, acc, n, y); break;
-    case TINYC_RQ_DOUBLE: columns_mode(q, TINYC_RQ_DOUBLE, ch, acc, n, y); break;
-    case TINYC_RQ_DOUBLE_NARROW: columns_mode(q, TINYC_RQ_DOUBLE_NARROW, ch, acc, n, y); break;
-    case TINYC_RQ_SINGLE: columns_mode(q, TINYC_RQ_SINGLE, ch, acc, n, y); break;
-    default: columns_mode(q, TINYC_RQ_SINGLE_LOW, ch, acc, n, y);
+    case TINYC_RQ_SHIFT: columns_mode(q, TINYC_RQ_SHIFT, ch, acc, n, y, ystep); break;
+    case TINYC_RQ_POW2: columns_mode(q, TINYC_RQ_POW2, ch, acc, n, y, ystep); break;
+    case TINYC_RQ_DOUBLE: columns_mode(q, TINYC_RQ_DOUBLE, ch, acc, n, y, ystep); break;
+    case TINYC_RQ_DOUBLE_NARROW: columns_mode(q, TINYC_RQ_DOUBLE_NARROW, ch, acc, n, y, ystep); break;
+    case TINYC_RQ_SINGLE: columns_mode(q, TINYC_RQ_SINGLE, ch, acc, n, y, ystep); break;
+    default: columns_mode(q, TINYC_RQ_SINGLE_LOW, ch, acc, n, y, ystep);
     }
+}
+
+/* u * w[J..J+3] into four columns' sums. */
+#define TINYC_SUMS_1X4(U, J) a0 += (U) * w[J], a1 += (U) * w[(J) + 1], a2 += (U) * w[(J) + 2], a3 += (U) * w[(J) + 3]
+
+/* acc[j] = sum_i x[i * step] * w[4 * i + j], four columns j: a dense layer's last block (step 1), a
+ * 1x1 conv's output of four channels (step its input plane, what a row's blocks leave); four inputs a
+ * loop, the weights' offsets immediates. */
+TINYC_NOINLINE static void sums_1x4(const int8_t *x, int32_t step, int32_t k, const int8_t *w, int32_t *acc)
+{
+    const int8_t *end = x + (k & ~3) * step;
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, u, i;
+    for (; x != end; x += 4 * step, w += 16) {
+        u = x[0], TINYC_SUMS_1X4(u, 0);
+        u = x[step], TINYC_SUMS_1X4(u, 4);
+        u = x[2 * step], TINYC_SUMS_1X4(u, 8);
+        u = x[3 * step], TINYC_SUMS_1X4(u, 12);
+    }
+    for (i = 0; i < (k & 3); i++, x += step, w += 4) {
+        u = *x, TINYC_SUMS_1X4(u, 0);
+    }
+    acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;
 }
 
 /* One tap of a pointwise block: four inputs of one channel times its four output channels' weights. */
@@ -167,16 +195,44 @@ typedef struct {
             TINYC_POINTWISE_TAP(+=, S);                                                               \
         while (x != end)
 
+/* Five taps adding to the sums. */
+#define TINYC_POINTWISE_TAPS5(S)                                                                      \
+    TINYC_POINTWISE_TAP(+=, S);                                                                       \
+    TINYC_POINTWISE_TAP(+=, S);                                                                       \
+    TINYC_POINTWISE_TAP(+=, S);                                                                       \
+    TINYC_POINTWISE_TAP(+=, S);                                                                       \
+    TINYC_POINTWISE_TAP(+=, S)
+
+/* As TINYC_POINTWISE_SUMS for exactly sixteen taps (input channels), unrolled: no loop step or test,
+ * the weights' offsets immediates (END unused). */
+#define TINYC_POINTWISE_SUMS16(S, END)                                                                \
+    int32_t a0, a1, a2, a3, b0, b1, b2, b3, c0, c1, c2, c3, d0, d1, d2, d3;                           \
+    TINYC_POINTWISE_TAP(=, S);                                                                        \
+    TINYC_POINTWISE_TAPS5(S);                                                                         \
+    TINYC_POINTWISE_TAPS5(S);                                                                         \
+    TINYC_POINTWISE_TAPS5(S)
+
+/* The block's sixteen sums complete before what follows loads P's fields (no instruction): gcc would
+ * sink the last taps into the requantization and spill the sums to make room for its constants. */
+#if defined(__GNUC__) && defined(__riscv) /* sixteen register operands: more than x86 has */
+#define TINYC_POINTWISE_DONE(P)                                                                       \
+    __asm__("" : "+r"(P) : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1), "r"(b2), "r"(b3),         \
+            "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(d0), "r"(d1), "r"(d2), "r"(d3))
+#else
+#define TINYC_POINTWISE_DONE(P) (void)0
+#endif
+
 /* A row of blocks (pointwise_row), each's sixteen sums requantized from registers (mode MODE): the
  * shift mode's few constants leave the tap loop its registers (the double modes' would not: their
  * blocks store the sums, as block_4x4). One call a row saves each block's call and register saves. */
-#define TINYC_POINTWISE_4X4(NAME, S, MODE)                                                            \
+#define TINYC_POINTWISE_4X4(NAME, S, MODE, SUMS)                                                      \
     TINYC_NOINLINE static void NAME(pointwise_row *o)                                                 \
     {                                                                                                 \
         do {                                                                                          \
             const int8_t *x = o->row, *w = o->w;                                                      \
             const int32_t plane = o->plane;                                                           \
-            TINYC_POINTWISE_SUMS(S, x + o->span);                                                     \
+            SUMS(S, x + o->span);                                                                     \
+            TINYC_POINTWISE_DONE(o);                                                                  \
             {                                                                                         \
                 const tinyc_rq32 q = *o->q;                                                           \
                 const int32_t yplane = o->yplane;                                                     \
@@ -202,8 +258,10 @@ typedef struct {
         acc[3 * ROW] = d0, acc[3 * ROW + 1] = d1, acc[3 * ROW + 2] = d2, acc[3 * ROW + 3] = d3;       \
     }
 
-TINYC_POINTWISE_4X4(pointwise_s1_shift, 1, TINYC_RQ_SHIFT)
-TINYC_POINTWISE_4X4(pointwise_s2_shift, 2, TINYC_RQ_SHIFT)
+TINYC_POINTWISE_4X4(pointwise_s1_shift, 1, TINYC_RQ_SHIFT, TINYC_POINTWISE_SUMS)
+TINYC_POINTWISE_4X4(pointwise_s2_shift, 2, TINYC_RQ_SHIFT, TINYC_POINTWISE_SUMS)
+TINYC_POINTWISE_4X4(pointwise16_s1_shift, 1, TINYC_RQ_SHIFT, TINYC_POINTWISE_SUMS16)
+TINYC_POINTWISE_4X4(pointwise16_s2_shift, 2, TINYC_RQ_SHIFT, TINYC_POINTWISE_SUMS16)
 TINYC_POINTWISE_STORE(pointwise_sums_s1, 1)
 TINYC_POINTWISE_STORE(pointwise_sums_s2, 2)
 
@@ -220,28 +278,43 @@ static pointwise_block pointwise_of(const tinyc_qconv_plan *p)
 {
     if (!pointwise_plane(p) || p->rq.mode != TINYC_RQ_SHIFT)
         return NULL;
+    if (p->ntaps == 16)
+        return p->sw == 1 ? pointwise16_s1_shift : pointwise16_s2_shift;
     return p->sw == 1 ? pointwise_s1_shift : pointwise_s2_shift;
 }
 
-/* Output rows [0, rows) of four channels from m on, as conv_rows, of a 1x1 conv: blocks of four
- * columns requantized in registers, a row's last columns one at a time. */
-static void pointwise_rows(const tinyc_qconv_plan *p, pointwise_block block, const int8_t *src, int32_t pitch,
-                           int32_t rows, const int8_t *w, int32_t m, int8_t *y)
+/* One output of a 1x1 conv's four channels (q's arrays from the first on) to y[i * yplane]: its
+ * ntaps inputs `step` apart from x, the weights w as a block's. */
+TINYC_NOINLINE static void pointwise_column(const tinyc_rq32 *q, const int8_t *x, int32_t step, int32_t ntaps,
+                                            const int8_t *w, int8_t *y, int32_t yplane)
+{
+    int32_t acc[4];
+    sums_1x4(x, step, ntaps, w, acc);
+    requant_columns(q, 0, acc, 4, y, yplane);
+}
+
+/* Output rows [0, rows) of channels [m, m + count) (count a multiple of four), as conv_rows', of a 1x1
+ * conv: blocks of four columns of four channels requantized in registers, then a row's last columns
+ * one at a time. One call for all the blocks of channels (a call each would cost its register saves). */
+TINYC_NOINLINE static void pointwise_rows(const tinyc_qconv_plan *p, pointwise_block block, const int8_t *src,
+                                          int32_t pitch, int32_t rows, const int8_t *w, int32_t m, int32_t count,
+                                          int8_t *y)
 {
     const int32_t ow = p->ow, plane = p->oh * p->ow, tail = ow / 4 * 4, step = pointwise_plane(p);
-    int32_t acc[4 * ROW], r, c, i;
-    tinyc_rq32 rq = p->rq;
-    pointwise_row o;
-    rq.bias += m, rq.multiplier += m, rq.shift += m;
-    o.q = &rq, o.w = w, o.plane = step, o.span = p->ntaps * step, o.yplane = plane;
-    for (r = 0; r < rows; r++, src += pitch, y += ow) {
-        o.row = src, o.y = y, o.blocks = tail / 4;
-        if (tail)
-            block(&o);
-        for (c = tail; c < ow; c++) {
-            block_1x4(src + c * p->sw, p->taps, p->ntaps, w, acc);
-            for (i = 0; i < 4; i++)
-                tinyc_rq32_run(&p->rq, m + i, acc + i * ROW, 1, y + i * plane + c, 1);
+    int32_t i, r, c;
+    for (i = 0; i < count; i += 4, w += 4 * p->ntaps, y += 4 * plane) {
+        const int8_t *row = src;
+        int8_t *out = y;
+        tinyc_rq32 rq = p->rq;
+        pointwise_row o;
+        rq.bias += m + i, rq.multiplier += m + i, rq.shift += m + i;
+        o.q = &rq, o.w = w, o.plane = step, o.span = p->ntaps * step, o.yplane = plane;
+        for (r = 0; r < rows; r++, row += pitch, out += ow) {
+            o.row = row, o.y = out, o.blocks = tail / 4;
+            if (tail)
+                block(&o);
+            for (c = tail; c < ow; c++)
+                pointwise_column(&rq, row + c * p->sw, step, p->ntaps, w, out + c, plane);
         }
     }
 }
@@ -332,12 +405,13 @@ static void fill_band(const tinyc_qconv_plan *p, const int8_t *xg, int32_t r0)
 void tinyc_qconv_plan_s8(const tinyc_qconv_plan *p, const int8_t *x, int8_t *y)
 {
     const int32_t plane = p->oh * p->ow, blocks = p->mg / 4 * 4;
-    const pointwise_block pointwise = pointwise_of(p);
+    pointwise_block pointwise;
     int32_t g, r0, m;
     if (p->inner != TINYC_INNER_TAPS) {
         tinyc_qconv_depthwise_s8(p, x, y);
         return;
     }
+    pointwise = pointwise_of(p);
     for (g = 0; g < p->groups; g++) {
         const int8_t *xg = x + g * p->cg * p->h * p->w, *wg = p->weights + g * p->mg * p->ntaps;
         int8_t *yg = y + g * p->mg * plane;
@@ -349,15 +423,14 @@ void tinyc_qconv_plan_s8(const tinyc_qconv_plan *p, const int8_t *x, int8_t *y)
             const int32_t pitch = p->sh * (p->band ? p->band_w : p->w);
             if (p->band)
                 fill_band(p, xg, r0);
-            for (m = 0; m < p->mg; m += m < blocks ? 4 : 1) {
-                const int32_t count = m < blocks ? 4 : 1;
-                if (count == 4 && pointwise)
-                    pointwise_rows(p, pointwise, src, pitch, rows, wg + m * p->ntaps, g * p->mg + m,
-                                   yg + m * plane + r0 * p->ow);
-                else
-                    conv_rows(p, src, pitch, rows, wg + m * p->ntaps, g * p->mg + m, count,
-                              yg + m * plane + r0 * p->ow);
+            m = 0;
+            if (pointwise && blocks) {
+                pointwise_rows(p, pointwise, src, pitch, rows, wg, g * p->mg, blocks, yg + r0 * p->ow);
+                m = blocks;
             }
+            for (; m < p->mg; m += m < blocks ? 4 : 1)
+                conv_rows(p, src, pitch, rows, wg + m * p->ntaps, g * p->mg + m, m < blocks ? 4 : 1,
+                          yg + m * plane + r0 * p->ow);
         }
     }
 }
@@ -389,19 +462,6 @@ TINYC_NOINLINE static void dense_1x16(const int8_t *x, int32_t k, const int8_t *
     acc[8] = b0, acc[9] = b1, acc[10] = b2, acc[11] = b3, acc[12] = b4, acc[13] = b5, acc[14] = b6, acc[15] = b7;
 }
 
-/* acc[j] = sum_i x[i] * w[4 * i + j], four columns (after the blocks of sixteen; the last block's
- * missing columns are zeros). */
-TINYC_NOINLINE static void dense_1x4(const int8_t *x, int32_t k, const int8_t *w, int32_t *acc)
-{
-    const int8_t *end = x + k;
-    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-    for (; x != end; x++, w += 4) {
-        const int32_t u = *x;
-        a0 += u * w[0], a1 += u * w[1], a2 += u * w[2], a3 += u * w[3];
-    }
-    acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;
-}
-
 void tinyc_qdense_plan_s8(const tinyc_qdense_plan *p, const int8_t *x, int8_t *y, int32_t rows)
 {
     const int32_t sixteens = p->n / 16 * 16;
@@ -409,11 +469,11 @@ void tinyc_qdense_plan_s8(const tinyc_qdense_plan *p, const int8_t *x, int8_t *y
     for (r = 0; r < rows; r++, x += p->k, y += p->n) {
         for (j = 0; j < sixteens; j += 16) {
             dense_1x16(x, p->k, p->weights + j * p->k, acc);
-            requant_columns(&p->rq, j, acc, 16, y + j);
+            requant_columns(&p->rq, j, acc, 16, y + j, 1);
         }
         for (; j < p->n; j += 4) {
-            dense_1x4(x, p->k, p->weights + j * p->k, acc);
-            requant_columns(&p->rq, j, acc, tinyc_min(4, p->n - j), y + j);
+            sums_1x4(x, 1, p->k, p->weights + j * p->k, acc);
+            requant_columns(&p->rq, j, acc, tinyc_min(4, p->n - j), y + j, 1);
         }
     }
 }

@@ -34,9 +34,9 @@ HOST = Core(
                                     "qemu, zoo int8 networks, one cycle per instruction"),
         "cycles_per_element": Param(203, "measured: the same fit's cost per output element (requantization, "
                                          "window set-up and loop overhead)"),
-        **_fitted("conv", mac=2.83, output=5.95),
+        **_fitted("conv", mac=2.82, output=5.38),
         **_fitted("depthwise", mac=4.38, output=0.49, input=0.26, channel=136.08),
-        **_fitted("dense", mac=3.16, output=26.4, input=11.78),
+        **_fitted("dense", mac=3.15, output=25.51, input=8.76),
         **_fitted("pool", input=1.69, output=6.41),
         **_fitted("quantize", output=34.01),
         **_fitted("dequantize", output=6.0),
