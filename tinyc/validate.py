@@ -67,7 +67,8 @@ def model_tensors(g) -> dict[str, tuple[str, tuple[int, ...]]]:
     """Each layer output a validation build dumps (and each graph output), in execution order: its name
     in the model and its shape there. A tensor held with its planes swapped (passes/transpose_planes) is
     its model tensor's, unless that one is dumped or is an input itself."""
-    dumped = dumped_values(g) + [v for v in g.outputs if v not in dumped_values(g)]
+    dumped = dumped_values(g)
+    dumped += [v for v in g.outputs if v not in dumped]
     own = set(dumped) | set(g.inputs)
     found = {}
     for v in dumped:
@@ -215,6 +216,7 @@ def validate(cm, inputs, reference="onnxruntime") -> dict:
     pairs += [(ours, r, "output") for ours, r in outputs if ours not in paired]
     producer = g.producers()
     shape_of = dict(tensors.values())
+    fed = set(dumped_values(g)) | set(g.inputs)  # what tinyc's run gives the reference
     layers = []
     for v, r, how in pairs:
         if r not in ref_shapes:
@@ -232,15 +234,14 @@ def validate(cm, inputs, reference="onnxruntime") -> dict:
         entry.update(_compare(value, ours, [run[r] for run in ref_runs], ref_shapes[r]))
         if alone_runs[0] is not None:
             alone = _compare(value, ours, [run[r] for run in alone_runs], ref_shapes[r])
-            spans = _kept_before(g, node, set(dumped_values(g)) | set(g.inputs))
+            spans = _kept_before(g, node, fed)
             # a layer fed by layers kept in L1 is measured with them: not alone, so not judged
             entry.update(layer_max_diff=alone["max_diff"], layer_snr_db=alone["snr_db"], spans=spans,
                          departs=alone["departs"] and not spans)
         layers.append(entry)
     first = next((layer for layer in layers if layer["departs"]), None)
-    dumped = set(dumped_values(g))
     in_l1 = [g.planes_swapped.get(v, v) for n in g.nodes() for v in n.outputs
-             if not g.values[v].is_const and v not in dumped]
+             if not g.values[v].is_const and v not in fed]
     return {"reference": ref.name, "samples": len(samples), "layers": layers,
             "output": [layer for layer in layers if layer["output"]],
             "first_departure": first["tensor"] if first else None,
