@@ -24,7 +24,8 @@ from ..targets import host_cost
 
 SWAP = (0, 1, 3, 2)  # [N, C, H, W] -> [N, C, W, H]
 WINDOWED = ("qconv", "conv", "qavgpool", "qavgpool_requant", "avgpool", "maxpool")
-ELEMENTWISE_INT = ("lut", "flip_sign", "cast", "qadd", "qmul", "add", "mul")
+# elementwise beside the ops OpDef.elementwise marks (the float functions fold_qdq tabulates)
+ELEMENTWISE = ("lut", "flip_sign", "cast", "qadd", "qmul", "add", "mul")
 PAIRED_ATTRS = ("strides", "dilations", "kernel")  # (along H, along W)
 
 
@@ -46,7 +47,7 @@ def transpose_planes(g: Graph, target, config: str, downstream: Callable[[Graph]
     return best
 
 
-def modeled_cycles(g: Graph, target) -> int:
+def network_cycles(g: Graph, target) -> int:
     """The network's modeled cycles once placed, tiled and planned (a reshape that moves nothing is free):
     each accelerator job's cost, each host layer's estimate."""
     total = 0
@@ -61,7 +62,7 @@ def modeled_cycles(g: Graph, target) -> int:
 
 def _priced(g: Graph, target, downstream) -> int | None:
     try:
-        return modeled_cycles(downstream(g), target)
+        return network_cycles(downstream(g), target)
     except TinycError:  # a layout the later passes cannot place is no candidate
         return None
 
@@ -78,7 +79,7 @@ def _commutes(g: Graph, n: Node) -> bool:
     """Whether the node computes the transpose of its result from transposed [N, C, H, W] inputs, its
     attributes swapped (a conv's bias is per channel; any other operand must be 4-D so that broadcasting
     swaps with it)."""
-    elementwise = n.op in ELEMENTWISE_INT or ops.OPS[n.op].elementwise
+    elementwise = n.op in ELEMENTWISE or ops.OPS[n.op].elementwise
     if n.op not in WINDOWED and not elementwise and not (n.op == "pad" and n.attrs["mode"] == "constant"):
         return False
     tensors = n.inputs[:2] if n.op in ("qconv", "conv") else n.inputs
@@ -90,10 +91,11 @@ def _commutes(g: Graph, n: Node) -> bool:
 
 def _regions(g: Graph) -> list[list[str]]:
     """Connected sets of nodes that commute with the transpose, joined by the tensors between them."""
+    order = {n.name: i for i, n in enumerate(g.nodes())}
     members = {n.name for n in g.nodes() if _commutes(g, n)}
     producers, readers = g.producers(), g.consumers()
     seen, regions = set(), []
-    for start in [n.name for n in g.nodes() if n.name in members]:
+    for start in sorted(members, key=order.get):
         if start in seen:
             continue
         region, todo = [], [start]
@@ -108,7 +110,6 @@ def _regions(g: Graph) -> list[list[str]]:
                 if other in members and other not in seen:
                     seen.add(other)
                     todo.append(other)
-        order = {n.name: i for i, n in enumerate(g.nodes())}
         regions.append(sorted(region, key=order.get))
     return regions
 
