@@ -453,7 +453,7 @@ def test_planned_qadd(rounding, tmp_path):
 
 # (input shape, pads begin + end, mode): merged rows, constant planes, odd widths, wide reflections
 PADS = [
-    ((1, 1, 49, 10), (0, 0, 4, 1, 0, 0, 5, 1), "constant"),  # DS-CNN's first conv, lowered to blocks
+    ((1, 1, 49, 10), (0, 0, 4, 1, 0, 0, 5, 1), "constant"),  # DS-CNN's first conv's padding
     ((3, 5, 7), (1, 0, 2, 0, 0, 3), "constant"),
     ((2, 3, 1, 5), (0, 1, 0, 0, 1, 0, 2, 0), "constant"),        # padded outer dims: whole planes filled
     ((7,), (3, 2), "constant"),
@@ -470,7 +470,7 @@ def test_pad_paths(xs, pads, mode, dtype, tmp_path):
     check(g, ops.add(g, "pad", ["x"], "y", pads=pads, mode=mode, value=-3 if mode == "constant" else None), tmp_path)
 
 
-# (input shape, perm): the space-to-depth fold of DS-CNN's first conv (odd and even widths), 2-D
+# (input shape, perm): a one-channel space-to-depth fold (odd and even widths), 2-D
 # transposes (in 4 x 4 blocks where both sides are multiples of four: ResNet-8's pooling windows), a
 # 3-D rotation
 TRANSPOSES = [((1, 1, 29, 2, 6, 2), (0, 1, 3, 5, 2, 4)), ((1, 1, 3, 2, 5, 2), (0, 1, 3, 5, 2, 4)),

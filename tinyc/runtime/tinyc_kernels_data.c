@@ -89,6 +89,24 @@ static TINYC_INLINE void fill(uint8_t *q, const uint8_t *value, int32_t elem_siz
         tinyc_copy_bytes(q, value, elem_size);
 }
 
+/* y[k] = x[k * step] for k < n, bytes, four a loop (the loads first, so no store waits on one); its own
+ * function, so that its callers' loops keep their registers. */
+TINYC_NOINLINE static void gather_b1(uint8_t *y, const uint8_t *x, int32_t n, int32_t step)
+{
+    uint8_t *const stop = y + (n & ~3), *const end = y + n;
+    if (y != stop) {
+        const uint8_t *x1 = x + step, *x2 = x1 + step, *x3 = x2 + step;
+        const int32_t four = 4 * step;
+        do {
+            const uint8_t a = *x, b = *x1, c = *x2, d = *x3;
+            y[0] = a, y[1] = b, y[2] = c, y[3] = d;
+            y += 4, x += four, x1 += four, x2 += four, x3 += four;
+        } while (y != stop);
+    }
+    for (; y != end; y++, x += step)
+        *y = *x;
+}
+
 /* y[j] = x[j * s] for j < len, elements of elem_size bytes. */
 static void gather(uint8_t *q, const uint8_t *p, int32_t len, int32_t s, int32_t elem_size)
 {
@@ -96,12 +114,7 @@ static void gather(uint8_t *q, const uint8_t *p, int32_t len, int32_t s, int32_t
     const int32_t step = s * elem_size;
     switch (elem_size) {
     case 1:
-        for (; len >= 2; len -= 2, q += 2, p += 2 * step) {
-            const uint8_t a = p[0], b = p[step];
-            q[0] = a, q[1] = b;
-        }
-        if (len)
-            *q = *p;
+        gather_b1(q, p, len, step);
         break;
     case 2:
         for (; q != end; q += 2, p += step)
@@ -206,24 +219,6 @@ void tinyc_space_to_depth_b1(const uint8_t *x, uint8_t *y, int32_t h, int32_t bh
  * (h x w, element (u, v) at u * rs + v * cs: rs = 1, cs = h reads stored planes transposed) padded by
  * top and left, and as far as rows x cols blocks reach, with fill. One pass over the output: each of its
  * rows is a strided gather from one row of xp between runs of the fill. */
-/* y[k] = x[k * step] for k < n, bytes, four a loop (the loads first, so no store waits on one); its own
- * function, so that the caller's loops keep their registers. */
-TINYC_NOINLINE static void gather_b1(uint8_t *y, const uint8_t *x, int32_t n, int32_t step)
-{
-    uint8_t *const stop = y + (n & ~3), *const end = y + n;
-    if (y != stop) {
-        const uint8_t *x1 = x + step, *x2 = x1 + step, *x3 = x2 + step;
-        const int32_t four = 4 * step;
-        do {
-            const uint8_t a = *x, b = *x1, c = *x2, d = *x3;
-            y[0] = a, y[1] = b, y[2] = c, y[3] = d;
-            y += 4, x += four, x1 += four, x2 += four, x3 += four;
-        } while (y != stop);
-    }
-    for (; y != end; y++, x += step)
-        *y = *x;
-}
-
 void tinyc_space_to_depth_pad_b1(const uint8_t *x, uint8_t *y, int32_t c, int32_t h, int32_t w, int32_t rs,
                                  int32_t cs, int32_t sh, int32_t sw, int32_t rows, int32_t cols, int32_t top,
                                  int32_t left, int32_t fill)
