@@ -47,11 +47,16 @@ def _single(shift):
     return ("single_low", 31 - shift) if low else ("single", -shift - 1)
 
 
+def _rebiased(acc, folded, bias):
+    """The bound of the sums with `bias` in place of the folded bias (acc bounds them with it)."""
+    return acc - np.abs(folded) + np.abs(bias)
+
+
 def _shift_bias(a, folded, acc, shift):
     """The shift mode's bias with its rounding term 2**(e-1) and zp * 2**e folded in (the kernel then
     only shifts it and clamps), or None where the sums with it may leave int32."""
     biased = folded + np.where(shift > 0, 1 << np.maximum(shift - 1, 0), 0) + (int(a["out_zp"]) << shift)
-    if (acc - np.abs(folded) + np.abs(biased)).max(initial=0) > INT32_MAX:
+    if _rebiased(acc, folded, biased).max(initial=0) > INT32_MAX:
         return None
     return biased
 
@@ -97,11 +102,11 @@ def _rq32(e, name: str, a, folded, acc, channels: int):
             if shift.min() < 0:  # mixed scales, some of at least 1/2: single rounding's high word cannot
                 return None
         else:
-            acc, folded = acc - np.abs(folded) + np.abs(biased), biased
+            acc, folded = _rebiased(acc, folded, biased), biased
     if mode == "double":
         narrowed = _narrowed(a, folded, acc, mult, shift)
         if narrowed is not None:
-            mode, acc, folded = "double_narrow", acc - np.abs(folded) + np.abs(narrowed), narrowed
+            mode, acc, folded = "double_narrow", _rebiased(acc, folded, narrowed), narrowed
     # the largest value each mode's rounding adds to on the way (tinyc_rq32_run)
     if mode == "pow2":
         if shift.max() > 30:
