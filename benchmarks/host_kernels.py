@@ -44,9 +44,10 @@ OPS = ("qconv", "qmatmul", "qavgpool")
 PEER_FLAGS = tuple(f for f in rv32.CFLAGS if f != "-Werror")
 # what each kernel kind's cost grows with (tinyc.targets.host_cost.host_work's features)
 FIT_FEATURES = {"conv": ("mac", "output"), "depthwise": ("mac", "output", "input", "channel"),
-                "dense": ("mac", "output", "input"), "pool": ("input", "output"), "add": ("output",),
-                "softmax": ("output", "layer"), "view": ("layer",), "pad": ("output",), "transpose": ("output",),
-                "space_to_depth": ("output",), "quantize": ("output",), "dequantize": ("output",)}
+                "dense": ("mac", "output", "input"), "pool": ("input", "output"),
+                "pool_nonnegative": ("input", "output"), "add": ("output",), "softmax": ("output", "layer"),
+                "view": ("layer",), "pad": ("output",), "transpose": ("output",), "space_to_depth": ("output",),
+                "quantize": ("output",), "dequantize": ("output",)}
 DIANA = ("diana", "digital")  # the zoo's host layers are counted on this config too
 BOUNDARY_SHAPE = (1, 3, 96, 96)  # MobileNet's input, where a float model's quantize runs
 PEER_DIRS = ("ConvolutionFunctions", "FullyConnectedFunctions", "PoolingFunctions", "NNSupportFunctions")

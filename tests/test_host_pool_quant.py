@@ -76,6 +76,29 @@ def test_global_pool_planes(xs, tmp_path):
         check(g, y, tmp_path, {"x": x})
 
 
+def relu_then_pool(xs):
+    """x through a table of max(x, 0), so the pool's input is proven in [0, 127] (tinyc.ir.ranges) and
+    its word sums take the small path: no sign flip, two words added bytewise first."""
+    g = new_graph(x=(xs, "int8"))
+    ops.add(g, "lut", ["x"], "r", table=np.maximum(np.arange(-128, 128), 0).astype(np.int8))  # table[x + 128]
+    y = ops.add(g, "qavgpool", ["r"], "y", kernel=xs[2:], **window_attrs(len(xs) - 2), ceil_mode=False,
+                count_include_pad=True, x_zp=0, out_min=-128, out_max=127)
+    return g, y
+
+
+@pytest.mark.parametrize("xs", PLANES)
+def test_global_pool_nonnegative(xs, tmp_path):
+    """A pool after a ReLU on every plane size, against TFLite's rounding by hand (a non-negative total t
+    of n values averages to (t + n // 2) // n), at the lanes' bounds too (every value 127)."""
+    g, y = relu_then_pool(xs)
+    assert ", 1);" in [line for line in emitted(g, y).splitlines() if "tinyc_global_avgpool_s8(" in line][0]
+    n = int(np.prod(xs[2:]))
+    for x in (rand(xs, "int8"), np.full(xs, 127, np.int8), np.zeros(xs, np.int8), np.abs(ties(xs))):
+        got = check(g, y, tmp_path, {"x": x}, sanitize=xs == (1, 6, 25, 5))[y]
+        totals = np.maximum(x.astype(np.int64), 0).reshape(xs[0], xs[1], -1).sum(axis=2)
+        np.testing.assert_array_equal(got.reshape(totals.shape), (totals + n // 2) // n)
+
+
 @pytest.mark.parametrize("lo,hi", [(-3, 127), (-128, 5), (0, 0), (-100, 90)])
 def test_global_pool_clip_bounds(lo, hi, tmp_path):
     """A fused clip (a ReLU's zero point) on a short and a long plane."""

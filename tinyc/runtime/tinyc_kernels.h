@@ -323,9 +323,6 @@ void tinyc_qadd_plan_s8(const tinyc_bcast *b, const tinyc_qadd_plan *p, const in
 void tinyc_transpose(const void *x, void *y, int32_t elem_size, int32_t ndim, const int32_t *out_shape,
                      const int32_t *in_stride);
 /* x [h][bh][w][bw] -> y [bh][bw][h][w] of bytes: a space-to-depth by blocks of bh x bw (a transpose). */
-void tinyc_space_to_depth_pad_b1(const uint8_t *x, uint8_t *y, int32_t c, int32_t h, int32_t w, int32_t rs,
-                                 int32_t cs, int32_t sh, int32_t sw, int32_t rows, int32_t cols, int32_t top,
-                                 int32_t left, int32_t fill);
 void tinyc_space_to_depth_b1(const uint8_t *x, uint8_t *y, int32_t h, int32_t bh, int32_t w, int32_t bw);
 /* rows blocks of row_bytes from x (contiguous) into y, one block every y_stride bytes: a concat input. */
 void tinyc_copy_rows(const void *x, void *y, int32_t rows, int32_t row_bytes, int32_t y_stride);
@@ -335,5 +332,6 @@ void tinyc_pad(const void *x, void *y, int32_t elem_size, int32_t ndim, const in
 #include "tinyc_kernels_requant.h" /* qmul, qavgpool_requant */
 #include "tinyc_kernels_ops.h" /* the math and data movement kernels beyond these */
 #include "tinyc_pool.h" /* the global average pool, inlined where it is called */
+#include "tinyc_space_to_depth.h" /* the padded space-to-depth, inlined where it is called */
 
 #endif

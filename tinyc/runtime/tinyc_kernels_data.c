@@ -215,40 +215,6 @@ void tinyc_space_to_depth_b1(const uint8_t *x, uint8_t *y, int32_t h, int32_t bh
                 gather(y + (a * bw + b) * plane + r * w, x + (r * bh + a) * row + b, w, bw, 1);
 }
 
-/* y [c][sh][sw][rows][cols] of bytes: y[ch][i][j][r][q] = xp[ch][r * sh + i][q * sw + j], xp the planes of x
- * (h x w, element (u, v) at u * rs + v * cs: rs = 1, cs = h reads stored planes transposed) padded by
- * top and left, and as far as rows x cols blocks reach, with fill. One pass over the output: each of its
- * rows is a strided gather from one row of xp between runs of the fill. */
-void tinyc_space_to_depth_pad_b1(const uint8_t *x, uint8_t *y, int32_t c, int32_t h, int32_t w, int32_t rs,
-                                 int32_t cs, int32_t sh, int32_t sw, int32_t rows, int32_t cols, int32_t top,
-                                 int32_t left, int32_t fill)
-{
-    const int32_t step = sw * cs;
-    int32_t ch, i, j, r;
-    for (ch = 0; ch < c; ch++, x += h * w)
-        for (i = 0; i < sh; i++)
-            for (j = 0; j < sw; j++) {
-                /* the columns q whose v = q * sw + j - left lies in [0, w) */
-                const int32_t first = left > j ? (left - j + sw - 1) / sw : 0;
-                const int32_t reach = (w + left - j + sw - 1) / sw;
-                const int32_t inside = (reach < cols ? reach : cols) - first;
-                const uint8_t *row = x + (first * sw + j - left) * cs;
-                for (r = 0; r < rows; r++, y += cols) {
-                    const int32_t u = r * sh + i - top;
-                    int32_t k;
-                    if (u < 0 || u >= h || inside <= 0) {
-                        set_inline(y, fill, cols);
-                        continue;
-                    }
-                    for (k = 0; k < first; k++)
-                        y[k] = (uint8_t)fill;
-                    gather_b1(y + first, row + u * rs, inside, step);
-                    for (k = first + inside; k < cols; k++)
-                        y[k] = (uint8_t)fill;
-                }
-            }
-}
-
 void tinyc_copy_rows(const void *x, void *y, int32_t rows, int32_t row_bytes, int32_t y_stride)
 {
     const uint8_t *p = (const uint8_t *)x;

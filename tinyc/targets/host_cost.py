@@ -11,6 +11,7 @@ import numpy as np
 
 from ..ir.graph import Graph, Node
 from ..ir.ops import OPS
+from ..ir.ranges import value_range
 
 def macs(g: Graph, node: str | Node) -> int:
     """Multiply-accumulates of a conv or dense node, float, integer or analog; 0 for any other op."""
@@ -24,7 +25,8 @@ HOST_FEATURES = ("mac", "output", "input", "channel", "layer")
 def host_work(g: Graph, n: Node) -> tuple[str, dict[str, int]]:
     """The kind of a host layer's kernel and what it scales with: MACs, output and input elements,
     output channels, and one per layer. Kinds: conv, depthwise (one input channel per group), dense,
-    pool, add and softmax for the int8 kernels (their float twins are float_...), pad, transpose and
+    pool (pool_nonnegative: a global int8 average pool of values proven in [0, 127], whose word sums
+    add two words bytewise), add and softmax for the int8 kernels (their float twins are float_...), pad, transpose and
     space_to_depth (any dtype but float32), quantize and dequantize (the float <-> int8 boundary), view
     for a reshape that moves nothing, other for the rest."""
     out, x = g.values[n.outputs[0]], g.values[n.inputs[0]] if n.inputs and n.inputs[0] else None
@@ -35,7 +37,7 @@ def host_work(g: Graph, n: Node) -> tuple[str, dict[str, int]]:
     elif contraction == "dense":
         kind = "dense"
     elif "kernel" in n.attrs:
-        kind = "pool"
+        kind = "pool_nonnegative" if _nonnegative_global_pool(g, n) else "pool"
     elif n.op == "reshape" and x is not None and x.offset is not None and x.offset == out.offset:
         kind = "view"  # the output shares the input's bytes: nothing moves
     else:
@@ -47,6 +49,12 @@ def host_work(g: Graph, n: Node) -> tuple[str, dict[str, int]]:
     channels = out.shape[1] if len(out.shape) > 1 else 1
     return kind, {"mac": macs(g, n), "output": out.size, "input": x.size if x is not None else 0,
                   "channel": channels, "layer": 1}
+
+
+def _nonnegative_global_pool(g: Graph, n: Node) -> bool:
+    x = g.values[n.inputs[0]]
+    return (n.op == "qavgpool" and tuple(n.attrs["kernel"]) == tuple(x.shape[2:]) and not any(n.attrs["pads"])
+            and value_range(g, n.inputs[0])[0] >= 0)
 
 
 def host_cycles(g: Graph, node: str | Node, host_core) -> int:

@@ -11,6 +11,7 @@ from ...errors import UnsupportedError
 from ...ir import geometry as geo
 from ...ir.adc import ADC_ATTRS
 from ...ir.ops_tensor import strides_of
+from ...ir.ranges import value_range
 from . import plans
 from .cdata import c_literals
 
@@ -294,8 +295,9 @@ def qavgpool(e, node):
     plane = global_plane(e, node)
     if plane is not None:
         planes = e.g.values[node.inputs[0]].shape[0] * c
+        small = value_range(e.g, node.inputs[0])[0] >= 0  # bytes in [0, 127]: word sums without the sign flip
         return [f"tinyc_global_avgpool_s8({arg(e, node, 0)}, {e.ptr(node.outputs[0])}, {planes}, {plane}, "
-                f"{max(lo, -128)}, {min(hi, 127)});"]
+                f"{max(lo, -128)}, {min(hi, 127)}, {int(small)});"]
     g = window(e, node, a["kernel"], c, c)
     return [f"tinyc_qavgpool_s8({g}, {arg(e, node, 0)}, {e.ptr(node.outputs[0])}, "
             f"{int(bool(a['count_include_pad']))}, {zp}, {lo}, {hi});"]
