@@ -45,12 +45,13 @@ static TINYC_INLINE int8_t tinyc_plane_average(int32_t t, int32_t n, int32_t lo,
  * whole in *b (S1 + S2 * 2**8 + S3 * 2**16), so S2 = a >> 16 takes b apart (tinyc_lanes_total). Six
  * instructions a word (a load, the flip, a mask, a shift, two adds) where a byte at a time takes eight.
  * Lanes summing at most 256 bytes each (up to 256 words, or a plane of up to 1024 bytes split across
- * words) keep every S_i <= 255 * 256, so b < 2**32. With `small` (every byte proven in [0, 127], as
+ * words) keep every S_i <= 255 * 256, so b < 2**32. With `nonnegative` (every byte proven in [0, 127], as
  * after a ReLU) nothing is flipped and two words add bytewise first, their bytes <= 254 carrying into
  * no neighbour: seven instructions for two words. */
-static TINYC_INLINE void tinyc_word_lanes(const tinyc_word *p, int32_t words, uint32_t *a, uint32_t *b, int32_t small)
+static TINYC_INLINE void tinyc_word_lanes(const tinyc_word *p, int32_t words, uint32_t *a, uint32_t *b,
+                                          int32_t nonnegative)
 {
-    const uint32_t flip = small ? 0u : TINYC_FLIP;
+    const uint32_t flip = nonnegative ? 0u : TINYC_FLIP;
     const tinyc_word *end = p + words;
     uint32_t w;
     switch (words & 3) { /* the odd words first, then four at a time */
@@ -61,7 +62,7 @@ static TINYC_INLINE void tinyc_word_lanes(const tinyc_word *p, int32_t words, ui
     }
     if (p == end)
         return;
-    if (small) {
+    if (nonnegative) {
         TINYC_UNROLL_FOUR
         do {
             const uint32_t w01 = p[0] + p[1], w23 = p[2] + p[3];
@@ -88,12 +89,12 @@ static TINYC_INLINE int32_t tinyc_lanes_total(uint32_t a, uint32_t b)
     return (int32_t)((a & 0xFFFFu) + s2 + (r & 0xFFFFu) + (r >> 16));
 }
 
-/* The sum of `words` aligned words of int8, 0 < words <= TINYC_WORD_RUN (small: tinyc_word_lanes). */
-static TINYC_INLINE int32_t tinyc_word_run_sum(const tinyc_word *p, int32_t words, int32_t small)
+/* The sum of `words` aligned words of int8, 0 < words <= TINYC_WORD_RUN (nonnegative: tinyc_word_lanes). */
+static TINYC_INLINE int32_t tinyc_word_run_sum(const tinyc_word *p, int32_t words, int32_t nonnegative)
 {
     uint32_t a = 0, b = 0;
-    tinyc_word_lanes(p, words, &a, &b, small);
-    return tinyc_lanes_total(a, b) - (small ? 0 : 512 * words);
+    tinyc_word_lanes(p, words, &a, &b, nonnegative);
+    return tinyc_lanes_total(a, b) - (nonnegative ? 0 : 512 * words);
 }
 
 /* Four planes of n = 4 k + r (0 < r, n < 4 * TINYC_WORD_RUN) from an aligned x: n whole words, plane j's
@@ -101,22 +102,22 @@ static TINYC_INLINE int32_t tinyc_word_run_sum(const tinyc_word *p, int32_t word
  * lanes and its high ones into the next plane's, so no byte is loaded alone. With n constant every
  * index and mask is. */
 static TINYC_INLINE void tinyc_four_planes(const int8_t *x, int8_t *y, int32_t n, int32_t lo, int32_t hi,
-                                           int32_t small)
+                                           int32_t nonnegative)
 {
-    const uint32_t flip = small ? 0u : TINYC_FLIP;
+    const uint32_t flip = nonnegative ? 0u : TINYC_FLIP;
     const tinyc_word *w = (const tinyc_word *)(const void *)x;
     uint32_t a = 0, b = 0, u = 0, low = 0;
     int32_t j;
     TINYC_UNROLL_FOUR
     for (j = 0; j < 4; j++) {
         const int32_t first = (j * n + 3) / 4, last = (j * n + n) / 4, cut = (j * n + n) % 4;
-        tinyc_word_lanes(w + first, last - first, &a, &b, small);
+        tinyc_word_lanes(w + first, last - first, &a, &b, nonnegative);
         if (cut != 0) {
             u = w[last] ^ flip;
             low = u & ((1u << 8 * cut) - 1u);
             a += low & TINYC_EVEN, b += low >> 8;
         }
-        y[j] = tinyc_plane_average(tinyc_lanes_total(a, b) - (small ? 0 : 128 * n), n, lo, hi);
+        y[j] = tinyc_plane_average(tinyc_lanes_total(a, b) - (nonnegative ? 0 : 128 * n), n, lo, hi);
         a = b = 0;
         if (cut != 0)
             u ^= low, a = u & TINYC_EVEN, b = u >> 8;
@@ -138,14 +139,14 @@ static TINYC_INLINE int32_t tinyc_bytes_sum(const int8_t *x, int32_t k)
 
 /* The sum of n > TINYC_SHORT_PLANE int8 from x: the bytes up to a word boundary, whole words in runs
  * (no load past the end, none unaligned), then the last bytes. */
-static TINYC_INLINE int32_t tinyc_long_plane_sum(const int8_t *x, int32_t n, int32_t small)
+static TINYC_INLINE int32_t tinyc_long_plane_sum(const int8_t *x, int32_t n, int32_t nonnegative)
 {
     const int32_t head = (int32_t)(-(uintptr_t)x & 3u), rest = n - head;
     int32_t t = tinyc_bytes_sum(x, head), words = rest >> 2;
     x += head;
     for (; words > TINYC_WORD_RUN; words -= TINYC_WORD_RUN, x += 4 * TINYC_WORD_RUN)
-        t += tinyc_word_run_sum((const tinyc_word *)(const void *)x, TINYC_WORD_RUN, small);
-    t += tinyc_word_run_sum((const tinyc_word *)(const void *)x, words, small);
+        t += tinyc_word_run_sum((const tinyc_word *)(const void *)x, TINYC_WORD_RUN, nonnegative);
+    t += tinyc_word_run_sum((const tinyc_word *)(const void *)x, words, nonnegative);
     return t + tinyc_bytes_sum(x + 4 * words, rest & 3);
 }
 
@@ -162,10 +163,10 @@ static TINYC_INLINE int32_t tinyc_plane_sum(const int8_t *x, int32_t n)
 
 /* y[p] = the rounded average of the n values of plane p (x[p * n ... p * n + n - 1]), clipped to
  * [lo, hi]; n <= 2**22 (the emitter checks), so t + 256 n + n / 2 fits int32. Planes of a multiple of
- * four from an aligned x are all aligned: their word count is then the constant n / 4. small: every
+ * four from an aligned x are all aligned: their word count is then the constant n / 4. nonnegative: every
  * value of x is in [0, 127] (the compiler proves it, tinyc.ir.ranges), which the word sums use. */
 static TINYC_INLINE void tinyc_global_avgpool_s8(const int8_t *x, int8_t *y, int32_t planes, int32_t n, int32_t lo,
-                                                 int32_t hi, int32_t small)
+                                                 int32_t hi, int32_t nonnegative)
 {
     const int8_t *end = x + planes * n;
     int32_t i, t, u;
@@ -189,16 +190,16 @@ static TINYC_INLINE void tinyc_global_avgpool_s8(const int8_t *x, int8_t *y, int
         }
     } else if (n % 4 == 0 && n <= 4 * TINYC_WORD_RUN && ((uintptr_t)x & 3) == 0) {
         do {
-            *y++ = tinyc_plane_average(tinyc_word_run_sum((const tinyc_word *)(const void *)x, n / 4, small), n, lo,
-                                       hi);
+            t = tinyc_word_run_sum((const tinyc_word *)(const void *)x, n / 4, nonnegative);
+            *y++ = tinyc_plane_average(t, n, lo, hi);
             x += n;
         } while (x != end);
     } else {
         if (n < 4 * TINYC_WORD_RUN && ((uintptr_t)x & 3) == 0)
             for (; planes >= 4; planes -= 4, x += 4 * n, y += 4)
-                tinyc_four_planes(x, y, n, lo, hi, small);
+                tinyc_four_planes(x, y, n, lo, hi, nonnegative);
         for (; x != end; x += n)
-            *y++ = tinyc_plane_average(tinyc_long_plane_sum(x, n, small), n, lo, hi);
+            *y++ = tinyc_plane_average(tinyc_long_plane_sum(x, n, nonnegative), n, lo, hi);
     }
 }
 

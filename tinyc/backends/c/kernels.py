@@ -295,9 +295,9 @@ def qavgpool(e, node):
     plane = global_plane(e, node)
     if plane is not None:
         planes = e.g.values[node.inputs[0]].shape[0] * c
-        small = value_range(e.g, node.inputs[0])[0] >= 0  # bytes in [0, 127]: word sums without the sign flip
+        nonnegative = value_range(e.g, node.inputs[0])[0] >= 0  # int8 in [0, 127]: word sums without the sign flip
         return [f"tinyc_global_avgpool_s8({arg(e, node, 0)}, {e.ptr(node.outputs[0])}, {planes}, {plane}, "
-                f"{max(lo, -128)}, {min(hi, 127)}, {int(small)});"]
+                f"{max(lo, -128)}, {min(hi, 127)}, {int(nonnegative)});"]
     g = window(e, node, a["kernel"], c, c)
     return [f"tinyc_qavgpool_s8({g}, {arg(e, node, 0)}, {e.ptr(node.outputs[0])}, "
             f"{int(bool(a['count_include_pad']))}, {zp}, {lo}, {hi});"]
