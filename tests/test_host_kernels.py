@@ -13,11 +13,12 @@ import numpy as np
 import pytest
 
 from test_c_backend import RNG, check, new_graph, rand, window_attrs
-from tinyc.backends.c import plans
+from tinyc.backends.c import emit_c, plans
 from tinyc.backends.c.emit import Emitter
 from tinyc.ir import ops
 from tinyc.ir import quant_math as qm
 from tinyc.ir.graph import Value
+from tinyc.passes.memory import plan_memory
 
 INT32_MAX = 2 ** 31 - 1
 
@@ -482,7 +483,10 @@ TRANSPOSES = [((1, 1, 29, 2, 6, 2), (0, 1, 3, 5, 2, 4)), ((1, 1, 3, 2, 5, 2), (0
 @pytest.mark.parametrize("xs,perm", TRANSPOSES)
 def test_transpose_paths(xs, perm, dtype, tmp_path):
     g = new_graph(x=(xs, dtype))
-    check(g, ops.add(g, "transpose", ["x"], "y", perm=perm), tmp_path)
+    y = ops.add(g, "transpose", ["x"], "y", perm=perm)
+    check(g, y, tmp_path)
+    blocks = dtype == "int8" and xs in ((1, 64, 64), (12, 8))  # the 4 x 4 blocks, inlined with the shape's constants
+    assert ("tinyc_transpose_4x4_b1(" in emit_c(plan_memory(g.connect()))["model.c"]) == blocks
 
 
 # (input shape, blocks, pads (top, left, bottom, right), perm): DS-CNN's first conv in both orientations,

@@ -333,5 +333,6 @@ void tinyc_pad(const void *x, void *y, int32_t elem_size, int32_t ndim, const in
 #include "tinyc_kernels_ops.h" /* the math and data movement kernels beyond these */
 #include "tinyc_pool.h" /* the global average pool, inlined where it is called */
 #include "tinyc_space_to_depth.h" /* the padded space-to-depth, inlined where it is called */
+#include "tinyc_transpose.h" /* the 2-D byte transpose, inlined where it is called */
 
 #endif

@@ -44,7 +44,7 @@ HOST = Core(
         **_fitted("add", output=26.48),
         **_fitted("softmax", output=57.03, layer=105.93),
         **_fitted("pad", output=3.89),
-        **_fitted("transpose", output=2.76),
+        **_fitted("transpose", output=2.22),
         **_fitted("space_to_depth", output=3.51),
         **_fitted("view", layer=17.0),
     })

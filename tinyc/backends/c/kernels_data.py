@@ -28,9 +28,19 @@ def transpose(e, node):
     if item == 1 and len(shape) == 4 and strides == space_to_depth_strides(*shape):
         bh, bw, h, w = shape
         return [f"tinyc_space_to_depth_b1({arg(e, node, 0)}, {e.ptr(node.outputs[0])}, {h}, {bh}, {w}, {bw});"]
+    if item == 1 and len(shape) == 2 and strides[0] == 1 and not (shape[0] | shape[1] | strides[1]) % 4 and all(
+            _word_aligned(e, v) for v in (node.inputs[0], node.outputs[0])):
+        return [f"tinyc_transpose_4x4_b1({arg(e, node, 0)}, {e.ptr(node.outputs[0])}, {shape[0]}, {shape[1]}, "
+                f"{strides[1]});"]
     s = e.array(node.name + "_shape", "int32_t", shape)
     st = e.array(node.name + "_stride", "int32_t", strides)
     return [f"tinyc_transpose({arg(e, node, 0)}, {e.ptr(node.outputs[0])}, {item}, {len(shape)}, {s}, {st});"]
+
+
+def _word_aligned(e, value: str) -> bool:
+    """An arena value starting on a word (the arena itself is aligned to 8)."""
+    v = e.g.values[value]
+    return not v.is_const and v.offset is not None and v.offset % 4 == 0
 
 
 def space_to_depth_strides(bh, bw, h, w) -> list[int]:
