@@ -148,3 +148,42 @@ def test_cli_l1_reuse_flag(capsys):
         layers = json.loads(capsys.readouterr().out)["layers"]
         kept[flag] = [layer["name"] for layer in layers if layer.get("tile", {}).get("l1", {}).get("output", -1) >= 0]
     assert kept["--l1-reuse"] and kept["--no-l1-reuse"] == []
+
+
+def test_prefetched_layers_take_the_pairs_fastest_channel_tile():
+    """A layer of whole planes whose first weights come in during the previous layer's last job takes the
+    channel tile that makes the pair fastest, found here by exhaustive search over every whole-plane tile
+    that fits beside the previous layer's weights (the cost model the objective): on MobileNet, depthwise
+    layers after a pointwise one and pointwise layers after a one-job depthwise one."""
+    cm = tinyc.compile(tinyc.zoo.build("vww", "int8"), target="diana", config="digital")
+    core = cm.target.core("digital")
+    m = cost.machine(cm.target, core)
+    layers = [n for n in cm.graph.nodes() if n.placement is not None and n.placement.core == "digital"
+              and n.placement.anchor == n.name]
+
+    def strip(tile, **changes):
+        r = tile.resident
+        fields = {"inputs": r.inputs, "output": r.output, "prefetched": r.prefetched, "prefetch": (), **changes}
+        return Tile(tile.tc, tile.th, tile.tw, tile.buffers, Residency(**fields))
+
+    checked = 0
+    for prev, n in zip(layers, layers[1:]):
+        tile = cost.tile_of(n.placement.tile)
+        if not (tile.resident.prefetched and tile.resident.any_tensor):
+            continue
+        p_layer = cost.layer_geometry(cm.graph, prev, core.job(prev.placement.pattern))
+        layer = cost.layer_geometry(cm.graph, n, core.job(n.placement.pattern))
+        p_tile = cost.tile_of(prev.placement.tile)
+
+        def pair(t):
+            moved = tuple(b for b in (t.tc * layer.weight_bytes_per_channel, t.tc * layer.bias_bytes_per_channel) if b)
+            carrier = strip(p_tile, prefetch=moved)
+            return cost.evaluate(p_layer, carrier, m).cycles + cost.evaluate(layer, strip(t, prefetched=True), m).cycles
+
+        held = cost.footprint(p_layer, p_tile)[1]
+        every = [Tile(tc, layer.h_out, layer.w_out, buffers, tile.resident) for tc in cost.channel_tiles(layer, m)
+                 for buffers in (2, 1)]
+        fitting = [t for t in every if cost.fits(layer, t, m) and cost.footprint(layer, t)[1] + held <= m.weight_bytes]
+        assert pair(tile) == min(pair(t) for t in fitting), n.name
+        checked += 1
+    assert checked >= 20  # every depthwise and pointwise pair of MobileNet's 13 blocks but the first

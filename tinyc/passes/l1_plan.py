@@ -12,7 +12,8 @@ producer to its last consumer and every layer's own tile buffers during that lay
 
 Then weights: consecutive layers of a core place their weight buffers at the two ends of its weights
 memory in turn, so where both fit, a layer's last job runs while the DMA brings in the next layer's
-first weights and bias (kept where that makes the pair faster).
+first weights and bias (kept where that makes the pair faster; a next layer of whole planes takes
+the channel tile that makes the pair fastest).
 
 Each anchor's placement.tile gets "l1": offsets of its inputs and output in the activations memory (-1:
 moved by DMA from and to L2), of its tile buffers ("scratch") and its weight buffers ("weights"),
@@ -69,17 +70,16 @@ class _Core:
         resident = self.residency(n, kept)
         if not resident.any_tensor:
             return self.tiled[n.name]
-        layer, best = self.layer[n.name], None
-        for tc in cost.channel_tiles(layer, self.m):
-            for buffers in (2, 1):
-                t = Tile(tc, layer.h_out, layer.w_out, buffers, resident)
-                activations, weights = cost.footprint(layer, t)
-                if activations > self.m.activation_bytes or weights > self.m.weight_bytes:
-                    continue
-                key = (cost.evaluate(layer, t, self.m).cycles, activations + weights)
-                if best is None or key < best[0]:
-                    best = (key, t)
-        return best[1] if best else None
+        layer = self.layer[n.name]
+        ranked = sorted(self.whole_plane_tiles(n, resident),
+                        key=lambda t: (cost.evaluate(layer, t, self.m).cycles, sum(cost.footprint(layer, t))))
+        return ranked[0] if ranked else None
+
+    def whole_plane_tiles(self, n, resident: Residency) -> list[Tile]:
+        """Every tile of whole planes (a channel tile, double or single buffered) that fits the core."""
+        layer = self.layer[n.name]
+        return [t for tc in cost.channel_tiles(layer, self.m) for buffers in (2, 1)
+                for t in [Tile(tc, layer.h_out, layer.w_out, buffers, resident)] if cost.fits(layer, t, self.m)]
 
     def span(self, v: str) -> tuple[int, int]:
         return self.steps[self.producer[v].name], max(self.steps[c.name] for c in self.readers[v])
@@ -117,7 +117,8 @@ def _plan_core(g: Graph, layers, steps: dict, m: Machine, accelerator) -> None:
         planned = core.plan({**tiles, **new}, trial) if after < before else None
         if planned is not None:
             kept, tiles, offsets = trial, {**tiles, **new}, planned
-    weights = _prefetch(core, tiles)
+    weights = _prefetch(core, tiles, kept)
+    offsets = core.plan(tiles, kept)
     for n in layers:
         layer, tile = core.layer[n.name], tiles[n.name]
         last_reads = {v for v in core.activations(n) if v in kept and core.span(v)[1] == steps[n.name]}
@@ -132,9 +133,11 @@ def _plan_core(g: Graph, layers, steps: dict, m: Machine, accelerator) -> None:
         n.placement.cost = cost.evaluate(layer, tile, m).as_dict()
 
 
-def _prefetch(core: _Core, tiles: dict) -> dict[str, int]:
+def _prefetch(core: _Core, tiles: dict, kept: set) -> dict[str, int]:
     """Weight buffer offsets per layer, alternating ends of the weights memory; sets the prefetches kept
-    in `tiles`. A core whose jobs write weights into an array (load cycles) loads them itself: none."""
+    in `tiles`. A layer of whole planes may take another channel tile for it: a smaller first block
+    prefetched during a short previous job can make the pair faster than the layer's own fastest tile.
+    A core whose jobs write weights into an array (load cycles) loads them itself: none."""
     m, base = core.m, {}
     previous = None
     for n in core.nodes:
@@ -144,17 +147,22 @@ def _prefetch(core: _Core, tiles: dict) -> dict[str, int]:
             previous = n
             continue
         p_layer, p_tile, tile = core.layer[previous.name], tiles[previous.name], tiles[n.name]
-        need, held = cost.footprint(layer, tile)[1], cost.footprint(p_layer, p_tile)[1]
-        if layer.weight_bytes_per_channel and not cost.load_cycles(layer) and need + held <= m.weight_bytes:
-            top = m.weight_bytes - need if base[previous.name] == 0 else 0
-            moved = tuple(b for b in (tile.tc * layer.weight_bytes_per_channel, tile.tc * layer.bias_bytes_per_channel)
+        held = cost.footprint(p_layer, p_tile)[1]
+        own = cost.evaluate(p_layer, p_tile, m).cycles
+        best = (own + cost.evaluate(layer, tile, m).cycles, None)
+        candidates = core.whole_plane_tiles(n, tile.resident) if tile.resident.any_tensor else [tile]
+        for cand in candidates if layer.weight_bytes_per_channel and not cost.load_cycles(layer) else []:
+            if cost.footprint(layer, cand)[1] + held > m.weight_bytes:
+                continue
+            moved = tuple(b for b in (cand.tc * layer.weight_bytes_per_channel, cand.tc * layer.bias_bytes_per_channel)
                           if b)
-            pre = _with(p_tile, prefetch=moved)
-            nxt = _with(tile, prefetched=True)
-            before = cost.evaluate(p_layer, p_tile, m).cycles + cost.evaluate(layer, tile, m).cycles
-            after = cost.evaluate(p_layer, pre, m).cycles + cost.evaluate(layer, nxt, m).cycles
-            if after < before:
-                tiles[previous.name], tiles[n.name], base[n.name] = pre, nxt, top
+            pre, nxt = _with(p_tile, prefetch=moved), _with(cand, prefetched=True)
+            cycles = cost.evaluate(p_layer, pre, m).cycles + cost.evaluate(layer, nxt, m).cycles
+            if cycles < best[0] and (cand == tile or core.plan({**tiles, n.name: nxt}, kept) is not None):
+                best = (cycles, (pre, nxt))
+        if best[1] is not None:
+            tiles[previous.name], tiles[n.name] = best[1]
+            base[n.name] = m.weight_bytes - cost.footprint(layer, best[1][1])[1] if base[previous.name] == 0 else 0
         previous = n
     return base
 
