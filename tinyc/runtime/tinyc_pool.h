@@ -51,18 +51,15 @@ static TINYC_INLINE int8_t tinyc_plane_average(int32_t t, int32_t n, int32_t lo,
 static TINYC_INLINE void tinyc_word_lanes(const tinyc_word *p, int32_t words, uint32_t *a, uint32_t *b,
                                           int32_t nonnegative)
 {
-    const uint32_t flip = nonnegative ? 0u : TINYC_FLIP;
     const tinyc_word *end = p + words;
     uint32_t w;
-    switch (words & 3) { /* the odd words first, then four at a time */
-    case 3: w = *p++ ^ flip, *a += w & TINYC_EVEN, *b += w >> 8; /* fallthrough */
-    case 2: w = *p++ ^ flip, *a += w & TINYC_EVEN, *b += w >> 8; /* fallthrough */
-    case 1: w = *p++ ^ flip, *a += w & TINYC_EVEN, *b += w >> 8; /* fallthrough */
-    default: break;
-    }
-    if (p == end)
-        return;
-    if (nonnegative) {
+    if (nonnegative) { /* an odd word, an odd pair, then two pairs at a time */
+        if (words & 1)
+            w = *p++, *a += w & TINYC_EVEN, *b += w >> 8;
+        if (words & 2)
+            w = p[0] + p[1], p += 2, *a += w & TINYC_EVEN, *b += w >> 8;
+        if (p == end)
+            return;
         TINYC_UNROLL_FOUR
         do {
             const uint32_t w01 = p[0] + p[1], w23 = p[2] + p[3];
@@ -72,6 +69,14 @@ static TINYC_INLINE void tinyc_word_lanes(const tinyc_word *p, int32_t words, ui
         } while (p != end);
         return;
     }
+    switch (words & 3) { /* the odd words first, then four at a time */
+    case 3: w = *p++ ^ TINYC_FLIP, *a += w & TINYC_EVEN, *b += w >> 8; /* fallthrough */
+    case 2: w = *p++ ^ TINYC_FLIP, *a += w & TINYC_EVEN, *b += w >> 8; /* fallthrough */
+    case 1: w = *p++ ^ TINYC_FLIP, *a += w & TINYC_EVEN, *b += w >> 8; /* fallthrough */
+    default: break;
+    }
+    if (p == end)
+        return;
     TINYC_UNROLL_FOUR
     do {
         const uint32_t w0 = p[0] ^ TINYC_FLIP, w1 = p[1] ^ TINYC_FLIP, w2 = p[2] ^ TINYC_FLIP,

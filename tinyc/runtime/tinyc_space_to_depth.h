@@ -9,7 +9,7 @@
 /* y [c][sh][sw][rows][cols] of bytes: y[ch][i][j][r][q] = xp[ch][r * sh + i][q * sw + j], xp the planes of x
  * (h x w, element (u, v) at u * rs + v * cs: rs = 1, cs = h reads stored planes transposed) padded by
  * top and left, and as far as rows x cols blocks reach, with fill. One pass over the output: each of its
- * rows is a strided gather from one row of xp, four bytes a loop, between runs of the fill. */
+ * rows is a strided gather from one row of xp, eight bytes a loop, between runs of the fill. */
 static TINYC_INLINE void tinyc_space_to_depth_pad_b1(const uint8_t *x, uint8_t *y, int32_t c, int32_t h, int32_t w,
                                                      int32_t rs, int32_t cs, int32_t sh, int32_t sw, int32_t rows,
                                                      int32_t cols, int32_t top, int32_t left, int32_t fill)
@@ -35,11 +35,12 @@ static TINYC_INLINE void tinyc_space_to_depth_pad_b1(const uint8_t *x, uint8_t *
                     }
                     for (k = 0; k < first; k++)
                         y[k] = (uint8_t)fill;
-                    for (stop = q + (inside & ~3); q != stop; q += 4, p += 4 * step) {
+                    for (stop = q + (inside & ~7); q != stop; q += 8, p += 8 * step) {
                         const uint8_t b0 = p[0], b1 = p[step], b2 = p[2 * step], b3 = p[3 * step];
-                        q[0] = b0, q[1] = b1, q[2] = b2, q[3] = b3;
+                        const uint8_t b4 = p[4 * step], b5 = p[5 * step], b6 = p[6 * step], b7 = p[7 * step];
+                        q[0] = b0, q[1] = b1, q[2] = b2, q[3] = b3, q[4] = b4, q[5] = b5, q[6] = b6, q[7] = b7;
                     }
-                    for (k = 0; k < (inside & 3); k++)
+                    for (k = 0; k < (inside & 7); k++)
                         q[k] = p[k * step];
                     for (k = first + inside; k < cols; k++)
                         y[k] = (uint8_t)fill;
