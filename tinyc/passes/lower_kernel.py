@@ -2,11 +2,13 @@
 
 Two exact rewrites, combined: zero taps added before or after the kernel (padding grown to match, so
 every output reads the same inputs with the same weights, plus taps of weight zero), and space-to-depth for a
-strided conv (the host pads the input and folds each sh x sw block of it into channels, in one pass: the
-space_to_depth op, which also takes in a transpose of the planes before it; the conv becomes stride 1
-with a ceil(kh/sh) x ceil(kw/sw) kernel over sh*sw times the channels). DS-CNN's 10x4 stride-2
-first conv becomes a 5x2 conv over 4 channels, then 5x3 with a zero column. Candidates are tried in
-order of taps per output (the core's work), each checked against the cores' own patterns.
+strided conv (the host pads the input and folds each block of it into channels, in one pass: the
+space_to_depth op, which also takes in a transpose of the planes before it). A block folds one axis
+(its stride, the conv keeping the other's stride and pads) or both (sh x sw: the conv becomes stride 1
+with a ceil(kh/sh) x ceil(kw/sw) kernel over sh*sw times the channels). DS-CNN's 10x4 stride-2 first conv
+becomes a 5x4 conv of stride (1, 2) over 2 channels, then 5x5 with a zero column: 50 taps, where folding
+both axes gives 5x2 over 4 channels, 5x3 with a zero column, 60. Candidates are tried in order of taps
+per output (the core's work), each checked against the cores' own patterns.
 """
 from __future__ import annotations
 
@@ -34,11 +36,14 @@ def _options(g: Graph, n, before, probe):
     found = [((kh + sum(rows)) * (kw + sum(cols)) * c_in // a["group"],
               f"as a {kh + sum(rows)}x{kw + sum(cols)} conv (taps of weight 0 added)", _extend(rows, cols))
              for rows, cols in _growths() if sum(rows) or sum(cols)]
-    if (sh > 1 or sw > 1) and a["group"] == 1 and tuple(a["dilations"]) == (1, 1) and _s2d_shape(g, n) is not None:
-        ka, kb = -(-kh // sh), -(-kw // sw)
-        found += [((ka + sum(rows)) * (kb + sum(cols)) * c_in * sh * sw,
-                   f"as a {ka + sum(rows)}x{kb + sum(cols)} conv over the {sh}x{sw} space-to-depth input",
-                   _s2d(rows, cols)) for rows, cols in _growths()]
+    if (sh > 1 or sw > 1) and a["group"] == 1 and tuple(a["dilations"]) == (1, 1):
+        for bh, bw in sorted({(sh, sw), (sh, 1), (1, sw)} - {(1, 1)}, reverse=True):
+            if _s2d_shape(g, n, (bh, bw)) is None:
+                continue
+            ka, kb = -(-kh // bh), -(-kw // bw)
+            found += [((ka + sum(rows)) * (kb + sum(cols)) * c_in * bh * bw,
+                       f"as a {ka + sum(rows)}x{kb + sum(cols)} conv over the {bh}x{bw} space-to-depth input",
+                       _s2d(rows, cols, (bh, bw))) for rows, cols in _growths()]
     found.sort(key=lambda option: option[0])  # stable: plain growth before space-to-depth on a tie
     return [(what, rewrite) for _, what, rewrite in found]
 
@@ -75,16 +80,23 @@ def _extend(rows, cols):
     return rewrite
 
 
-def _s2d_shape(g: Graph, n):
-    """(rows, columns) of the space-to-depth input: what the outputs read, in whole blocks; None when the
-    input has rows or columns past them that only a crop could drop."""
+def _s2d_shape(g: Graph, n, blocks) -> tuple[int, int] | None:
+    """(rows, columns) of the space-to-depth input: along a folded axis (a block of its stride) what the
+    outputs read, in whole blocks, else the input's own size, which the conv keeps with its stride and
+    pads; None when the input has rows or columns past the blocks that only a crop could drop."""
     x, y = g.values[n.inputs[0]], g.values[n.outputs[0]]
-    kh, kw = g.values[n.inputs[1]].shape[2:]
-    (sh, sw), (top, left, _, _) = n.attrs["strides"], n.attrs["pads"]
-    rows, cols = y.shape[2] + -(-kh // sh) - 1, y.shape[3] + -(-kw // sw) - 1
-    if rows * sh < x.shape[2] + top or cols * sw < x.shape[3] + left:
-        return None
-    return rows, cols
+    kernel, pads = g.values[n.inputs[1]].shape[2:], n.attrs["pads"]
+    shape = []
+    for axis, block in enumerate(blocks):
+        size = x.shape[2 + axis]
+        if block == 1:
+            shape.append(size)
+            continue
+        whole = y.shape[2 + axis] + -(-kernel[axis] // block) - 1
+        if whole * block < size + pads[axis]:
+            return None
+        shape.append(whole)
+    return shape[0], shape[1]
 
 
 def _untransposed(g: Graph, x: str) -> tuple[str, tuple[int, ...]]:
@@ -98,22 +110,29 @@ def _untransposed(g: Graph, x: str) -> tuple[str, tuple[int, ...]]:
     return x, (0, 1, 2, 3)
 
 
-def _s2d(rows, cols):
+def _s2d(rows, cols, blocks):
+    """The rewrite folding each bh x bw block into channels: a folded axis's stride, kernel and pads
+    go into the blocks (stride 1 after), an axis of block 1 keeps them in the conv."""
     def rewrite(g: Graph, n) -> str:
         x, w = g.values[n.inputs[0]], g.values[n.inputs[1]].data
         a = n.attrs
-        (sh, sw), (top, left, _, _) = a["strides"], a["pads"]
-        block_rows, block_cols = _s2d_shape(g, n)
-        batch, c = x.shape[:2]
+        (bh, bw), (top, left, bottom, right) = blocks, a["pads"]
+        block_rows, block_cols = _s2d_shape(g, n, blocks)
         source, perm = _untransposed(g, n.inputs[0])
-        x2 = ops.add(g, "space_to_depth", [source], n.name + "_s2d", blocks=(sh, sw), perm=perm,
-                     value=int(a["x_zp"]), pads=(top, left, block_rows * sh - x.shape[2] - top,
-                                                 block_cols * sw - x.shape[3] - left))
-        m, _, kh, kw = w.shape
-        ka, kb = -(-kh // sh), -(-kw // sw)
-        # w2[o, (c, di, dj), i, j] = w[o, c, sh*i + di, sw*j + dj]; taps past the kernel count zero
-        full = _grown(w, a["w_zp"], (0, ka * sh - kh), (0, kb * sw - kw)).reshape(m, c, ka, sh, kb, sw)
-        w2 = np.ascontiguousarray(full.transpose(0, 1, 3, 5, 2, 4)).reshape(m, c * sh * sw, ka, kb)
-        plain = dict(a, strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1))
-        return replace_conv(g, n, x2, _grown(w2, a["w_zp"], rows, cols), _grown_attrs(plain, rows, cols))
+        folded = (bh > 1, bw > 1)
+        x2 = ops.add(g, "space_to_depth", [source], n.name + "_s2d", blocks=blocks, perm=perm,
+                     value=int(a["x_zp"]),
+                     pads=(top if folded[0] else 0, left if folded[1] else 0,
+                           block_rows * bh - x.shape[2] - top if folded[0] else 0,
+                           block_cols * bw - x.shape[3] - left if folded[1] else 0))
+        m, c, kh, kw = w.shape
+        ka, kb = -(-kh // bh), -(-kw // bw)
+        # w2[o, (c, di, dj), i, j] = w[o, c, bh*i + di, bw*j + dj]; taps past the kernel count zero
+        full = _grown(w, a["w_zp"], (0, ka * bh - kh), (0, kb * bw - kw)).reshape(m, c, ka, bh, kb, bw)
+        w2 = np.ascontiguousarray(full.transpose(0, 1, 3, 5, 2, 4)).reshape(m, c * bh * bw, ka, kb)
+        (sh, sw) = a["strides"]
+        kept = dict(a, strides=(1 if folded[0] else sh, 1 if folded[1] else sw), dilations=(1, 1),
+                    pads=(0 if folded[0] else top, 0 if folded[1] else left,
+                          0 if folded[0] else bottom, 0 if folded[1] else right))
+        return replace_conv(g, n, x2, _grown(w2, a["w_zp"], rows, cols), _grown_attrs(kept, rows, cols))
     return rewrite
