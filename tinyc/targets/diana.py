@@ -38,14 +38,14 @@ HOST = Core(
         **_fitted("depthwise", mac=4.38, output=0.49, input=0.26, channel=136.08),
         **_fitted("dense", mac=3.15, output=25.51, input=8.76),
         **_fitted("pool", input=1.69, output=6.41),
-        **_fitted("pool_nonnegative", input=1.0, output=12.41),
+        **_fitted("pool_nonnegative", input=0.99, output=12.58),
         **_fitted("quantize", output=34.01),
         **_fitted("dequantize", output=6.0),
         **_fitted("add", output=26.48),
         **_fitted("softmax", output=57.03, layer=105.93),
         **_fitted("pad", output=3.89),
         **_fitted("transpose", output=2.22),
-        **_fitted("space_to_depth", output=3.51),
+        **_fitted("space_to_depth", output=2.64),
         **_fitted("view", layer=17.0),
     })
 
