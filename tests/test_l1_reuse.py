@@ -14,6 +14,7 @@ import pytest
 import tinyc
 from tinyc.compiler import CompiledModel
 from tinyc.errors import ToolchainError
+from tinyc.passes.l1_plan import _with as with_residency
 from tinyc.targets import cost, diana
 from tinyc.targets.cost import Layer, Machine
 from tinyc.targets.tiles import Residency, Tile
@@ -161,10 +162,8 @@ def test_prefetched_layers_take_the_pairs_fastest_channel_tile():
     layers = [n for n in cm.graph.nodes() if n.placement is not None and n.placement.core == "digital"
               and n.placement.anchor == n.name]
 
-    def strip(tile, **changes):
-        r = tile.resident
-        fields = {"inputs": r.inputs, "output": r.output, "prefetched": r.prefetched, "prefetch": (), **changes}
-        return Tile(tile.tc, tile.th, tile.tw, tile.buffers, Residency(**fields))
+    def strip(tile, **changes):  # the tile without its own prefetch of the layer after
+        return with_residency(tile, **{"prefetch": (), **changes})
 
     checked = 0
     for prev, n in zip(layers, layers[1:]):

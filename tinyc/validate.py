@@ -63,15 +63,14 @@ def _shape_fits(shape: tuple[int, ...], ref_shape: tuple[int, ...]) -> bool:
     return align(np.empty(shape, np.int8), ref_shape) is not None
 
 
-def model_tensors(g) -> dict[str, tuple[str, tuple[int, ...]]]:
+def model_tensors(g, dumped: list[str]) -> dict[str, tuple[str, tuple[int, ...]]]:
     """Each layer output a validation build dumps (and each graph output), in execution order: its name
     in the model and its shape there. A tensor held with its planes swapped (passes/transpose_planes) is
-    its model tensor's, unless that one is dumped or is an input itself."""
-    dumped = dumped_values(g)
-    dumped += [v for v in g.outputs if v not in dumped]
-    own = set(dumped) | set(g.inputs)
+    its model tensor's, unless that one is dumped or is an input itself. `dumped`: dumped_values(g)."""
+    listed = dumped + [v for v in g.outputs if v not in dumped]
+    own = set(listed) | set(g.inputs)
     found = {}
-    for v in dumped:
+    for v in listed:
         shape = g.values[v].shape
         if v in g.planes_swapped:
             if g.planes_swapped[v] in own:
@@ -192,7 +191,8 @@ def validate(cm, inputs, reference="onnxruntime") -> dict:
     it departs (else the end-to-end figures do)."""
     samples = _samples(inputs)
     g = cm.graph
-    tensors = model_tensors(g)
+    dumped = dumped_values(g)
+    tensors = model_tensors(g, dumped)
     graph_name = {name: v for v, (name, _) in tensors.items()}
     wanted = {name: (shape, g.values[v].dtype) for v, (name, shape) in tensors.items()}
     ref = reference_for(cm, reference, wanted)
@@ -216,7 +216,7 @@ def validate(cm, inputs, reference="onnxruntime") -> dict:
     pairs += [(ours, r, "output") for ours, r in outputs if ours not in paired]
     producer = g.producers()
     shape_of = dict(tensors.values())
-    fed = set(dumped_values(g)) | set(g.inputs)  # what tinyc's run gives the reference
+    fed = set(dumped) | set(g.inputs)  # what tinyc's run gives the reference
     layers = []
     for v, r, how in pairs:
         if r not in ref_shapes:

@@ -24,6 +24,12 @@ def out_spatial(in_spatial, kernel, strides, pads, dilations, ceil_mode=False) -
                                  dilations[i], ceil_mode) for i in range(n))
 
 
+def whole_plane(in_shape, out_shape, attrs: dict) -> bool:
+    """Whether a pool's window is its whole unpadded input plane, one output per plane: a global pool."""
+    return (tuple(attrs["kernel"]) == tuple(in_shape[2:]) and not any(attrs["pads"])
+            and set(attrs["dilations"]) <= {1} and int(np.prod(out_shape[2:])) == 1)
+
+
 def to_3d(x: np.ndarray) -> np.ndarray:
     """(N, C, *spatial) with 1..3 spatial dims -> (N, C, D, H, W), unit dims in front."""
     return x.reshape(x.shape[:2] + (1,) * (5 - x.ndim) + x.shape[2:])

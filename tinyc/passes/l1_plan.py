@@ -105,7 +105,6 @@ def _plan_core(g: Graph, layers, steps: dict, m: Machine, accelerator) -> None:
     core = _Core(g, layers, steps, m, accelerator)
     kept: set = set()
     tiles = dict(core.tiled)
-    offsets = core.plan(tiles, kept)
     for v in core.candidates:
         trial = kept | {v}
         touched = [core.producer[v]] + core.readers[v]
@@ -114,9 +113,8 @@ def _plan_core(g: Graph, layers, steps: dict, m: Machine, accelerator) -> None:
             continue
         before = sum(cost.evaluate(core.layer[n.name], tiles[n.name], m).cycles for n in touched)
         after = sum(cost.evaluate(core.layer[n.name], new[n.name], m).cycles for n in touched)
-        planned = core.plan({**tiles, **new}, trial) if after < before else None
-        if planned is not None:
-            kept, tiles, offsets = trial, {**tiles, **new}, planned
+        if after < before and core.plan({**tiles, **new}, trial) is not None:
+            kept, tiles = trial, {**tiles, **new}
     weights = _prefetch(core, tiles, kept)
     offsets = core.plan(tiles, kept)
     for n in layers:
@@ -148,10 +146,12 @@ def _prefetch(core: _Core, tiles: dict, kept: set) -> dict[str, int]:
             continue
         p_layer, p_tile, tile = core.layer[previous.name], tiles[previous.name], tiles[n.name]
         held = cost.footprint(p_layer, p_tile)[1]
-        own = cost.evaluate(p_layer, p_tile, m).cycles
-        best = (own + cost.evaluate(layer, tile, m).cycles, None)
-        candidates = core.whole_plane_tiles(n, tile.resident) if tile.resident.any_tensor else [tile]
-        for cand in candidates if layer.weight_bytes_per_channel and not cost.load_cycles(layer) else []:
+        best = (cost.evaluate(p_layer, p_tile, m).cycles + cost.evaluate(layer, tile, m).cycles, None)
+        if not layer.weight_bytes_per_channel or cost.load_cycles(layer):
+            candidates = []
+        else:
+            candidates = core.whole_plane_tiles(n, tile.resident) if tile.resident.any_tensor else [tile]
+        for cand in candidates:
             if cost.footprint(layer, cand)[1] + held > m.weight_bytes:
                 continue
             moved = tuple(b for b in (cand.tc * layer.weight_bytes_per_channel, cand.tc * layer.bias_bytes_per_channel)

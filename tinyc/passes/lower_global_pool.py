@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import ops
+from ..ir.geometry import whole_plane
 from ..ir.graph import Graph
 from ..ir.ranges import value_range
 from ..targets.constraints import POWER_OF_TWO_MULTIPLIER
@@ -25,7 +26,7 @@ def _options(g: Graph, n, before, probe):
     if n.op != "qavgpool":
         return None
     x, a = g.values[n.inputs[0]], n.attrs
-    if tuple(a["kernel"]) != tuple(x.shape[2:]) or any(a["pads"]):
+    if not whole_plane(x.shape, g.values[n.outputs[0]].shape, a):
         return f"a {'x'.join(map(str, a['kernel']))} window over a {'x'.join(map(str, x.shape[2:]))} input " \
                f"(padded {', '.join(map(str, a['pads']))}) is no global pool, the only one lowered"
     count = int(np.prod(a["kernel"]))

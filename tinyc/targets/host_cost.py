@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 
+from ..ir.geometry import whole_plane
 from ..ir.graph import Graph, Node
 from ..ir.ops import OPS
 from ..ir.ranges import value_range
@@ -52,8 +53,7 @@ def host_work(g: Graph, n: Node) -> tuple[str, dict[str, int]]:
 
 
 def _nonnegative_global_pool(g: Graph, n: Node) -> bool:
-    x = g.values[n.inputs[0]]
-    return (n.op == "qavgpool" and tuple(n.attrs["kernel"]) == tuple(x.shape[2:]) and not any(n.attrs["pads"])
+    return (n.op == "qavgpool" and whole_plane(g.values[n.inputs[0]].shape, g.values[n.outputs[0]].shape, n.attrs)
             and value_range(g, n.inputs[0])[0] >= 0)
 
 

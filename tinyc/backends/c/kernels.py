@@ -280,10 +280,9 @@ GLOBAL_POOL_MAX = 2 ** 22  # tinyc_global_avgpool_s8's lifted sums fit int32 up 
 def global_plane(e, node) -> int | None:
     """The plane size of a pool whose window is its whole plane (no padding, one output per plane), or
     None for any other window."""
-    x, a = e.g.values[node.inputs[0]], node.attrs
+    x = e.g.values[node.inputs[0]]
     plane = size(x.shape[2:])
-    whole = (tuple(a["kernel"]) == tuple(x.shape[2:]) and not any(a["pads"]) and set(a["dilations"]) <= {1}
-             and size(out(e, node).shape[2:]) == 1)
+    whole = geo.whole_plane(x.shape, out(e, node).shape, node.attrs)
     return plane if whole and 1 <= plane <= GLOBAL_POOL_MAX else None
 
 
