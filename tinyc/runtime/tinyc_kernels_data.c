@@ -136,13 +136,11 @@ void tinyc_transpose(const void *x, void *y, int32_t elem_size, int32_t ndim, co
     const int32_t last = ndim - 1, len = out_shape[last], s = in_stride[last];
     int32_t count = 1, idx[TINYC_MAX_DIMS], off = 0, t, d;
     uint8_t *q = (uint8_t *)y;
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     if (elem_size == 1 && ndim == 2 && in_stride[0] == 1 && ((out_shape[0] | len | s | (int32_t)(uintptr_t)x
                                                                | (int32_t)(uintptr_t)y) & 3) == 0) {
-        tinyc_transpose_4x4_b1((const uint8_t *)x, q, out_shape[0], len, s);
+        tinyc_transpose_4x4_b1((const uint8_t *)x, q, out_shape[0], len, s); /* its own byte order test */
         return;
     }
-#endif
     for (t = 0; t < last; t++)
         count *= out_shape[t], idx[t] = 0;
     for (t = 0; t < count; t++, q += (int64_t)len * elem_size) {
